@@ -1,0 +1,127 @@
+"""initial schema
+
+Revision ID: 0001
+Revises: 
+Create Date: 2026-11-25 09:44:42.499541
+"""
+from alembic import op
+import sqlalchemy as sa
+import shared.db
+
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    
+    op.create_table('outbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=36), nullable=False),
+    sa.Column('event_type', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', shared.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('event_id')
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_sent_at'), ['sent_at'], unique=False)
+
+    op.create_table('sessions',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('workspace_id', sa.Uuid(), nullable=False),
+    sa.Column('name', sa.Text(), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('timezone', sa.String(length=64), nullable=False),
+    sa.Column('week_start_day', sa.String(length=10), nullable=False),
+    sa.Column('last_sequence', sa.Integer(), nullable=False),
+    sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sessions_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('objectives',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('session_id', sa.Uuid(), nullable=False),
+    sa.Column('workspace_id', sa.Uuid(), nullable=False),
+    sa.Column('title', sa.Text(), nullable=False),
+    sa.Column('owner_id', sa.Uuid(), nullable=True),
+    sa.Column('parent_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['parent_id'], ['objectives.id'], ),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('objectives', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_objectives_session_id'), ['session_id'], unique=False)
+
+    op.create_table('key_results',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('objective_id', sa.Uuid(), nullable=False),
+    sa.Column('session_id', sa.Uuid(), nullable=False),
+    sa.Column('workspace_id', sa.Uuid(), nullable=False),
+    sa.Column('title', sa.Text(), nullable=False),
+    sa.Column('owner_id', sa.Uuid(), nullable=True),
+    sa.Column('start_value', sa.Float(), nullable=False),
+    sa.Column('target_value', sa.Float(), nullable=False),
+    sa.Column('current_value', sa.Float(), nullable=False),
+    sa.Column('unit', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['objective_id'], ['objectives.id'], ),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('key_results', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_key_results_objective_id'), ['objective_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_key_results_session_id'), ['session_id'], unique=False)
+
+    op.create_table('check_ins',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('key_result_id', sa.Uuid(), nullable=False),
+    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('comment', sa.Text(), nullable=False),
+    sa.Column('author_id', sa.Uuid(), nullable=True),
+    sa.Column('checked_in_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['key_result_id'], ['key_results.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('check_ins', schema=None) as batch_op:
+        batch_op.create_index('ix_check_ins_key_result_time', ['key_result_id', 'checked_in_at'], unique=False)
+
+    
+
+
+def downgrade() -> None:
+    
+    with op.batch_alter_table('check_ins', schema=None) as batch_op:
+        batch_op.drop_index('ix_check_ins_key_result_time')
+
+    op.drop_table('check_ins')
+    with op.batch_alter_table('key_results', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_key_results_session_id'))
+        batch_op.drop_index(batch_op.f('ix_key_results_objective_id'))
+
+    op.drop_table('key_results')
+    with op.batch_alter_table('objectives', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_objectives_session_id'))
+
+    op.drop_table('objectives')
+    with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sessions_workspace_id'))
+
+    op.drop_table('sessions')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_sent_at'))
+
+    op.drop_table('outbox')
+    

@@ -1,0 +1,63 @@
+"""The check-in service's tables (SQLAlchemy Core); migrations in adapters/migrations."""
+from sqlalchemy import (Column, Date, Float, ForeignKey, Index, Integer, MetaData,
+                        String, Table, Text, Uuid)
+
+from shared.db import UtcDateTime
+from shared.messaging import outbox_table
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("workspace_id", Uuid, nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("week_start_day", String(10), nullable=False),
+    Column("last_sequence", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+objectives = Table(
+    "objectives", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("session_id", Uuid, ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("workspace_id", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("owner_id", Uuid, nullable=True),
+    Column("parent_id", Uuid, ForeignKey("objectives.id"), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+key_results = Table(
+    "key_results", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("objective_id", Uuid, ForeignKey("objectives.id"), nullable=False, index=True),
+    Column("session_id", Uuid, ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("workspace_id", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("owner_id", Uuid, nullable=True),
+    Column("start_value", Float, nullable=False),
+    Column("target_value", Float, nullable=False),
+    Column("current_value", Float, nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+check_ins = Table(
+    "check_ins", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("key_result_id", Uuid, ForeignKey("key_results.id"), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("author_id", Uuid, nullable=True),
+    Column("checked_in_at", UtcDateTime(), nullable=False),
+    Index("ix_check_ins_key_result_time", "key_result_id", "checked_in_at"),
+)
+
+outbox = outbox_table(metadata)

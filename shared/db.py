@@ -1,0 +1,111 @@
+"""Engines made lazily per process id, so nothing is shared across gunicorn's fork."""
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timezone
+
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.settings import DatabaseTarget
+
+
+def make_engine(target: DatabaseTarget, **kwargs) -> Engine:
+    if target.is_sqlite:
+        path = target.url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(target.url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            # WAL lets the API read while a worker writes; foreign keys are off by default.
+            dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" hook below owns BEGIN
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # pysqlite's deferred BEGIN lets two writers deadlock on upgrade; take the lock first.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        engine.dialect._okrsnap_sqlite = True  # marker for tests
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    return create_engine(
+        target.url,
+        connect_args={"options": f"-csearch_path={target.schema}"} if target.schema else {},
+        **kwargs,
+    )
+
+
+def ensure_schema(target: DatabaseTarget) -> None:
+    if target.schema is None:
+        return
+    engine = create_engine(target.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+    finally:
+        engine.dispose()
+
+
+class ProcessLocalDatabase:
+    """Hands out the engine and session factory of the current process, creating them on
+    first use after a fork (never at import time)."""
+
+    def __init__(self, target: DatabaseTarget):
+        self.target = target
+        self._pid: int | None = None
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    if self._engine is not None:
+                        self._engine.dispose(close=False)  # the parent's connections stay its own
+                    self._engine = make_engine(self.target)
+                    self._sessions = sessionmaker(bind=self._engine, expire_on_commit=False)
+                    self._pid = os.getpid()
+        return self._engine
+
+    def session(self) -> Session:
+        self.engine  # noqa: B018 - makes sure the factory belongs to this process
+        return self._sessions()
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        self._pid = None
+        self._engine = None
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC in and out, also on SQLite (which stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)

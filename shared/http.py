@@ -1,0 +1,129 @@
+"""What every okrsnap HTTP service shares: the flask-smorest Api with one JSON error shape,
+the internal-token check, health and request limits."""
+from __future__ import annotations
+
+import logging
+
+import marshmallow as ma
+from flask import Flask, g, request
+from flask_smorest import Api, abort
+from werkzeug.exceptions import HTTPException
+
+from shared import tokens
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+class FieldError(ma.Schema):
+    location = ma.fields.String(metadata={"description": "json, query, path or headers"})
+    field = ma.fields.String(metadata={"description": "dotted path of the field"})
+    reason = ma.fields.String()
+
+
+class ErrorBody(ma.Schema):
+    """The one error body of every okrsnap response that is not a success."""
+
+    code = ma.fields.Integer(metadata={"description": "HTTP status code"})
+    status = ma.fields.String(metadata={"description": "HTTP status name"})
+    message = ma.fields.String()
+    errors = ma.fields.List(ma.fields.Nested(FieldError))
+
+
+def _flatten(messages, location: str, prefix: str = "") -> list[dict]:
+    out = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out += _flatten(value, location, name)
+    elif isinstance(messages, list):
+        for item in messages:
+            if isinstance(item, (dict, list)):
+                out += _flatten(item, location, prefix)
+            else:
+                out.append({"location": location, "field": prefix or "_schema", "reason": str(item)})
+    else:
+        out.append({"location": location, "field": prefix or "_schema", "reason": str(messages)})
+    return out
+
+
+class OkrsnapApi(Api):
+    ERROR_SCHEMA = ErrorBody
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        messages = data.get("errors") or data.get("messages") or {}
+        errors = []
+        if isinstance(messages, dict):
+            for location, fields_ in messages.items():
+                errors += _flatten(fields_, location)
+        message = data.get("message")
+        if message is None:
+            message = ("The request is invalid: " + "; ".join(
+                f"{e['field']}: {e['reason']}" for e in errors)) if errors else error.description
+        if error.code >= 500:
+            log.error("server error on %s %s", request.method, request.path,
+                      exc_info=getattr(error, "original_exception", None))
+            message = "Internal server error."
+        payload = {"code": error.code, "status": error.name, "message": message, "errors": errors}
+        return payload, error.code, data.get("headers", {})
+
+
+def create_app(name: str, *, title: str, api_prefix: str = "") -> tuple[Flask, OkrsnapApi]:
+    app = Flask(name)
+    app.config.update(
+        API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=api_prefix or "/", OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False,
+    )
+    api = OkrsnapApi(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app, api
+
+
+def require_internal_token(app: Flask, *, service: str, secret: str,
+                           open_paths: tuple[str, ...] = ("/healthz",)) -> None:
+    """Internal services answer only requests that carry the gateway's signed token for them."""
+    audience = tokens.internal_audience(service)
+
+    @app.before_request
+    def _verify_internal_token():
+        if request.path in open_paths:
+            return None
+        token = request.headers.get(tokens.INTERNAL_HEADER)
+        if not token:
+            abort(401, message="This service is reached through the okrsnap gateway only.")
+        try:
+            claims = tokens.verify(secret, token, typ=tokens.INTERNAL, audience=audience)
+        except tokens.InvalidToken:
+            abort(401, message="The internal token is invalid or expired.")
+        g.principal = tokens.Principal.from_claims(claims)
+        return None
+
+
+def current_principal() -> tokens.Principal:
+    return g.principal
+
+
+def error_response(code: int, message: str, errors: list[dict] | None = None):
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    return {"code": code, "status": HTTP_STATUS_CODES.get(code, "Error"), "message": message,
+            "errors": errors or []}, code
+
+
+def register_access_errors(app: Flask) -> None:
+    from shared.access import Forbidden, NotFound
+
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound):
+        return error_response(404, str(exc))
+
+    @app.errorhandler(Forbidden)
+    def _forbidden(exc: Forbidden):
+        return error_response(403, str(exc))

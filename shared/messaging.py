@@ -1,0 +1,272 @@
+"""Broker connections, the outbox relay and the event consumer, over kombu.
+
+Publishing goes through the outbox only: the business transaction writes an outbox row, the relay
+publishes it persistent and mandatory with publisher confirms and marks it sent only after the
+confirm. Consumers apply an event and its processed-event record in one transaction, commit, then
+ack; a message they cannot process is dead-lettered with the reason and the consumer goes on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Callable
+
+from kombu import Connection, Producer
+from kombu.mixins import ConsumerProducerMixin
+from marshmallow import ValidationError
+from sqlalchemy import (JSON, BigInteger, Column, Integer, MetaData, String, Table, Text,
+                        select, update)
+from sqlalchemy.orm import Session
+
+from shared.db import UtcDateTime
+from shared.events import Event, decode
+from shared.topology import DELIVERY_LIMIT, Topology
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_REASON = "x-okrsnap-dead-letter-reason"
+
+
+def broker_connection(settings) -> Connection:
+    if settings.embedded_broker:
+        return Connection(settings.broker_url, transport_options={"polling_interval": 0.05})
+    return Connection(
+        settings.broker_url,
+        heartbeat=30,
+        transport_options={"confirm_publish": True},  # kombu publishes unconfirmed unless told
+        connect_timeout=10,
+    )
+
+
+def topology_for(settings) -> Topology:
+    return Topology(settings.broker_namespace, broker_features=not settings.embedded_broker)
+
+
+# --- tables every producing or consuming service shares the shape of -----------------------
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox", metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(200), nullable=False),
+        Column("body", JSON, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("sent_at", UtcDateTime(), nullable=True, index=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("last_error", Text, nullable=True),
+    )
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    return Table(
+        "processed_events", metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", UtcDateTime(), nullable=False),
+    )
+
+
+def add_to_outbox(session: Session, outbox: Table, event: Event, now: datetime) -> None:
+    session.execute(outbox.insert().values(
+        event_id=str(event.event_id), event_type=event.event_type, body=event.to_wire(),
+        created_at=now, attempts=0,
+    ))
+
+
+def already_processed(session: Session, table: Table, consumer: str, event_id) -> bool:
+    found = session.execute(select(table.c.event_id).where(
+        table.c.consumer == consumer, table.c.event_id == str(event_id))).first()
+    return found is not None
+
+
+def mark_processed(session: Session, table: Table, consumer: str, event_id, now: datetime) -> None:
+    session.execute(table.insert().values(consumer=consumer, event_id=str(event_id), processed_at=now))
+
+
+# --- the relay --------------------------------------------------------------------------------
+
+class OutboxRelay:
+    """Publishes unsent outbox rows in id order. Rows are selected by `sent_at IS NULL`, locked
+    with SKIP LOCKED so several relays may run; a crash after publish and before the commit only
+    causes a duplicate, which consumers skip by event id."""
+
+    def __init__(self, *, session_factory: Callable[[], Session], outbox: Table, producer_name: str,
+                 connection_factory: Callable[[], Connection], topology: Topology, clock,
+                 batch_size: int = 200):
+        self.session_factory = session_factory
+        self.outbox = outbox
+        self.exchange = topology.exchange(producer_name)
+        self.connection_factory = connection_factory
+        self.topology = topology
+        self.clock = clock
+        self.batch_size = batch_size
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
+        self._returned: set[str] = set()
+
+    def _ensure_producer(self) -> Producer:
+        if self._producer is None:
+            self._connection = self.connection_factory()
+            channel = self._connection.channel()
+            self.topology.declare(channel)
+            self._producer = Producer(channel, exchange=self.exchange, on_return=self._on_return)
+        return self._producer
+
+    def _on_return(self, exception, exchange, routing_key, message):
+        self._returned.add(message.properties.get("message_id"))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+        self._connection = self._producer = None
+
+    def run_once(self) -> int:
+        """Publish one batch; returns how many rows were confirmed and marked sent."""
+        session = self.session_factory()
+        try:
+            rows = session.execute(
+                select(self.outbox.c.id, self.outbox.c.event_id, self.outbox.c.event_type,
+                       self.outbox.c.body)
+                .where(self.outbox.c.sent_at.is_(None))
+                .order_by(self.outbox.c.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                session.rollback()
+                return 0
+            producer = self._ensure_producer()
+            sent, failed = [], []
+            for row in rows:
+                self._returned.discard(row.event_id)
+                body = row.body if isinstance(row.body, dict) else json.loads(row.body)
+                producer.publish(
+                    body, routing_key=row.event_type, serializer="json", delivery_mode=2,
+                    mandatory=True, message_id=row.event_id,
+                    headers={"event_type": row.event_type, "event_version": body["event_version"]},
+                )
+                # With confirm_publish, publish returned after the broker's ack (or raised).
+                (failed if row.event_id in self._returned else sent).append(row.id)
+            now = self.clock.now()
+            if sent:
+                session.execute(update(self.outbox).where(self.outbox.c.id.in_(sent)).values(
+                    sent_at=now, attempts=self.outbox.c.attempts + 1))
+            if failed:
+                log.error("broker returned %d unroutable events; they stay in the outbox", len(failed))
+                session.execute(update(self.outbox).where(self.outbox.c.id.in_(failed)).values(
+                    attempts=self.outbox.c.attempts + 1, last_error="unroutable (basic.return)"))
+            session.commit()
+            return len(sent)
+        except Exception:
+            session.rollback()
+            self.close()  # reconnect and re-declare on the next round
+            raise
+        finally:
+            session.close()
+
+    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.1) -> None:
+        backoff = idle_sleep
+        while not stop.is_set():
+            try:
+                published = self.run_once()
+                backoff = idle_sleep
+            except Exception:
+                log.exception("relay round failed; retrying in %.1fs", backoff)
+                published = 0
+                backoff = min(backoff * 2, 5.0)
+                stop.wait(backoff)
+                continue
+            if not published:
+                stop.wait(idle_sleep)
+        self.close()
+
+
+# --- the consumer -----------------------------------------------------------------------------
+
+class Unprocessable(Exception):
+    """An event that can never be applied (e.g. refers to data that violates a rule)."""
+
+
+class EventConsumer(ConsumerProducerMixin):
+    """Decode, validate, apply (handler commits with the processed-event record), then ack.
+
+    Malformed or unprocessable messages go to the queue's dead-letter queue with the reason in a
+    header. A handler failure (database down...) requeues, up to DELIVERY_LIMIT deliveries."""
+
+    def __init__(self, *, connection: Connection, topology: Topology, consumer: str, purpose: str,
+                 handle: Callable[[Event], None], prefetch_count: int = 20):
+        self.connection = connection
+        self.topology = topology
+        self.queue_name = topology.queue_name(consumer, purpose)
+        self.consumer, self.purpose = consumer, purpose
+        self.handle = handle
+        self.prefetch_count = prefetch_count
+        self._failures: dict[str, int] = {}  # the embedded transport counts no deliveries
+        self.processed = 0
+
+    def get_consumers(self, Consumer, channel):
+        self.topology.declare(channel)
+        return [Consumer(
+            queues=self.topology.queues(self.consumer, self.purpose),
+            callbacks=[self.on_message], accept=["json"], prefetch_count=self.prefetch_count,
+            on_decode_error=self.on_decode_error,
+        )]
+
+    def on_iteration(self):
+        try:
+            self.connection.heartbeat_check()
+        except Exception:  # noqa: BLE001 - a dead connection is noticed by drain_events
+            pass
+
+    def on_decode_error(self, message, exc):
+        self.dead_letter(message, f"undecodable body: {exc}")
+
+    def on_message(self, body, message):
+        try:
+            event = decode(body)
+        except ValidationError as exc:
+            self.dead_letter(message, f"invalid event: {exc.messages}")
+            return
+        try:
+            self.handle(event)
+        except (ValidationError, Unprocessable) as exc:
+            self.dead_letter(message, f"unprocessable: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - transient until proven otherwise
+            key = str(event.event_id)
+            deliveries = max(int((message.headers or {}).get("x-delivery-count") or 0) + 1,
+                             self._failures.get(key, 0) + 1)
+            self._failures[key] = deliveries
+            log.exception("handling %s failed (delivery %d)", key, deliveries)
+            if deliveries >= DELIVERY_LIMIT:
+                self._failures.pop(key, None)
+                self.dead_letter(message, f"failed {deliveries} times: {exc!r}")
+            else:
+                message.requeue()
+            return
+        self._failures.pop(str(event.event_id), None)
+        message.ack()
+        self.processed += 1
+
+    def dead_letter(self, message, reason: str) -> None:
+        log.warning("dead-lettering a message from %s: %s", self.queue_name, reason)
+        headers = dict(message.headers or {})
+        headers[DEAD_LETTER_REASON] = reason[:1000]
+        headers["x-okrsnap-dead-lettered-at"] = datetime.now(timezone.utc).isoformat()
+        headers["x-okrsnap-original-queue"] = self.queue_name
+        try:
+            self.producer.publish(
+                message.body, exchange=self.topology.dead_letter_exchange,
+                routing_key=self.queue_name, headers=headers, delivery_mode=2, mandatory=True,
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                declare=[self.topology.dead_letter_exchange],
+            )
+        except Exception:  # noqa: BLE001 - the broker's own DLX still catches a reject
+            log.exception("publishing to the dead-letter queue failed; rejecting instead")
+            message.reject(requeue=False)
+            return
+        message.ack()

@@ -1,0 +1,139 @@
+"""Configuration read once from the environment; every process builds its own Settings.
+
+Embedded default: SQLite files and kombu's SQLAlchemy transport under OKRSNAP_DATA_DIR, so
+nothing beside Python is needed. OKRSNAP_DATABASE_URL (PostgreSQL) and OKRSNAP_BROKER_URL
+(amqp://) switch to real servers. On PostgreSQL each service owns a schema named after it.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("gateway", "checkin", "snapshot", "export")
+DEFAULT_PORTS = {"gateway": 8080, "checkin": 8081, "snapshot": 8082, "export": 8083}
+DEV_SECRET_FILE = "secrets.env"
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    url: str
+    schema: str | None  # PostgreSQL schema the service owns; None on SQLite
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    data_dir: Path
+    database_url: str | None
+    broker_url: str
+    broker_namespace: str
+    internal_secret: str
+    access_token_secret: str
+    download_secret: str
+    clock_file: Path | None
+    service_urls: dict[str, str]
+    public_url: str
+    export_dir: Path
+    access_token_ttl: int = 3600
+    download_ttl: int = 900
+    service_database_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+    def database_for(self, service: str) -> DatabaseTarget:
+        if service not in SERVICES:
+            raise ConfigurationError(f"unknown service {service!r}")
+        url = self.service_database_urls.get(service) or self.database_url
+        if url is None:
+            return DatabaseTarget(f"sqlite:///{self.data_dir / (service + '.db')}", None)
+        if url.startswith("sqlite"):
+            return DatabaseTarget(url, None)
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return DatabaseTarget(url, service)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        mode = env.get("OKRSNAP_ENV", "development")
+        if mode not in ("development", "production", "test"):
+            raise ConfigurationError("OKRSNAP_ENV must be development, production or test")
+        data_dir = Path(env.get("OKRSNAP_DATA_DIR", Path.cwd() / "var")).absolute()
+        broker_url = env.get("OKRSNAP_BROKER_URL") or f"sqla+sqlite:///{data_dir / 'broker.db'}"
+        secrets_ = _secrets(env, data_dir, production=mode == "production")
+        clock_file = env.get("OKRSNAP_CLOCK_FILE")
+        if clock_file and mode == "production":
+            raise ConfigurationError("OKRSNAP_CLOCK_FILE (a settable clock) is refused in production")
+        host = env.get("OKRSNAP_HOST", "127.0.0.1")
+        urls = {}
+        for name in SERVICES:
+            port = int(env.get(f"OKRSNAP_{name.upper()}_PORT", DEFAULT_PORTS[name]))
+            urls[name] = env.get(f"OKRSNAP_{name.upper()}_URL", f"http://{host}:{port}")
+        return cls(
+            env=mode,
+            data_dir=data_dir,
+            database_url=env.get("OKRSNAP_DATABASE_URL") or None,
+            broker_url=broker_url,
+            broker_namespace=env.get("OKRSNAP_BROKER_NAMESPACE", "okrsnap"),
+            internal_secret=secrets_["OKRSNAP_INTERNAL_SECRET"],
+            access_token_secret=secrets_["OKRSNAP_ACCESS_TOKEN_SECRET"],
+            download_secret=secrets_["OKRSNAP_DOWNLOAD_SECRET"],
+            clock_file=Path(clock_file) if clock_file else None,
+            service_urls=urls,
+            public_url=env.get("OKRSNAP_PUBLIC_URL", urls["gateway"]).rstrip("/"),
+            export_dir=Path(env.get("OKRSNAP_EXPORT_DIR", data_dir / "exports")).absolute(),
+            access_token_ttl=int(env.get("OKRSNAP_ACCESS_TOKEN_TTL", 3600)),
+            download_ttl=int(env.get("OKRSNAP_DOWNLOAD_TTL", 900)),
+            service_database_urls={
+                name: env[f"OKRSNAP_{name.upper()}_DATABASE_URL"]
+                for name in SERVICES
+                if env.get(f"OKRSNAP_{name.upper()}_DATABASE_URL")
+            },
+        )
+
+
+_SECRET_NAMES = ("OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET", "OKRSNAP_DOWNLOAD_SECRET")
+
+
+def _secrets(env: dict[str, str], data_dir: Path, *, production: bool) -> dict[str, str]:
+    """Secrets come from the environment; outside production, missing ones are generated once
+    into the data directory so every local process of one installation agrees on them."""
+    found = {name: env[name] for name in _SECRET_NAMES if env.get(name)}
+    if len(found) == len(_SECRET_NAMES):
+        return found
+    if production:
+        missing = ", ".join(n for n in _SECRET_NAMES if n not in found)
+        raise ConfigurationError(f"production needs {missing}")
+    path = data_dir / DEV_SECRET_FILE
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+    missing = [n for n in _SECRET_NAMES if n not in found and n not in stored]
+    if missing:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        stored.update({n: secrets.token_urlsafe(32) for n in missing})
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
+        os.chmod(tmp, 0o600)
+        if path.exists():  # another process won the race: use its values
+            tmp.unlink()
+            stored = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+        else:
+            os.replace(tmp, path)
+    return {name: found.get(name) or stored[name] for name in _SECRET_NAMES}

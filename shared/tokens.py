@@ -1,0 +1,83 @@
+"""Signed tokens (RFC 8725): the algorithm is pinned, and every token names its type and
+audience, so a download or internal token never passes as a user's access token.
+
+Token times follow the real wall clock, never the settable business clock.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import jwt
+
+ALGORITHM = "HS256"
+ISSUER = "okrsnap"
+
+ACCESS = "access"        # a user's bearer token, audience "okrsnap-api"
+INTERNAL = "internal"    # gateway -> service, audience "okrsnap-<service>"
+DOWNLOAD = "download"    # an export's download link, audience "okrsnap-download"
+
+API_AUDIENCE = "okrsnap-api"
+DOWNLOAD_AUDIENCE = "okrsnap-download"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def internal_audience(service: str) -> str:
+    return f"okrsnap-{service}"
+
+
+def issue(secret: str, *, typ: str, audience: str, subject: str | None, ttl: int,
+          claims: dict | None = None) -> str:
+    now = int(time.time())
+    payload = {"iss": ISSUER, "aud": audience, "typ": typ, "sub": subject or "",
+               "iat": now, "nbf": now - 5, "exp": now + ttl, "jti": uuid.uuid4().hex}
+    payload.update(claims or {})
+    return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+
+
+def verify(secret: str, token: str, *, typ: str, audience: str) -> dict:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
+            options={"require": ["exp", "iat", "iss", "aud", "typ", "sub"]}, leeway=5,
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    if claims.get("typ") != typ:
+        raise InvalidToken(f"token type {claims.get('typ')!r} is not {typ!r}")
+    return claims
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for, as the gateway vouched: a user and their Workspace roles."""
+
+    user_id: str | None
+    workspaces: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.user_id
+
+    def member_of(self, workspace_id) -> bool:
+        return str(workspace_id) in self.workspaces
+
+    def to_claims(self) -> dict:
+        return {"ws": dict(self.workspaces)}
+
+    @classmethod
+    def from_claims(cls, claims: dict) -> "Principal":
+        return cls(claims.get("sub") or None, dict(claims.get("ws") or {}))
+
+
+INTERNAL_HEADER = "X-Okrsnap-Internal-Token"
+INTERNAL_TTL = 60
+
+
+def internal_token(secret: str, service: str, principal: Principal) -> str:
+    return issue(secret, typ=INTERNAL, audience=internal_audience(service),
+                 subject=principal.user_id, ttl=INTERNAL_TTL, claims=principal.to_claims())
