@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import UtcDateTime
 from shared.events import Event, decode
+from shared.process import beat
 from shared.topology import DELIVERY_LIMIT, Topology
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class OutboxRelay:
     def run_forever(self, stop: threading.Event, idle_sleep: float = 0.1) -> None:
         backoff = idle_sleep
         while not stop.is_set():
+            beat()
             try:
                 published = self.run_once()
                 backoff = idle_sleep
@@ -216,6 +218,7 @@ class EventConsumer(ConsumerProducerMixin):
         )]
 
     def on_iteration(self):
+        beat()
         try:
             self.connection.heartbeat_check()
         except Exception:  # noqa: BLE001 - a dead connection is noticed by drain_events

@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Callable
 
 
@@ -27,3 +28,19 @@ def run_until_signalled(run: Callable[[threading.Event], None], *, name: str) ->
     signal.signal(signal.SIGINT, _stop)
     logging.getLogger(name).info("started")
     run(stop)
+
+
+_last_beat = 0.0
+
+
+def beat() -> None:
+    """Tell the container healthcheck this process is alive (touches OKRSNAP_HEARTBEAT_FILE,
+    at most every 2 s). Loops call it once per round, so a stuck loop goes unhealthy."""
+    global _last_beat
+    path = os.environ.get("OKRSNAP_HEARTBEAT_FILE")
+    now = time.monotonic()
+    if not path or now - _last_beat < 2:
+        return
+    _last_beat = now
+    with open(path, "a"):
+        os.utime(path, None)

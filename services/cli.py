@@ -1,0 +1,189 @@
+"""`okrsnap`: one command line for every service.
+
+    okrsnap up          migrate, seed a demo on first run, start every service and worker
+    okrsnap migrate     bring every service's database schema up to date
+    okrsnap user add    create a user in a Workspace
+    okrsnap demo        seed the demo Workspace with weeks of history
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import click
+
+from shared.settings import SERVICES, ConfigurationError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _containers(settings: Settings):
+    from services.checkin.bootstrap import bootstrap as checkin
+    from services.export.bootstrap import bootstrap as export
+    from services.gateway.bootstrap import bootstrap as gateway
+    from services.snapshot.bootstrap import bootstrap as snapshot
+
+    return {"gateway": gateway(settings), "checkin": checkin(settings),
+            "snapshot": snapshot(settings), "export": export(settings)}
+
+
+@click.group()
+def main() -> None:
+    """okrsnap: sealed weekly Snapshots of your Goals/OKRs."""
+
+
+@main.command()
+def migrate() -> None:
+    """Bring every service's database schema up to date."""
+    settings = _settings()
+    for name, container in _containers(settings).items():
+        container.migrate()
+        click.echo(f"{name}: schema up to date")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--workspace", required=True, help="Workspace name; created if it does not exist.")
+@click.option("--role", type=click.Choice(["owner", "admin", "member", "viewer"]), default="member")
+@click.password_option(help="At least 10 characters (prompted when omitted).")
+def user_add(email: str, workspace: str, role: str, password: str) -> None:
+    """Create a user (or add an existing one) in a Workspace."""
+    from services.gateway.domain.model import IdentityError
+    from services.gateway.service_layer import handlers
+
+    gateway = _containers(_settings())["gateway"]
+    try:
+        account, space = handlers.add_user(handlers.AddUser(email, password, workspace, role),
+                                           uow=gateway.uow(), clock=gateway.clock)
+    except IdentityError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{account.email} is {role} of {space.name} ({space.id})")
+
+
+@main.command()
+def demo() -> None:
+    """Seed the demo Workspace with several weeks of history."""
+    from services.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
+
+    containers = _containers(_settings())
+    result = seed(containers["gateway"], containers["checkin"])
+    note = "seeded" if result["session"] else "already seeded"
+    click.echo(f"Demo Workspace {note}. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    health_url: str | None = None
+
+
+def process_specs(settings: Settings, web_workers: int = 2) -> list[ProcessSpec]:
+    specs = []
+    for service in SERVICES:
+        url = settings.service_urls[service]
+        bind = url.split("://", 1)[1]
+        specs.append(ProcessSpec(service, [
+            sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(web_workers),
+            "--threads", "4", "--timeout", "60", "--graceful-timeout", "10",
+            "--access-logfile", "-", "--log-level", "warning",
+            f"services.{service}.entrypoints.app:create_app()",
+        ], health_url=f"{url}/healthz"))
+    for name, module in (("checkin-relay", "services.checkin.entrypoints.relay"),
+                         ("snapshot-worker", "services.snapshot.entrypoints.worker"),
+                         ("export-relay", "services.export.entrypoints.relay"),
+                         ("export-worker", "services.export.entrypoints.worker")):
+        specs.append(ProcessSpec(name, [sys.executable, "-m", module]))
+    return specs
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@main.command()
+@click.option("--web-workers", default=2, show_default=True, help="gunicorn workers per HTTP service")
+@click.option("--no-demo", is_flag=True, help="Do not seed the demo Workspace on first run.")
+def up(web_workers: int, no_demo: bool) -> None:
+    """Start every service and worker as separate processes (Ctrl-C stops them all)."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    containers = _containers(settings)
+    for container in containers.values():
+        container.migrate()
+    mode = "embedded (SQLite + kombu SQLAlchemy transport)" if settings.database_url is None \
+        and settings.embedded_broker else f"database {settings.database_for('gateway').url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}"
+    if not no_demo:
+        from services.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
+
+        seed(containers["gateway"], containers["checkin"])
+    for container in containers.values():
+        container.database.dispose()  # children open their own connections
+
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    env = dict(os.environ, OKRSNAP_DATA_DIR=str(settings.data_dir))
+    for spec in process_specs(settings, web_workers):
+        children[spec.name] = subprocess.Popen(spec.argv, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        pending = [s for s in process_specs(settings) if s.health_url]
+        while pending and not stopping:
+            pending = [s for s in pending if not _healthy(s.health_url)]
+            dead = [n for n, p in children.items() if p.poll() is not None]
+            if dead:
+                raise click.ClickException(f"{', '.join(dead)} exited during start-up")
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"not healthy after 60 s: {', '.join(s.name for s in pending)}")
+            time.sleep(0.2)
+        if not stopping:
+            click.echo(f"okrsnap is up ({mode}): {settings.public_url}/api/v1")
+            click.echo(f"API docs: {settings.public_url}/api/v1/openapi.json")
+            if not no_demo:
+                click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+            click.echo("Ctrl-C stops every process.")
+        while not stopping:
+            dead = [n for n, p in children.items() if p.poll() is not None]
+            if dead:
+                raise click.ClickException(f"{', '.join(dead)} exited; stopping okrsnap")
+            time.sleep(0.5)
+    finally:
+        for process in children.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in children.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Forwards a vetted request to an internal service, signed with a short-lived internal token
+bound to that service. Only listed headers pass in either direction."""
+from __future__ import annotations
+
+import os
+import threading
+
+import requests
+
+from shared import tokens
+
+REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match")
+RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "Retry-After", "ETag", "Cache-Control")
+
+
+class UpstreamUnavailable(Exception):
+    pass
+
+
+class Upstream:
+    def __init__(self, service_urls: dict[str, str], internal_secret: str, timeout: tuple = (3, 30)):
+        self.service_urls = service_urls
+        self.internal_secret = internal_secret
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        # One connection pool per process and thread; never inherited across a fork.
+        if getattr(self._local, "pid", None) != os.getpid():
+            self._local.session = requests.Session()
+            self._local.pid = os.getpid()
+        return self._local.session
+
+    def forward(self, service: str, method: str, path: str, *, principal: tokens.Principal,
+                params, body: bytes, headers) -> requests.Response:
+        outgoing = {name: headers[name] for name in REQUEST_HEADERS if name in headers}
+        outgoing[tokens.INTERNAL_HEADER] = tokens.internal_token(self.internal_secret, service, principal)
+        try:
+            return self._session().request(
+                method, self.service_urls[service] + path, params=params, data=body or None,
+                headers=outgoing, timeout=self.timeout, stream=True, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(f"{service} service unavailable: {exc.__class__.__name__}") from None

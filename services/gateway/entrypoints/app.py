@@ -1,0 +1,118 @@
+"""The gateway: the only public entry point, under /api/v1. It authenticates every request,
+checks Workspace membership, and forwards to the internal service with a signed token."""
+from __future__ import annotations
+
+from flask import Response, current_app, g, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from services.gateway.adapters.upstream import RESPONSE_HEADERS, UpstreamUnavailable
+from services.gateway.bootstrap import Gateway, bootstrap
+from services.gateway.domain.model import Identity
+from services.gateway.entrypoints import schemas
+from services.gateway.entrypoints.routes import ROUTES, Route
+from services.gateway.service_layer import handlers
+from shared import tokens
+from shared.http import create_app as create_base_app, error_response
+
+PREFIX = "/api/v1"
+
+auth = Blueprint("auth", __name__, url_prefix=PREFIX, description="Log in")
+me = Blueprint("me", __name__, url_prefix=PREFIX, description="The signed-in user")
+
+
+def _container() -> Gateway:
+    return current_app.extensions["okrsnap"]
+
+
+def _authenticate() -> Identity:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        abort(401, message="Sign in first: send Authorization: Bearer <access token>.",
+              headers={"WWW-Authenticate": "Bearer"})
+    c = _container()
+    try:
+        return handlers.identity_for_token(token.strip(), uow=c.uow(), settings=c.settings)
+    except tokens.InvalidToken:
+        abort(401, message="The access token is invalid or expired.",
+              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _user_out(identity_user, workspaces) -> dict:
+    return {"id": identity_user.id, "email": identity_user.email,
+            "workspaces": [{"id": w.id, "name": w.name, "role": m.role, "okr_access": m.okr_access}
+                           for w, m in workspaces]}
+
+
+@auth.route("/auth/login")
+class Login(MethodView):
+    @auth.arguments(schemas.LoginIn)
+    @auth.response(200, schemas.TokenOut)
+    def post(self, body):
+        """Exchange email and password for a bearer access token"""
+        c = _container()
+        try:
+            token, user = handlers.login(body["email"], body["password"], uow=c.uow(), settings=c.settings)
+        except handlers.LoginFailed:
+            abort(401, message="Email or password is wrong.")
+        return {"access_token": token, "token_type": "Bearer", "expires_in": c.settings.access_token_ttl,
+                "user": _user_out(user, handlers.workspaces_of(user.id, uow=c.uow()))}
+
+
+@me.route("/me")
+class Me(MethodView):
+    @me.response(200, schemas.UserOut)
+    def get(self):
+        """Who I am and my Workspaces"""
+        identity = _authenticate()
+        return _user_out(identity.user, handlers.workspaces_of(identity.user.id, uow=_container().uow()))
+
+
+def _forwarder(index: int, route: Route):
+    def forward(**path_params):
+        if route.authenticated:
+            identity = _authenticate()
+            principal = tokens.Principal(str(identity.user.id), identity.workspace_roles())
+            if route.workspace_param and not principal.member_of(path_params[route.workspace_param]):
+                abort(404, message="Workspace not found.")
+        else:
+            principal = tokens.Principal(None, {})
+        g.principal = principal
+        path = request.path[len(PREFIX):]
+        try:
+            upstream = _container().upstream.forward(
+                route.service, request.method, path, principal=principal, params=request.args,
+                body=request.get_data(cache=False), headers=request.headers)
+        except UpstreamUnavailable as exc:
+            return error_response(503, str(exc))
+        headers = {name: upstream.headers[name] for name in RESPONSE_HEADERS if name in upstream.headers}
+        return Response(stream_with_context(upstream.iter_content(64 * 1024)),
+                        status=upstream.status_code, headers=headers)
+
+    forward.__name__ = f"forward_{index}_{route.service}"
+    return forward
+
+
+def _resource_blueprints() -> list:
+    """One Blueprint per forwarded resource."""
+    blueprints: dict[str, Blueprint] = {}
+    for index, route in enumerate(ROUTES):
+        blueprint = blueprints.get(route.resource)
+        if blueprint is None:
+            blueprint = blueprints[route.resource] = Blueprint(
+                route.resource, __name__, url_prefix=PREFIX,
+                description=f"{route.resource.replace('_', ' ')} (served by the {route.service} service)")
+        blueprint.add_url_rule(route.rule, view_func=_forwarder(index, route), methods=list(route.methods))
+    return list(blueprints.values())
+
+
+def create_app(container: Gateway | None = None):
+    container = container or bootstrap()
+    app, api = create_base_app(__name__, title="okrsnap API", api_prefix=PREFIX)
+    app.extensions["okrsnap"] = container
+    api.register_blueprint(auth)
+    api.register_blueprint(me)
+    for blueprint in _resource_blueprints():
+        api.register_blueprint(blueprint)
+    return app

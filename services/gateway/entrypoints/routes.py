@@ -1,0 +1,30 @@
+"""The public routes the gateway forwards, per resource and internal service. Nothing else of
+an internal service is reachable from outside."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Route:
+    resource: str
+    service: str
+    rule: str
+    methods: tuple[str, ...]
+    workspace_param: str | None = None  # the gateway itself checks membership of this Workspace
+    authenticated: bool = True          # False: the request carries its own credential (a link)
+
+
+ROUTES = (
+    Route("sessions", "checkin", "/workspaces/<uuid:workspace_id>/sessions", ("GET", "POST"),
+          workspace_param="workspace_id"),
+    Route("sessions", "checkin", "/sessions/<uuid:session_id>", ("GET",)),
+    Route("objectives", "checkin", "/sessions/<uuid:session_id>/objectives", ("POST",)),
+    Route("key_results", "checkin", "/objectives/<uuid:objective_id>/key-results", ("POST",)),
+    Route("key_results", "checkin", "/key-results/<uuid:key_result_id>", ("GET",)),
+    Route("check_ins", "checkin", "/key-results/<uuid:key_result_id>/check-ins", ("GET", "POST")),
+    Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/<string:week>", ("GET",)),
+    Route("exports", "export", "/exports", ("POST",)),
+    Route("exports", "export", "/exports/<uuid:job_id>", ("GET",)),
+    Route("exports", "export", "/exports/<uuid:job_id>/download", ("GET",), authenticated=False),
+)

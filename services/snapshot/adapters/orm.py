@@ -1,0 +1,58 @@
+"""The snapshot service's tables. Each item version is stored once, valid from the moment it
+occurred: a week's state is the newest version of each item before the week's end, so storage
+grows with change, not with weeks times items."""
+from sqlalchemy import (JSON, Column, Date, Float, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, Uuid)
+
+from shared.db import UtcDateTime
+from shared.messaging import processed_events_table
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("workspace_id", Uuid, nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("week_start_day", String(10), nullable=False),
+)
+
+item_versions = Table(
+    "item_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", Uuid, nullable=False),
+    Column("entity_type", String(20), nullable=False),  # objective | key_result
+    Column("entity_id", Uuid, nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("state", JSON, nullable=False),
+    UniqueConstraint("entity_id", "sequence", name="uq_item_versions_entity_sequence"),
+    Index("ix_item_versions_session_time", "session_id", "occurred_at"),
+)
+
+check_ins = Table(
+    "check_ins", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("session_id", Uuid, nullable=False),
+    Column("key_result_id", Uuid, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("author_id", Uuid, nullable=True),
+    Column("checked_in_at", UtcDateTime(), nullable=False),
+    Index("ix_snapshot_check_ins_session_time", "session_id", "checked_in_at"),
+)
+
+# A week is "saved" when its Session had activity in it.
+session_weeks = Table(
+    "session_weeks", metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("week", String(8), primary_key=True),
+    Column("events", Integer, nullable=False),
+)
+
+processed_events = processed_events_table(metadata)

@@ -1,0 +1,68 @@
+"""The week view, assembled from item states as of the end of a week. Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+CURRENT, PAST, FUTURE, NO_SNAPSHOT = "current", "past", "future", "no_snapshot"
+
+
+def week_status(starts_at: datetime, ends_at: datetime, now: datetime, saved: bool) -> str:
+    if now < starts_at:
+        return FUTURE
+    if not saved:
+        return NO_SNAPSHOT
+    return CURRENT if now < ends_at else PAST
+
+
+@dataclass(frozen=True)
+class OwnerFilter:
+    """"all", "unassigned" (owner_id is None) or one member's id (as a string)."""
+
+    value: str = "all"
+
+    def matches(self, owner_id) -> bool:
+        if self.value == "all":
+            return True
+        if self.value == "unassigned":
+            return owner_id is None
+        return owner_id is not None and str(owner_id) == self.value
+
+
+def build_tree(objectives: list[dict], key_results: list[dict], owner: OwnerFilter) -> list[dict]:
+    """Objectives (flat list, parent_id links) with their Key Results, filtered by owner.
+
+    An item of the owner is shown plainly; the Objectives above it are kept as context
+    (`context: true`) so the relation to the wider Session stays visible."""
+    by_id = {o["id"]: o for o in objectives}
+    progress = objective_progress(key_results)
+    krs_by_objective: dict = {}
+    for kr in key_results:
+        if owner.matches(kr.get("owner_id")):
+            krs_by_objective.setdefault(kr["objective_id"], []).append(dict(kr, context=False))
+    shown: dict = {}
+    for objective in objectives:
+        if owner.matches(objective.get("owner_id")) or objective["id"] in krs_by_objective:
+            shown[objective["id"]] = not owner.matches(objective.get("owner_id"))
+    for objective_id in list(shown):  # ancestors as context
+        parent = by_id.get(objective_id, {}).get("parent_id")
+        while parent is not None and parent in by_id and parent not in shown:
+            shown[parent] = True
+            parent = by_id[parent].get("parent_id")
+    out = []
+    for objective in objectives:
+        if objective["id"] not in shown:
+            continue
+        out.append(dict(objective, context=shown[objective["id"]], progress=progress.get(objective["id"]),
+                        key_results=krs_by_objective.get(objective["id"], [])))
+    return out
+
+
+def objective_progress(key_results: list[dict]) -> dict:
+    """An Objective's progress: the mean of all its Key Results' progress (weight 1 each),
+    whatever the owner filter hides."""
+    sums: dict = {}
+    for kr in key_results:
+        total, count = sums.get(kr["objective_id"], (0.0, 0))
+        sums[kr["objective_id"]] = (total + kr["progress"], count + 1)
+    return {objective_id: total / count for objective_id, (total, count) in sums.items()}

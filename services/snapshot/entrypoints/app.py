@@ -1,0 +1,56 @@
+"""The snapshot service's HTTP API (internal: reached through the gateway only)."""
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.snapshot.bootstrap import Snapshot, bootstrap
+from services.snapshot.entrypoints import schemas
+from services.snapshot.service_layer import handlers
+from shared.http import (create_app as create_base_app, current_principal, error_response,
+                         register_access_errors, require_internal_token)
+
+snapshots = Blueprint("snapshots", __name__, description="Weekly Snapshots of a Session")
+
+
+def _container() -> Snapshot:
+    return current_app.extensions["okrsnap"]
+
+
+@snapshots.route("/sessions/<uuid:session_id>")
+class SessionInfo(MethodView):
+    @snapshots.response(200, schemas.SessionOut)
+    def get(self, session_id):
+        """The Session as the snapshot service knows it"""
+        return handlers.get_session(current_principal(), session_id, uow=_container().uow())
+
+
+@snapshots.route("/sessions/<uuid:session_id>/snapshots/<string:week>")
+class WeekSnapshot(MethodView):
+    @snapshots.arguments(schemas.WeekQuery, location="query")
+    @snapshots.response(200, schemas.WeekView)
+    def get(self, query, session_id, week):
+        """The Session as it looked at the end of a week"""
+        c = _container()
+        return handlers.week_view(current_principal(), session_id, week, query["owner"],
+                                  uow=c.uow(), clock=c.clock)
+
+
+def create_app(container: Snapshot | None = None):
+    container = container or bootstrap()
+    app, api = create_base_app(__name__, title="okrsnap snapshot service")
+    app.extensions["okrsnap"] = container
+    require_internal_token(app, service="snapshot", secret=container.settings.internal_secret)
+    register_access_errors(app)
+
+    @app.errorhandler(handlers.InvalidWeek)
+    def _invalid_week(exc):
+        return error_response(422, str(exc), [{"location": "path", "field": "week", "reason": str(exc)}])
+
+    @app.errorhandler(handlers.WeekOutsideSession)
+    def _outside(exc):
+        return error_response(404, str(exc), [{"location": "path", "field": "week", "reason": str(exc)}])
+
+    api.register_blueprint(snapshots)
+    return app
