@@ -36,8 +36,10 @@ class Upstream:
         outgoing = {name: headers[name] for name in REQUEST_HEADERS if name in headers}
         outgoing[tokens.INTERNAL_HEADER] = tokens.internal_token(self.internal_secret, service, principal)
         try:
-            return self._session().request(
-                method, self.service_urls[service] + path, params=params, data=body or None,
-                headers=outgoing, timeout=self.timeout, stream=True, allow_redirects=False)
+            return self._send(method, self.service_urls[service] + path, params, body, outgoing)
         except requests.RequestException as exc:
             raise UpstreamUnavailable(f"{service} service unavailable: {exc.__class__.__name__}") from None
+
+    def _send(self, method: str, url: str, params, body: bytes, headers: dict) -> requests.Response:
+        return self._session().request(method, url, params=params, data=body or None, headers=headers,
+                                       timeout=self.timeout, stream=True, allow_redirects=False)

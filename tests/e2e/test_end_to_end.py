@@ -1,0 +1,182 @@
+"""The real processes, started by `okrsnap up`, driven through the gateway only:
+login, Session, Objective, Key Result, Check-in, the week's Snapshot, export, download."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from services.snapshot.domain.weeks import Week
+from shared import tokens
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.e2e
+OKRSNAP = [sys.executable, "-m", "services.cli"]
+PASSWORD = "correct horse battery staple"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Okrsnap:
+    def __init__(self, tmp_path: Path, extra_env: dict[str, str]):
+        self.env = dict(os.environ, OKRSNAP_ENV="test", OKRSNAP_DATA_DIR=str(tmp_path / "var"),
+                        OKRSNAP_LOG_LEVEL="WARNING", **extra_env)
+        self.ports = {name: _free_port() for name in ("gateway", "checkin", "snapshot", "export")}
+        for name, port in self.ports.items():
+            self.env[f"OKRSNAP_{name.upper()}_PORT"] = str(port)
+        self.url = f"http://127.0.0.1:{self.ports['gateway']}/api/v1"
+        self.log = tmp_path / "okrsnap-up.log"
+        self.process: subprocess.Popen | None = None
+
+    def cli(self, *args: str, input: str | None = None) -> str:
+        done = subprocess.run([*OKRSNAP, *args], env=self.env, input=input, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def up(self, *args: str) -> None:
+        self.process = subprocess.Popen([*OKRSNAP, "up", "--web-workers", "1", *args], env=self.env,
+                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        wait_until(lambda: "okrsnap is up" in self.log.read_text() or self.process.poll() is not None,
+                   timeout=90, message="okrsnap up")
+        assert self.process.poll() is None, self.log.read_text()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def pg_okrsnap(tmp_path, database_url, broker_url, namespace):
+    app = Okrsnap(tmp_path, {"OKRSNAP_DATABASE_URL": database_url, "OKRSNAP_BROKER_URL": broker_url,
+                             "OKRSNAP_BROKER_NAMESPACE": namespace})
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def embedded_okrsnap(tmp_path):
+    app = Okrsnap(tmp_path, {})
+    yield app
+    app.stop()
+
+
+def _login(app: Okrsnap, email: str, password: str) -> dict:
+    response = requests.post(f"{app.url}/auth/login", json={"email": email, "password": password}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _walk_the_pipeline(app: Okrsnap) -> None:
+    app.cli("user", "add", "lead@example.com", "--workspace", "Acme", "--role", "owner",
+            "--password", PASSWORD)
+    app.up("--no-demo")
+    login = _login(app, "lead@example.com", PASSWORD)
+    auth = {"Authorization": f"Bearer {login['access_token']}"}
+    workspace_id = login["user"]["workspaces"][0]["id"]
+    api = requests.Session()
+    api.headers.update(auth)
+
+    today = datetime.now(timezone.utc).date()
+    session = api.post(f"{app.url}/workspaces/{workspace_id}/sessions", json={
+        "name": "Q4 – growth", "start_date": str(today - timedelta(days=21)),
+        "end_date": str(today + timedelta(days=60)), "timezone": "UTC"})
+    assert session.status_code == 201, session.text
+    session_id = session.json()["id"]
+    objective = api.post(f"{app.url}/sessions/{session_id}/objectives", json={"title": "Win the market 🚀"})
+    assert objective.status_code == 201, objective.text
+    kr = api.post(f"{app.url}/objectives/{objective.json()['id']}/key-results", json={
+        "title": "=HYPERLINK(\"evil\")", "start_value": 100, "target_value": 200, "unit": "users"})
+    assert kr.status_code == 201, kr.text
+    kr_id = kr.json()["id"]
+    checked = api.post(f"{app.url}/key-results/{kr_id}/check-ins",
+                       json={"value": 150, "status": "on_track", "comment": "launch went well"})
+    assert checked.status_code == 201, checked.text
+    bad = api.post(f"{app.url}/key-results/{kr_id}/check-ins", json={"value": "lots", "status": "on_track"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "value"
+
+    week = Week.of_instant(datetime.now(timezone.utc), "UTC", "monday").label
+
+    def snapshot_shows_check_in():
+        view = api.get(f"{app.url}/sessions/{session_id}/snapshots/{week}").json()
+        krs = [k for o in view.get("objectives", []) for k in o["key_results"]]
+        return view if krs and krs[0]["current_value"] == 150.0 else None
+
+    view = wait_until(snapshot_shows_check_in, timeout=30, message="the check-in in the week's Snapshot")
+    assert view["status"] == "current" and view["week"] == week
+    assert view["objectives"][0]["title"] == "Win the market 🚀"
+    assert view["objectives"][0]["key_results"][0]["progress"] == 0.5
+
+    job = api.post(f"{app.url}/exports", json={"session_id": session_id, "week": week})
+    assert job.status_code == 202, job.text
+    job_id = job.json()["id"]
+    done = wait_until(lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
+        api.get(f"{app.url}/exports/{job_id}").json()), timeout=30, message="export finished")
+    assert done["status"] == "done", done
+    download = requests.get(done["download_url"], timeout=10)  # no bearer: the link is the credential
+    assert download.status_code == 200, download.text
+    assert "attachment" in download.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert len(rows) == 1
+    assert rows[0]["key_result"] == "'=HYPERLINK(\"evil\")"  # neutralised, not a formula
+    assert float(rows[0]["current_value"]) == 150.0
+    tampered = requests.get(done["download_url"][:-2] + "xx", timeout=10)
+    assert tampered.status_code == 401
+
+    # Internal services refuse anything that did not come through the gateway.
+    direct = f"http://127.0.0.1:{app.ports['checkin']}/sessions/{session_id}"
+    assert requests.get(direct, timeout=10).status_code == 401
+    forged = tokens.internal_token("not-the-secret", "checkin", tokens.Principal(str(uuid.uuid4()), {workspace_id: "owner"}))
+    assert requests.get(direct, headers={tokens.INTERNAL_HEADER: forged}, timeout=10).status_code == 401
+    # A spoofed internal header sent to the gateway is never forwarded.
+    spoof = requests.get(f"{app.url}/sessions/{session_id}", headers={tokens.INTERNAL_HEADER: forged}, timeout=10)
+    assert spoof.status_code == 401
+    assert requests.get(f"{app.url}/sessions/{session_id}", timeout=10).status_code == 401
+
+
+def test_end_to_end_on_postgresql_and_rabbitmq(pg_okrsnap):
+    _walk_the_pipeline(pg_okrsnap)
+
+
+def test_end_to_end_embedded(embedded_okrsnap):
+    _walk_the_pipeline(embedded_okrsnap)
+
+
+def test_demo_has_weeks_of_history(embedded_okrsnap):
+    from services.demo import DEMO_EMAIL, DEMO_PASSWORD, WEEKS_OF_HISTORY
+
+    app = embedded_okrsnap
+    app.up()
+    login = _login(app, DEMO_EMAIL, DEMO_PASSWORD)
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {login['access_token']}"
+    workspace_id = login["user"]["workspaces"][0]["id"]
+    [session] = api.get(f"{app.url}/workspaces/{workspace_id}/sessions").json()
+    start = date.fromisoformat(session["start_date"])
+    past = Week.containing(start + timedelta(weeks=WEEKS_OF_HISTORY // 2), "monday").label
+
+    def past_week_has_key_results():
+        view = api.get(f"{app.url}/sessions/{session['id']}/snapshots/{past}").json()
+        return view if view["status"] == "past" and view["objectives"] else None
+
+    view = wait_until(past_week_has_key_results, timeout=60, message="demo history in a past week")
+    assert sum(len(o["key_results"]) for o in view["objectives"]) == 5
+    assert view["check_ins"], "the demo's past week carries Check-ins"
