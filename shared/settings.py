@@ -74,6 +74,8 @@ class Settings:
         mode = env.get("OKRSNAP_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigurationError("OKRSNAP_ENV must be development, production or test")
+        if mode == "production":
+            _refuse_embedded_in_production(env)
         data_dir = Path(env.get("OKRSNAP_DATA_DIR", Path.cwd() / "var")).absolute()
         broker_url = env.get("OKRSNAP_BROKER_URL") or f"sqla+sqlite:///{data_dir / 'broker.db'}"
         secrets_ = _secrets(env, data_dir, production=mode == "production")
@@ -108,6 +110,17 @@ class Settings:
         )
 
 
+def _refuse_embedded_in_production(env: dict[str, str]) -> None:
+    """In production every process must share one database server and one broker: a silent
+    fall-back to per-container SQLite files would split the data."""
+    database = env.get("OKRSNAP_DATABASE_URL", "")
+    if not database.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise ConfigurationError("production needs OKRSNAP_DATABASE_URL pointing at PostgreSQL")
+    if not env.get("OKRSNAP_BROKER_URL", "").startswith(("amqp://", "amqps://")):
+        raise ConfigurationError("production needs OKRSNAP_BROKER_URL pointing at RabbitMQ (amqp://)")
+
+
+MIN_SECRET_LENGTH = 32  # HS256 keys of at least 256 bits (RFC 7518, 3.2)
 _SECRET_NAMES = ("OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET", "OKRSNAP_DOWNLOAD_SECRET")
 
 
@@ -115,6 +128,10 @@ def _secrets(env: dict[str, str], data_dir: Path, *, production: bool) -> dict[s
     """Secrets come from the environment; outside production, missing ones are generated once
     into the data directory so every local process of one installation agrees on them."""
     found = {name: env[name] for name in _SECRET_NAMES if env.get(name)}
+    if production:
+        short = [n for n, v in found.items() if len(v) < MIN_SECRET_LENGTH]
+        if short:
+            raise ConfigurationError(f"{', '.join(short)}: at least {MIN_SECRET_LENGTH} characters")
     if len(found) == len(_SECRET_NAMES):
         return found
     if production:
@@ -131,9 +148,10 @@ def _secrets(env: dict[str, str], data_dir: Path, *, production: bool) -> dict[s
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
         os.chmod(tmp, 0o600)
-        if path.exists():  # another process won the race: use its values
-            tmp.unlink()
+        try:
+            os.link(tmp, path)  # atomic and exclusive: of racing processes, one file wins
+        except FileExistsError:
             stored = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
-        else:
-            os.replace(tmp, path)
+        finally:
+            tmp.unlink()
     return {name: found.get(name) or stored[name] for name in _SECRET_NAMES}

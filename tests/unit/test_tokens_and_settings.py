@@ -33,10 +33,15 @@ def test_alg_none_expired_and_forged_tokens_are_refused():
 
 def test_production_refuses_a_settable_clock_and_missing_secrets(tmp_path):
     base = {"OKRSNAP_ENV": "production", "OKRSNAP_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigurationError, match="PostgreSQL"):
+        Settings.from_env(base)
+    base.update(OKRSNAP_DATABASE_URL="postgresql://db/okrsnap", OKRSNAP_BROKER_URL="amqp://mq//")
     with pytest.raises(ConfigurationError, match="OKRSNAP_INTERNAL_SECRET"):
         Settings.from_env(base)
     secrets = {n: "x" * 32 for n in ("OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET",
                                      "OKRSNAP_DOWNLOAD_SECRET")}
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        Settings.from_env({**base, **secrets, "OKRSNAP_DOWNLOAD_SECRET": "short"})
     with pytest.raises(ConfigurationError, match="clock"):
         Settings.from_env({**base, **secrets, "OKRSNAP_CLOCK_FILE": str(tmp_path / "c")})
 
