@@ -1,0 +1,124 @@
+"""The export service's HTTP API (internal: reached through the gateway only)."""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from flask import send_file
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from services.export.adapters.snapshot_client import SnapshotError
+from services.export.bootstrap import Export, bootstrap
+from services.export.domain import commands
+from services.export.domain.model import DONE, ExportJob, ExportNotReady, TooManyExports
+from services.export.entrypoints import schemas
+from services.export.service_layer import handlers
+from shared import tokens
+from shared.http import (create_app as create_base_app, current_principal, error_response,
+                         register_access_errors, require_internal_token)
+
+exports = Blueprint("exports", __name__, description="Exports of a Session's week, built asynchronously")
+
+BAD_LINK = "The download link is invalid or has expired; open the export again for a fresh link."
+
+
+def _container() -> Export:
+    from flask import current_app
+
+    return current_app.extensions["okrsnap"]
+
+
+@exports.route("/exports")
+class Exports(MethodView):
+    @exports.arguments(schemas.ExportCreate)
+    @exports.response(202, schemas.ExportOut)
+    def post(self, body):
+        """Request an export of a week; poll the job until it is done"""
+        principal = current_principal()
+        if principal.anonymous:
+            abort(401, message="Sign in to request an export.")
+        c = _container()
+        job = handlers.request_export(commands.RequestExport(principal, **body), uow=c.uow(),
+                                      clock=c.clock, snapshots=c.snapshots)
+        return _job_view(job)
+
+
+@exports.route("/exports/<uuid:job_id>")
+class ExportDetail(MethodView):
+    @exports.response(200, schemas.ExportOut)
+    def get(self, job_id):
+        """An export job; when done, with a fresh short-lived download link"""
+        return _job_view(handlers.get_export(current_principal(), job_id, uow=_container().uow()))
+
+
+@exports.route("/exports/<uuid:job_id>/download")
+class ExportDownload(MethodView):
+    @exports.arguments(schemas.DownloadQuery, location="query")
+    @exports.response(200, {"type": "string", "format": "binary"}, content_type="text/csv")
+    def get(self, query, job_id):
+        """The export file; the link's token is the credential"""
+        c = _container()
+        try:
+            claims = tokens.verify(c.settings.download_secret, query["token"], typ=tokens.DOWNLOAD,
+                                   audience=tokens.DOWNLOAD_AUDIENCE)
+        except tokens.InvalidToken:
+            abort(401, message=BAD_LINK)
+        if claims["sub"] != str(job_id):
+            abort(401, message=BAD_LINK)
+        job = handlers.finished_export(job_id, uow=c.uow())
+        path = c.files.path(job.file_name)
+        if not path.is_file():
+            abort(404, message="The export file is no longer available; request the export again.")
+        response = send_file(path, mimetype="text/csv", max_age=0)  # werkzeug adds charset=utf-8
+        response.headers["Content-Disposition"] = attachment(job.download_name)
+        response.headers["Cache-Control"] = "no-store"  # the URL carries a credential
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def _job_view(job: ExportJob) -> dict:
+    view = dict(vars(job), download_url=None, download_expires_at=None)
+    if job.status == DONE:
+        settings = _container().settings
+        # Read before issuing, so the expiry we show is never later than the token's own.
+        expires = int(time.time()) + settings.download_ttl
+        token = tokens.issue(settings.download_secret, typ=tokens.DOWNLOAD,
+                             audience=tokens.DOWNLOAD_AUDIENCE, subject=str(job.id),
+                             ttl=settings.download_ttl)
+        view["download_url"] = f"{settings.public_url}/api/v1/exports/{job.id}/download?token={token}"
+        view["download_expires_at"] = datetime.fromtimestamp(expires, timezone.utc)
+    return view
+
+
+def attachment(filename: str) -> str:
+    """Content-Disposition per RFC 6266: a plain ASCII fallback and the exact name in filename*;
+    neither can carry quotes, CR or LF."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "export"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def create_app(container: Export | None = None):
+    container = container or bootstrap()
+    app, api = create_base_app(__name__, title="okrsnap export service")
+    app.extensions["okrsnap"] = container
+    require_internal_token(app, service="export", secret=container.settings.internal_secret,
+                           open_paths=("/healthz",))
+    register_access_errors(app)
+
+    @app.errorhandler(TooManyExports)
+    def _too_many(exc: TooManyExports):
+        return error_response(429, str(exc))
+
+    @app.errorhandler(ExportNotReady)
+    def _not_ready(exc: ExportNotReady):
+        return error_response(409, str(exc))
+
+    @app.errorhandler(SnapshotError)
+    def _snapshot_down(exc: SnapshotError):
+        return error_response(503, "The snapshot service is unavailable; try again shortly.")
+
+    api.register_blueprint(exports)
+    return app

@@ -1,0 +1,221 @@
+"""The export HTTP API on embedded SQLite, with a fake snapshot service."""
+import csv
+import io
+import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from services.export.bootstrap import bootstrap
+from services.export.domain.model import MAX_ACTIVE_PER_REQUESTER
+from services.export.entrypoints.app import attachment, create_app
+from services.export.service_layer import handlers
+from shared import tokens
+from shared.clock import FixedClock
+from tests.conftest import make_settings
+from tests.unit.export.fakes import FakeSnapshots, key_result, objective, week_view
+
+
+@pytest.fixture
+def container(tmp_path):
+    container = bootstrap(make_settings(tmp_path))
+    container.migrate()
+    container.snapshots = FakeSnapshots()
+    yield container
+    container.database.dispose()
+
+
+@pytest.fixture
+def client(container):
+    return create_app(container).test_client()
+
+
+@pytest.fixture
+def workspace():
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def session_id(container, workspace):
+    return container.snapshots.add_session(workspace)
+
+
+def as_user(container, principal):
+    token = tokens.internal_token(container.settings.internal_secret, "export", principal)
+    return {tokens.INTERNAL_HEADER: token}
+
+
+@pytest.fixture
+def alice(container, workspace):
+    return as_user(container, tokens.Principal(str(uuid.uuid4()), {str(workspace): "member"}))
+
+
+def post_export(client, headers, session_id, **body):
+    return client.post("/exports", json={"session_id": str(session_id), "week": "2026-W48", **body},
+                       headers=headers)
+
+
+def build(container, session_id, view):
+    """Runs what the worker does, with a clock past the queued grace period."""
+    container.snapshots.views[(session_id, "2026-W48")] = view
+    later = FixedClock(datetime.now(timezone.utc) + timedelta(hours=1))
+    for claim in handlers.reclaim_stranded(uow=container.uow(), clock=later, lease=timedelta(minutes=5),
+                                           queued_grace=timedelta(minutes=2)):
+        handlers.build_export(claim, uow=container.uow(), clock=later, snapshots=container.snapshots,
+                              files=container.files)
+
+
+def download_token(container, job_id, **overrides):
+    options = dict(typ=tokens.DOWNLOAD, audience=tokens.DOWNLOAD_AUDIENCE, subject=str(job_id), ttl=60)
+    secret = overrides.pop("secret", container.settings.download_secret)
+    options.update(overrides)
+    return tokens.issue(secret, **options)
+
+
+@pytest.fixture
+def done_job(container, client, alice, session_id):
+    job = post_export(client, alice, session_id).json
+    build(container, session_id, week_view(objectives=[
+        objective("=cmd|' /C calc'!A0", key_results=[key_result("ARR")])]))
+    return job
+
+
+# --- requesting and reading ---------------------------------------------------------------
+
+def test_request_answers_202_with_the_queued_job(client, alice, session_id):
+    response = post_export(client, alice, session_id)
+
+    assert response.status_code == 202
+    job = response.json
+    assert {k: job[k] for k in ("session_id", "week", "owner", "format", "status", "download_url")} == {
+        "session_id": str(session_id), "week": "2026-W48", "owner": "all", "format": "csv",
+        "status": "queued", "download_url": None}
+    assert client.get(f"/exports/{job['id']}", headers=alice).json == job
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"week": "2026-48"}, "week"), ({"week": "2026-W54"}, "week"), ({"week": "2026-W48\n"}, "week"),
+    ({"owner": "bob"}, "owner"),
+    ({"format": "xlsx"}, "format"), ({"status": "done"}, "status"), ({"requested_by": "x"}, "requested_by"),
+])
+def test_invalid_or_unknown_fields_are_refused(client, alice, session_id, body, field):
+    response = post_export(client, alice, session_id, **body)
+
+    assert response.status_code == 422
+    assert field in {e["field"] for e in response.json["errors"]}
+
+
+def test_unknown_or_foreign_session_is_404(container, client, alice):
+    foreign = container.snapshots.add_session(uuid.uuid4())
+    for session_id in (uuid.uuid4(), foreign):
+        response = post_export(client, alice, session_id)
+        assert (response.status_code, response.json["message"]) == (404, "Session not found.")
+
+
+def test_snapshot_service_down_is_503(container, client, alice, session_id):
+    container.snapshots.down = True
+
+    assert post_export(client, alice, session_id).status_code == 503
+
+
+def test_anonymous_request_is_401_and_no_internal_token_is_401(container, client, session_id):
+    assert post_export(client, as_user(container, tokens.Principal(None)), session_id).status_code == 401
+    assert post_export(client, {}, session_id).status_code == 401
+
+
+def test_sixth_active_export_is_429(client, alice, session_id):
+    for _ in range(MAX_ACTIVE_PER_REQUESTER):
+        assert post_export(client, alice, session_id).status_code == 202
+
+    response = post_export(client, alice, session_id)
+
+    assert response.status_code == 429
+    assert "wait for one to finish" in response.json["message"]
+
+
+def test_another_user_cannot_see_the_job(container, client, alice, session_id, workspace):
+    job = post_export(client, alice, session_id).json
+    bob = as_user(container, tokens.Principal(str(uuid.uuid4()), {str(workspace): "owner"}))
+
+    assert client.get(f"/exports/{job['id']}", headers=bob).status_code == 404
+    assert client.get(f"/exports/{uuid.uuid4()}", headers=alice).status_code == 404
+
+
+# --- downloading --------------------------------------------------------------------------
+
+def test_a_done_job_links_to_its_file(container, client, alice, done_job):
+    job = client.get(f"/exports/{done_job['id']}", headers=alice).json
+    assert (job["status"], job["row_count"]) == ("done", 1)
+    link = urlsplit(job["download_url"])
+    assert f"{link.scheme}://{link.netloc}" == container.settings.public_url
+    assert link.path == f"/api/v1/exports/{job['id']}/download"
+    claims = tokens.verify(container.settings.download_secret, parse_qs(link.query)["token"][0],
+                           typ=tokens.DOWNLOAD, audience=tokens.DOWNLOAD_AUDIENCE)
+    assert claims["sub"] == job["id"]
+    assert claims["exp"] - claims["iat"] == container.settings.download_ttl
+    assert datetime.fromisoformat(job["download_expires_at"]).timestamp() <= claims["exp"]
+
+    anonymous = as_user(container, tokens.Principal(None))  # the gateway forwards downloads so
+    response = client.get(link.path.removeprefix("/api/v1") + "?" + link.query, headers=anonymous)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Disposition"] == \
+        "attachment; filename=\"okrsnap-2026-W48.csv\"; filename*=UTF-8''okrsnap-2026-W48.csv"
+    assert response.headers["Cache-Control"] == "no-store"
+    [row] = csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"), newline=""))
+    assert row["objective"] == "'=cmd|' /C calc'!A0"
+
+
+@pytest.fixture
+def anonymous(container):
+    return as_user(container, tokens.Principal(None))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"typ": tokens.INTERNAL},
+    {"typ": tokens.ACCESS, "audience": tokens.API_AUDIENCE},
+    {"audience": tokens.API_AUDIENCE},
+    {"audience": tokens.internal_audience("export")},
+    {"ttl": -60},
+    {"secret": "another-secret-0123456789abcdef-0123"},
+], ids=["internal-typ", "access-token", "api-audience", "internal-audience", "expired", "wrong-secret"])
+def test_a_wrong_token_gets_no_file(container, client, anonymous, done_job, overrides):
+    token = download_token(container, done_job["id"], **overrides)
+
+    response = client.get(f"/exports/{done_job['id']}/download?token={token}", headers=anonymous)
+
+    assert response.status_code == 401
+    assert response.is_json and "ARR" not in response.get_data(as_text=True)
+
+
+def test_a_token_for_another_job_gets_no_file(container, client, anonymous, done_job):
+    token = download_token(container, uuid.uuid4())
+
+    assert client.get(f"/exports/{done_job['id']}/download?token={token}", headers=anonymous).status_code == 401
+    assert client.get(f"/exports/{done_job['id']}/download?token=garbage", headers=anonymous).status_code == 401
+    assert client.get(f"/exports/{done_job['id']}/download", headers=anonymous).status_code == 422
+
+
+def test_unknown_job_is_404_and_unfinished_job_is_409(container, client, alice, anonymous, session_id):
+    unknown = uuid.uuid4()
+    response = client.get(f"/exports/{unknown}/download?token={download_token(container, unknown)}",
+                          headers=anonymous)
+    assert response.status_code == 404
+
+    queued = post_export(client, alice, session_id).json["id"]
+    response = client.get(f"/exports/{queued}/download?token={download_token(container, queued)}",
+                          headers=anonymous)
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize("name", ['okrsnap-"x".csv', "okrsnap-\r\nSet-Cookie: a=b.csv", "Größe 2026.csv"])
+def test_content_disposition_carries_no_quotes_or_line_breaks(name):
+    header = attachment(name)
+
+    assert "\r" not in header and "\n" not in header
+    fallback = header.split('filename="', 1)[1].split('"', 1)[0]
+    assert set(fallback) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    encoded = header.split("filename*=UTF-8''", 1)[1]
+    assert '"' not in encoded and ";" not in encoded and " " not in encoded
