@@ -37,7 +37,8 @@ preload_app = False
 accesslog = "-"
 errorlog = "-"
 loglevel = (os.environ.get("OKRSNAP_LOG_LEVEL") or "info").lower()
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus "%(a)s"'
+# %(U)s is the path without its query string: download tokens travel in the query.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)sus "%(a)s"'
 
 # Workers' liveness files: /dev/shm is memory-backed, so the heartbeat never blocks on the
 # container's overlay filesystem.

@@ -68,6 +68,7 @@ def user_add(email: str, workspace: str, role: str, password: str) -> None:
     from services.gateway.service_layer import handlers
 
     gateway = _containers(_settings())["gateway"]
+    gateway.migrate()  # idempotent: a fresh installation needs no separate step
     try:
         account, space = handlers.add_user(handlers.AddUser(email, password, workspace, role),
                                            uow=gateway.uow(), clock=gateway.clock)
@@ -82,6 +83,8 @@ def demo() -> None:
     from services.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
 
     containers = _containers(_settings())
+    for container in containers.values():
+        container.migrate()
     result = seed(containers["gateway"], containers["checkin"])
     note = "seeded" if result["session"] else "already seeded"
     click.echo(f"Demo Workspace {note}. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
@@ -103,6 +106,8 @@ def process_specs(settings: Settings, web_workers: int = 2) -> list[ProcessSpec]
             sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(web_workers),
             "--threads", "4", "--timeout", "60", "--graceful-timeout", "10",
             "--access-logfile", "-", "--log-level", "warning",
+            # the path without its query string: download tokens travel in the query
+            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(D)sus',
             f"services.{service}.entrypoints.app:create_app()",
         ], health_url=f"{url}/healthz"))
     for name, module in (("checkin-relay", "services.checkin.entrypoints.relay"),

@@ -144,7 +144,7 @@ def _walk_the_pipeline(app: Okrsnap) -> None:
     # Internal services refuse anything that did not come through the gateway.
     direct = f"http://127.0.0.1:{app.ports['checkin']}/sessions/{session_id}"
     assert requests.get(direct, timeout=10).status_code == 401
-    forged = tokens.internal_token("not-the-secret", "checkin", tokens.Principal(str(uuid.uuid4()), {workspace_id: "owner"}))
+    forged = tokens.internal_token("not-the-secret-but-long-enough-for-hs256", "checkin", tokens.Principal(str(uuid.uuid4()), {workspace_id: "owner"}))
     assert requests.get(direct, headers={tokens.INTERNAL_HEADER: forged}, timeout=10).status_code == 401
     # A spoofed internal header sent to the gateway is never forwarded.
     spoof = requests.get(f"{app.url}/sessions/{session_id}", headers={tokens.INTERNAL_HEADER: forged}, timeout=10)
