@@ -64,13 +64,15 @@ def seed(gateway: Gateway, checkin_service: Checkin, *, today: date | None = Non
             key_results.append(checkin.add_key_result(commands.AddKeyResult(
                 principal, objective.id, kr_title, start_value, target, unit=unit, owner_id=owner),
                 uow=checkin_service.uow(), clock=clock))
-    for week in range(WEEKS_OF_HISTORY):
+    for week in range(WEEKS_OF_HISTORY + 1):  # the past weeks and the current one so far
         for kr in key_results:
             if rng.random() < 0.25:
                 continue  # not every owner checks in every week
             day = datetime.combine(start + timedelta(weeks=week, days=rng.randint(0, 4)),
                                    time(rng.randint(8, 17), rng.randint(0, 59)), tzinfo=timezone.utc)
-            clock.set(min(day, now))
+            if day > now:
+                continue
+            clock.set(day)
             share = min(1.0, (week + 1) / 10 + rng.uniform(-0.05, 0.1))
             value = round(kr.start_value + (kr.target_value - kr.start_value) * share, 2)
             status = rng.choice(["on_track", "on_track", "at_risk", "off_track"])
