@@ -46,10 +46,14 @@ def main() -> None:
 @main.command()
 def migrate() -> None:
     """Bring every service's database schema up to date."""
+    from shared.messaging import declare_topology
+
     settings = _settings()
     for name, container in _containers(settings).items():
         container.migrate()
         click.echo(f"{name}: schema up to date")
+    declare_topology(settings)
+    click.echo(f"broker: exchanges and queues declared (namespace {settings.broker_namespace})")
 
 
 @main.group()
@@ -88,6 +92,9 @@ def demo() -> None:
     result = seed(containers["gateway"], containers["checkin"])
     note = "seeded" if result["session"] else "already seeded"
     click.echo(f"Demo Workspace {note}. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+
+MAX_RESTARTS_PER_MINUTE = 5
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,9 @@ def up(web_workers: int, no_demo: bool) -> None:
     containers = _containers(settings)
     for container in containers.values():
         container.migrate()
+    from shared.messaging import declare_topology
+
+    declare_topology(settings)
     mode = "embedded (SQLite + kombu SQLAlchemy transport)" if settings.database_url is None \
         and settings.embedded_broker else f"database {settings.database_for('gateway').url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}"
     if not no_demo:
@@ -155,11 +165,12 @@ def up(web_workers: int, no_demo: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     env = dict(os.environ, OKRSNAP_DATA_DIR=str(settings.data_dir))
-    for spec in process_specs(settings, web_workers):
+    specs = {spec.name: spec for spec in process_specs(settings, web_workers)}
+    for spec in specs.values():
         children[spec.name] = subprocess.Popen(spec.argv, env=env)
     try:
         deadline = time.monotonic() + 60
-        pending = [s for s in process_specs(settings) if s.health_url]
+        pending = [s for s in specs.values() if s.health_url]
         while pending and not stopping:
             pending = [s for s in pending if not _healthy(s.health_url)]
             dead = [n for n, p in children.items() if p.poll() is not None]
@@ -174,10 +185,18 @@ def up(web_workers: int, no_demo: bool) -> None:
             if not no_demo:
                 click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
             click.echo("Ctrl-C stops every process.")
+        crashes: dict[str, list[float]] = {}
         while not stopping:
-            dead = [n for n, p in children.items() if p.poll() is not None]
-            if dead:
-                raise click.ClickException(f"{', '.join(dead)} exited; stopping okrsnap")
+            for name, process in list(children.items()):
+                if process.poll() is None:
+                    continue
+                # Restart a crashed process, but give up on one that keeps crashing.
+                recent = [t for t in crashes.get(name, []) if time.monotonic() - t < 60] + [time.monotonic()]
+                crashes[name] = recent
+                if len(recent) > MAX_RESTARTS_PER_MINUTE:
+                    raise click.ClickException(f"{name} keeps exiting (code {process.returncode}); stopping okrsnap")
+                click.echo(f"{name} exited with code {process.returncode}; restarting it", err=True)
+                children[name] = subprocess.Popen(specs[name].argv, env=env)
             time.sleep(0.5)
     finally:
         for process in children.values():

@@ -54,6 +54,13 @@ def topology_for(settings) -> Topology:
     return Topology(settings.broker_namespace, broker_features=not settings.embedded_broker)
 
 
+def declare_topology(settings) -> None:
+    """Declare every exchange and queue once, before the processes start: queues exist before
+    the first publish, and the embedded transport's racy first creation happens only here."""
+    with broker_connection(settings) as connection:
+        topology_for(settings).declare(connection.channel())
+
+
 # --- tables every producing or consuming service shares the shape of -----------------------
 
 def outbox_table(metadata: MetaData) -> Table:

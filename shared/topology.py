@@ -84,5 +84,6 @@ class Topology:
         """Idempotent; called on every (re)connect. The embedded transport keeps bindings in
         process memory, so every process declares the whole topology, not only its own part."""
         for entity in self.all_entities():
-            entity.maybe_bind(channel)
-            entity.declare()
+            # A bound copy each time: maybe_bind() would keep an entity on a dead channel
+            # after a reconnect, and the re-declare would go nowhere.
+            entity(channel).declare()

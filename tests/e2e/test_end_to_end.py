@@ -180,3 +180,35 @@ def test_demo_has_weeks_of_history(embedded_okrsnap):
     view = wait_until(past_week_has_key_results, timeout=60, message="demo history in a past week")
     assert sum(len(o["key_results"]) for o in view["objectives"]) == 5
     assert view["check_ins"], "the demo's past week carries Check-ins"
+
+
+def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap):
+    app = embedded_okrsnap
+    app.cli("user", "add", "lead@example.com", "--workspace", "Acme", "--role", "owner", "--password", PASSWORD)
+    app.up("--no-demo")
+    login = _login(app, "lead@example.com", PASSWORD)
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {login['access_token']}"
+    workspace_id = login["user"]["workspaces"][0]["id"]
+    today = datetime.now(timezone.utc).date()
+    session_id = api.post(f"{app.url}/workspaces/{workspace_id}/sessions", json={
+        "name": "Q", "start_date": str(today - timedelta(days=7)), "end_date": str(today + timedelta(days=30)),
+        "timezone": "UTC"}).json()["id"]
+    objective = api.post(f"{app.url}/sessions/{session_id}/objectives", json={"title": "O"}).json()
+    kr = api.post(f"{app.url}/objectives/{objective['id']}/key-results",
+                  json={"title": "KR", "start_value": 0, "target_value": 10}).json()
+
+    worker_pid = int(subprocess.run(["pgrep", "-P", str(app.process.pid), "-f", "snapshot.entrypoints.worker"],
+                                    capture_output=True, text=True, check=True).stdout.split()[0])
+    os.kill(worker_pid, signal.SIGKILL)
+    # Acknowledged while the worker is dead: it must still reach the Snapshot.
+    assert api.post(f"{app.url}/key-results/{kr['id']}/check-ins",
+                    json={"value": 7, "status": "on_track"}).status_code == 201
+    week = Week.of_instant(datetime.now(timezone.utc), "UTC", "monday").label
+
+    def shows_the_check_in():
+        view = api.get(f"{app.url}/sessions/{session_id}/snapshots/{week}").json()
+        return [k["current_value"] for o in view.get("objectives", []) for k in o["key_results"]] == [7.0]
+
+    wait_until(shows_the_check_in, timeout=60, message="the check-in after the worker restarted")
+    assert "snapshot-worker exited" in app.log.read_text()
