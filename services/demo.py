@@ -12,7 +12,6 @@ from services.checkin.domain import commands
 from services.checkin.service_layer import handlers as checkin
 from services.gateway.bootstrap import Gateway
 from services.gateway.service_layer import handlers as identity
-from shared.clock import FixedClock
 from shared.tokens import Principal
 
 DEMO_EMAIL = "demo@okrsnap.local"
@@ -42,44 +41,50 @@ def seed(gateway: Gateway, checkin_service: Checkin, *, today: date | None = Non
         identity.AddUser(DEMO_EMAIL, DEMO_PASSWORD, DEMO_WORKSPACE, role="owner"),
         uow=gateway.uow(), clock=gateway.clock)
     principal = Principal(str(user.id), {str(workspace.id): "owner"})
-    name = f"Demo Session from {today - timedelta(weeks=WEEKS_OF_HISTORY):%Y-%m-%d}"
+    start = today - timedelta(weeks=WEEKS_OF_HISTORY)
+    name = f"Demo Session from {start:%Y-%m-%d}"
     existing = checkin.list_sessions(principal, workspace.id, uow=checkin_service.uow())
     if any(s.name == name for s in existing):
         return {"user": user, "workspace": workspace, "session": None}
+    session = checkin.import_history(commands.ImportHistory(principal, workspace.id, history(
+        start, now, owner_id=user.id)), uow=checkin_service.uow(), clock=checkin_service.clock)
+    return {"user": user, "workspace": workspace, "session": session}
 
-    start = today - timedelta(weeks=WEEKS_OF_HISTORY)
-    clock = FixedClock(datetime.combine(start, time(9), tzinfo=timezone.utc))
-    session = checkin.create_session(commands.CreateSession(
-        principal, workspace.id, name, start, start + timedelta(weeks=13), "Europe/Berlin"),
-        uow=checkin_service.uow(), clock=clock)
+
+def history(start: date, now: datetime, *, owner_id) -> dict:
+    """A history import document: the plan above, with weekly Check-ins up to now."""
     rng = random.Random(48)
-    key_results = []
-    for title, krs in PLAN:
-        clock.advance(minutes=5)
-        objective = checkin.add_objective(commands.AddObjective(principal, session.id, title),
-                                          uow=checkin_service.uow(), clock=clock)
-        for kr_title, start_value, target, unit in krs:
-            clock.advance(minutes=1)
-            owner = None if kr_title.startswith("Enterprise") else user.id  # one unassigned signal
-            key_results.append(checkin.add_key_result(commands.AddKeyResult(
-                principal, objective.id, kr_title, start_value, target, unit=unit, owner_id=owner),
-                uow=checkin_service.uow(), clock=clock))
+    created = datetime.combine(start, time(9), tzinfo=timezone.utc)
+    doc: dict = {"session": {"name": f"Demo Session from {start:%Y-%m-%d}", "start_date": start,
+                             "end_date": start + timedelta(weeks=13), "timezone": "Europe/Berlin",
+                             "week_start_day": "monday", "checkin_cadence": "weekly",
+                             "checkin_weekday": "friday", "created_at": created},
+                 "objectives": [], "key_results": [], "initiatives": [], "check_ins": []}
+    for o, (title, krs) in enumerate(PLAN):
+        doc["objectives"].append({"ref": f"o{o}", "title": title, "description": "", "owner_id": owner_id,
+                                  "parent_ref": None, "created_at": created + timedelta(minutes=5 + o)})
+        for k, (kr_title, start_value, target, unit) in enumerate(krs):
+            owner = None if kr_title.startswith("Enterprise") else owner_id  # one unassigned signal
+            doc["key_results"].append({
+                "ref": f"k{o}{k}", "objective_ref": f"o{o}", "title": kr_title, "kind": "metric",
+                "owner_id": owner, "start_value": start_value, "target_value": target, "unit": unit,
+                "weight": 1.0, "created_at": created + timedelta(minutes=10 + o)})
+    doc["initiatives"].append({"ref": "i0", "title": "Weekly review ritual", "status": "in_progress",
+                               "owner_id": owner_id, "canvas": None, "key_result_refs": ["k20", "k00"],
+                               "created_at": created + timedelta(minutes=30)})
     for week in range(WEEKS_OF_HISTORY + 1):  # the past weeks and the current one so far
-        for kr in key_results:
+        for kr in doc["key_results"]:
             if rng.random() < 0.25:
                 continue  # not every owner checks in every week
             day = datetime.combine(start + timedelta(weeks=week, days=rng.randint(0, 4)),
                                    time(rng.randint(8, 17), rng.randint(0, 59)), tzinfo=timezone.utc)
-            if day > now:
+            if day > now or day < created:
                 continue
-            clock.set(day)
             share = min(1.0, (week + 1) / 10 + rng.uniform(-0.05, 0.1))
-            value = round(kr.start_value + (kr.target_value - kr.start_value) * share, 2)
+            value = round(kr["start_value"] + (kr["target_value"] - kr["start_value"]) * share, 2)
             status = rng.choice(["on_track", "on_track", "at_risk", "off_track"])
-            checkin.record_check_in(commands.RecordCheckIn(
-                principal, kr.id, value, status, f"Week {week + 1}: {status.replace('_', ' ')}"),
-                uow=checkin_service.uow(), clock=clock)
-    return {"user": user, "workspace": workspace, "session": session}
-
-
-
+            doc["check_ins"].append({"key_result_ref": kr["ref"], "value": value, "status": status,
+                                     "confidence": rng.randint(4, 9),
+                                     "comment": f"Week {week + 1}: {status.replace('_', ' ')}",
+                                     "checked_in_at": day})
+    return doc

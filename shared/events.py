@@ -28,13 +28,18 @@ class UTCDateTime(fields.AwareDateTime):
 
 
 STATUSES = ("not_started", "on_track", "at_risk", "off_track", "done")
+INITIATIVE_STATUSES = ("not_started", "in_progress", "blocked", "done", "cancelled")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+CADENCES = ("weekly", "biweekly", "monthly")
+KEY_RESULT_KINDS = ("metric", "milestone")
 
 
-class SessionState(Schema):
+class Strict(Schema):
     class Meta:
         unknown = RAISE
 
+
+class SessionState(Strict):
     id = fields.UUID(required=True)
     workspace_id = fields.UUID(required=True)
     name = fields.String(required=True)
@@ -42,69 +47,117 @@ class SessionState(Schema):
     end_date = fields.Date(required=True)
     timezone = fields.String(required=True)
     week_start_day = fields.String(required=True, validate=validate.OneOf(WEEKDAYS))
+    checkin_cadence = fields.String(required=True, validate=validate.OneOf(CADENCES))
+    checkin_weekday = fields.String(required=True, validate=validate.OneOf(WEEKDAYS))
+    status = fields.String(required=True, validate=validate.OneOf(("active", "archived")))
+    version = fields.Integer(required=True, strict=True)
 
 
-class ObjectiveState(Schema):
-    class Meta:
-        unknown = RAISE
-
+class ObjectiveState(Strict):
     id = fields.UUID(required=True)
     session_id = fields.UUID(required=True)
+    workspace_id = fields.UUID(required=True)
     title = fields.String(required=True)
+    description = fields.String(required=True)
     owner_id = fields.UUID(allow_none=True, required=True)
     parent_id = fields.UUID(allow_none=True, required=True)
+    private = fields.Boolean(required=True)
+    visible_to = fields.List(fields.UUID(), required=True)
+    version = fields.Integer(required=True, strict=True)
+    removed = fields.Boolean(required=True)
 
 
-class KeyResultState(Schema):
-    class Meta:
-        unknown = RAISE
-
+class KeyResultState(Strict):
     id = fields.UUID(required=True)
     objective_id = fields.UUID(required=True)
+    session_id = fields.UUID(required=True)
+    workspace_id = fields.UUID(required=True)
     title = fields.String(required=True)
     owner_id = fields.UUID(allow_none=True, required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(KEY_RESULT_KINDS))
     start_value = fields.Float(required=True)
     target_value = fields.Float(required=True)
     current_value = fields.Float(required=True)
     unit = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    confidence = fields.Integer(allow_none=True, required=True, validate=validate.Range(0, 10))
+    weight = fields.Float(required=True)
     progress = fields.Float(required=True, validate=validate.Range(0, 1))
+    version = fields.Integer(required=True, strict=True)
+    removed = fields.Boolean(required=True)
 
 
-class CheckInState(Schema):
-    class Meta:
-        unknown = RAISE
+class CanvasState(Strict):
+    title = fields.String(required=True)
+    url = fields.String(required=True)
+    access = fields.List(fields.UUID(), required=True)
 
+
+class InitiativeState(Strict):
+    id = fields.UUID(required=True)
+    session_id = fields.UUID(required=True)
+    workspace_id = fields.UUID(required=True)
+    title = fields.String(required=True)
+    owner_id = fields.UUID(allow_none=True, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(INITIATIVE_STATUSES))
+    canvas = fields.Nested(CanvasState, allow_none=True, required=True)
+    key_result_ids = fields.List(fields.UUID(), required=True)
+    version = fields.Integer(required=True, strict=True)
+    removed = fields.Boolean(required=True)
+
+
+class CheckInState(Strict):
     id = fields.UUID(required=True)
     key_result_id = fields.UUID(required=True)
     value = fields.Float(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    confidence = fields.Integer(allow_none=True, required=True, validate=validate.Range(0, 10))
     comment = fields.String(required=True)
     author_id = fields.UUID(allow_none=True, required=True)
     checked_in_at = UTCDateTime(required=True)
 
 
-class KeyResultCheckedIn(Schema):
-    class Meta:
-        unknown = RAISE
+class InitiativeCheckInState(Strict):
+    id = fields.UUID(required=True)
+    initiative_id = fields.UUID(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(INITIATIVE_STATUSES))
+    comment = fields.String(required=True)
+    author_id = fields.UUID(allow_none=True, required=True)
+    checked_in_at = UTCDateTime(required=True)
 
+
+class KeyResultCheckedIn(Strict):
     check_in = fields.Nested(CheckInState, required=True)
     key_result = fields.Nested(KeyResultState, required=True)
 
 
-class ExportRequested(Schema):
-    class Meta:
-        unknown = RAISE
+class InitiativeCheckedIn(Strict):
+    check_in = fields.Nested(InitiativeCheckInState, required=True)
+    initiative = fields.Nested(InitiativeState, required=True)
 
+
+class ExportRequested(Strict):
     job_id = fields.UUID(required=True)
 
 
 # (name, version) -> payload schema. A schema change adds a version; old ones stay readable.
 CATALOGUE: dict[tuple[str, int], type[Schema]] = {
     ("checkin.session.created", 1): SessionState,
+    ("checkin.session.updated", 1): SessionState,
+    ("checkin.session.archived", 1): SessionState,
     ("checkin.objective.created", 1): ObjectiveState,
+    ("checkin.objective.updated", 1): ObjectiveState,
+    ("checkin.objective.removed", 1): ObjectiveState,
     ("checkin.key_result.created", 1): KeyResultState,
+    ("checkin.key_result.updated", 1): KeyResultState,
+    ("checkin.key_result.removed", 1): KeyResultState,
     ("checkin.key_result.checked_in", 1): KeyResultCheckedIn,
+    ("checkin.initiative.created", 1): InitiativeState,
+    ("checkin.initiative.updated", 1): InitiativeState,
+    ("checkin.initiative.removed", 1): InitiativeState,
+    ("checkin.initiative.connected", 1): InitiativeState,
+    ("checkin.initiative.disconnected", 1): InitiativeState,
+    ("checkin.initiative.checked_in", 1): InitiativeCheckedIn,
     ("export.job.requested", 1): ExportRequested,
 }
 

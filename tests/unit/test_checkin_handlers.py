@@ -1,11 +1,12 @@
 """Check-in use cases against a fake unit of work (no I/O)."""
+import copy
 import uuid
 from datetime import date, datetime, timezone
 
 import pytest
 
 from services.checkin.domain import commands
-from services.checkin.domain.model import DomainError
+from services.checkin.domain.model import Conflict, DomainError, VersionRequired
 from services.checkin.service_layer import handlers
 from shared.access import Forbidden, NotFound
 from shared.clock import FixedClock
@@ -14,25 +15,65 @@ from shared.tokens import Principal
 
 
 class FakeRepository:
+    """In memory, with the real repository's optimistic version check."""
+
     def __init__(self):
-        self.sessions, self.objectives, self.key_results = {}, {}, {}
-        self.check_ins, self.events, self.sequences = [], [], {}
+        self.items: dict = {}
+        self.check_ins, self.initiative_check_ins, self.events, self.sequences = [], [], [], {}
 
-    def add_session(self, s): self.sessions[s.id] = s
-    def get_session(self, i): return self.sessions.get(i)
-    def list_sessions(self, ws): return [s for s in self.sessions.values() if s.workspace_id == ws]
-    def add_objective(self, o): self.objectives[o.id] = o
-    def get_objective(self, i): return self.objectives.get(i)
-    def add_key_result(self, k): self.key_results[k.id] = k
-    def get_key_result(self, i, for_update=False): return self.key_results.get(i)
+    def _get(self, kind, item_id):
+        item = self.items.get((kind, item_id))
+        return copy.deepcopy(item) if item and getattr(item, "removed_at", None) is None else None
 
-    def next_sequence(self, session_id):
-        self.sequences[session_id] = self.sequences.get(session_id, 0) + 1
-        return self.sequences[session_id]
+    def _put(self, kind, item, new=False):
+        stored = self.items.get((kind, item.id))
+        if not new and stored.version != item.version - 1:
+            raise Conflict("changed meanwhile", "If-Match")
+        self.items[(kind, item.id)] = copy.deepcopy(item)
+
+    def add_session(self, s): self._put("session", s, new=True)
+    def get_session(self, i, for_update=False): return self._get("session", i)
+    def save_session(self, s): self._put("session", s)
+    def list_sessions(self, ws): return [v for (k, _), v in self.items.items() if k == "session" and v.workspace_id == ws]
+    def add_objective(self, o): self._put("objective", o, new=True)
+    def get_objective(self, i, for_update=False): return self._get("objective", i)
+    def save_objective(self, o): self._put("objective", o)
+
+    def list_objectives(self, session_id):
+        return [v for (k, _), v in self.items.items() if k == "objective" and v.session_id == session_id and not v.removed_at]
+
+    def list_key_results(self, session_id):
+        return [v for (k, _), v in self.items.items() if k == "key_result" and v.session_id == session_id and not v.removed_at]
+
+    def parents(self, session_id): return {o.id: o.parent_id for o in self.list_objectives(session_id)}
+
+    def has_children(self, objective_id):
+        return any(getattr(v, "parent_id", None) == objective_id or getattr(v, "objective_id", None) == objective_id
+                   for v in self.items.values() if not getattr(v, "removed_at", None))
+
+    def add_key_result(self, k): self._put("key_result", k, new=True)
+    def get_key_result(self, i, for_update=False): return self._get("key_result", i)
 
     def save_key_result(self, k):
         self.check_ins += k.check_ins
         k.check_ins = []
+        self._put("key_result", k)
+
+    def add_initiative(self, i): self._put("initiative", i, new=True)
+    def get_initiative(self, i, for_update=False): return self._get("initiative", i)
+
+    def save_initiative(self, i):
+        self.initiative_check_ins += i.check_ins
+        i.check_ins = []
+        self._put("initiative", i)
+
+    def initiatives_of(self, key_result_id):
+        return [copy.deepcopy(v) for (k, _), v in self.items.items()
+                if k == "initiative" and key_result_id in v.key_result_ids and not v.removed_at]
+
+    def next_sequence(self, session_id):
+        self.sequences[session_id] = self.sequences.get(session_id, 0) + 1
+        return self.sequences[session_id]
 
     def add_event(self, e): self.events.append(e)
 
@@ -104,6 +145,100 @@ def test_parent_objective_must_be_in_the_same_session():
     uow = FakeUnitOfWork()
     one, two = _session(uow), _session(uow)
     parent = handlers.add_objective(commands.AddObjective(MEMBER, one.id, "Parent"), uow=uow, clock=CLOCK)
-    with pytest.raises(NotFound):
+    with pytest.raises(DomainError) as error:
         handlers.add_objective(commands.AddObjective(MEMBER, two.id, "Child", parent_id=parent.id),
                                uow=uow, clock=CLOCK)
+    assert error.value.field == "parent_id"
+
+
+def _objective(uow, session, title, parent=None):
+    return handlers.add_objective(commands.AddObjective(MEMBER, session.id, title, parent_id=parent),
+                                  uow=uow, clock=CLOCK)
+
+
+def test_a_parent_that_would_make_a_cycle_is_refused():
+    uow = FakeUnitOfWork()
+    session = _session(uow)
+    root = _objective(uow, session, "root")
+    child = _objective(uow, session, "child", root.id)
+    grandchild = _objective(uow, session, "grandchild", child.id)
+    with pytest.raises(DomainError, match="cycle"):
+        handlers.update_item(commands.UpdateItem(MEMBER, "objective", root.id, root.version,
+                                                 {"parent_id": grandchild.id}), uow=uow, clock=CLOCK)
+    moved = handlers.update_item(commands.UpdateItem(MEMBER, "objective", grandchild.id, 1, {"parent_id": root.id}),
+                                 uow=uow, clock=CLOCK)
+    assert moved.parent_id == root.id and moved.version == 2
+
+
+def test_edits_need_the_current_version():
+    uow = FakeUnitOfWork()
+    objective = _objective(uow, _session(uow), "Grow")
+    edit = lambda version: commands.UpdateItem(MEMBER, "objective", objective.id, version, {"title": "Grow more"})
+    with pytest.raises(VersionRequired):
+        handlers.update_item(edit(None), uow=uow, clock=CLOCK)
+    assert handlers.update_item(edit(1), uow=uow, clock=CLOCK).version == 2
+    with pytest.raises(Conflict):
+        handlers.update_item(edit(1), uow=uow, clock=CLOCK)  # stale: someone already made version 2
+    assert [e.event_type for e in uow.repo.events][-1] == "checkin.objective.updated"
+
+
+def test_an_archived_session_refuses_edits_but_stays_readable():
+    uow = FakeUnitOfWork()
+    session = _session(uow)
+    objective = _objective(uow, session, "Grow")
+    admin = Principal(str(USER), {str(WS): "admin"})
+    with pytest.raises(Forbidden):
+        handlers.archive_session(commands.ArchiveSession(MEMBER, session.id), uow=uow, clock=CLOCK)
+    handlers.archive_session(commands.ArchiveSession(admin, session.id), uow=uow, clock=CLOCK)
+    with pytest.raises(Conflict, match="archived"):
+        _objective(uow, session, "More")
+    with pytest.raises(Conflict, match="archived"):
+        handlers.update_item(commands.UpdateItem(MEMBER, "objective", objective.id, 1, {"title": "x"}),
+                             uow=uow, clock=CLOCK)
+    assert handlers.get_item(MEMBER, "objective", objective.id, uow=uow).title == "Grow"
+
+
+def test_initiatives_connect_and_disconnect_with_events_and_removal_cleans_up():
+    uow = FakeUnitOfWork()
+    session = _session(uow)
+    objective = _objective(uow, session, "Grow")
+    kr1, kr2 = (handlers.add_key_result(commands.AddKeyResult(MEMBER, objective.id, t, 0, 10), uow=uow, clock=CLOCK)
+                for t in ("a", "b"))
+    initiative = handlers.add_initiative(commands.AddInitiative(
+        MEMBER, session.id, "Launch", canvas={"title": "Plan", "url": "https://docs.example/plan"},
+        key_result_ids=[kr1.id]), uow=uow, clock=CLOCK)
+    handlers.connect(commands.Connect(MEMBER, initiative.id, kr2.id), uow=uow, clock=CLOCK)
+    with pytest.raises(Conflict):
+        handlers.connect(commands.Connect(MEMBER, initiative.id, kr2.id), uow=uow, clock=CLOCK)
+    handlers.remove_item(commands.RemoveItem(MEMBER, "key_result", kr1.id, 1), uow=uow, clock=CLOCK)
+    assert uow.repo.get_initiative(initiative.id).key_result_ids == [kr2.id]
+    assert [e.event_type for e in uow.repo.events][-3:] == [
+        "checkin.initiative.connected", "checkin.initiative.disconnected", "checkin.key_result.removed"]
+    with pytest.raises(DomainError) as error:
+        handlers.add_initiative(commands.AddInitiative(MEMBER, session.id, "x", canvas={
+            "title": "x", "url": "javascript:alert(1)"}), uow=uow, clock=CLOCK)
+    assert error.value.field == "canvas.url"
+
+
+def test_history_import_keeps_original_times_in_order():
+    uow = FakeUnitOfWork()
+    t0 = datetime(2026, 10, 5, 9, tzinfo=timezone.utc)
+    doc = {"session": {"name": "Past", "start_date": date(2026, 10, 5), "end_date": date(2026, 12, 27),
+                       "timezone": "UTC", "created_at": t0},
+           "objectives": [{"ref": "o", "title": "O", "parent_ref": None, "created_at": t0}],
+           "key_results": [{"ref": "k", "objective_ref": "o", "title": "K", "start_value": 0, "target_value": 10,
+                            "created_at": t0}],
+           "check_ins": [{"key_result_ref": "k", "value": 5, "status": "on_track", "checked_in_at": datetime(2026, 10, 20, tzinfo=timezone.utc)},
+                         {"key_result_ref": "k", "value": 3, "status": "at_risk", "checked_in_at": datetime(2026, 10, 12, tzinfo=timezone.utc)}]}
+    owner = Principal(str(USER), {str(WS): "owner"})
+    with pytest.raises(Forbidden):
+        handlers.import_history(commands.ImportHistory(MEMBER, WS, doc), uow=uow, clock=CLOCK)
+    handlers.import_history(commands.ImportHistory(owner, WS, doc), uow=uow, clock=CLOCK)
+    times = [e.occurred_at for e in uow.repo.events]
+    assert times == sorted(times) and times[-1] == datetime(2026, 10, 20, tzinfo=timezone.utc)
+    assert [e.sequence for e in uow.repo.events] == [1, 2, 3, 4, 5]
+    [kr] = uow.repo.list_key_results(uow.repo.events[0].entity_id)
+    assert kr.current_value == 5  # the later Check-in wins, whatever the document's order
+    doc["check_ins"][0]["checked_in_at"] = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    with pytest.raises(DomainError, match="between"):
+        handlers.import_history(commands.ImportHistory(owner, WS, doc), uow=FakeUnitOfWork(), clock=CLOCK)

@@ -30,17 +30,67 @@ KEY_RESULTS = [
     {"id": "k3", "objective_id": "other", "owner_id": None, "progress": 0.0},
 ]
 
+INITIATIVES = [{"id": "i1", "title": "Launch", "key_result_ids": ["k1", "k2"]}]
+
 
 def test_owner_filter_keeps_ancestors_as_context():
-    tree = build_tree(OBJECTIVES, KEY_RESULTS, OwnerFilter(ALICE))
+    tree = build_tree(OBJECTIVES, KEY_RESULTS, INITIATIVES, OwnerFilter(ALICE))
     assert [(o["id"], o["context"], [k["id"] for k in o["key_results"]]) for o in tree] == [
         ("root", True, []), ("team", True, ["k1"])]
     assert tree[1]["progress"] == 0.75  # an Objective's progress counts all its Key Results
+    assert [i["id"] for i in tree[1]["key_results"][0]["initiatives"]] == ["i1"]
 
 
 def test_unassigned_filter_and_all():
-    unassigned = build_tree(OBJECTIVES, KEY_RESULTS, OwnerFilter("unassigned"))
+    unassigned = build_tree(OBJECTIVES, KEY_RESULTS, INITIATIVES, OwnerFilter("unassigned"))
     assert [(o["id"], o["context"]) for o in unassigned] == [("root", False), ("other", True)]
     assert [k["id"] for o in unassigned for k in o["key_results"]] == ["k3"]
-    everything = build_tree(OBJECTIVES, KEY_RESULTS, OwnerFilter("all"))
+    everything = build_tree(OBJECTIVES, KEY_RESULTS, INITIATIVES, OwnerFilter("all"))
     assert not any(o["context"] for o in everything) and len(everything) == 3
+    # An Initiative connected to several Key Results shows under each.
+    assert [[i["id"] for i in k["initiatives"]] for k in everything[1]["key_results"]] == [["i1"], ["i1"]]
+
+
+# --- the live Session's List view -------------------------------------------------------------
+import uuid as _uuid  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from services.checkin.domain.model import KeyResult, Objective, weighted_progress  # noqa: E402
+from services.checkin.domain.views import ListQuery, list_items  # noqa: E402
+
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def _kr(title, current, *, weight=1.0, owner=None, status="on_track", minutes=0, objective=None):
+    return KeyResult(_uuid.uuid4(), objective or _uuid.uuid4(), _uuid.uuid4(), _uuid.uuid4(), title, 0, 10, current,
+                     weight=weight, owner_id=owner, status=status, updated_at=T0 + timedelta(minutes=minutes))
+
+
+def test_objective_progress_is_the_weighted_mean():
+    assert weighted_progress([_kr("a", 10, weight=3), _kr("b", 0, weight=1)]) == 0.75
+    assert weighted_progress([]) is None
+
+
+def test_milestone_key_results_are_done_or_not():
+    done = KeyResult(_uuid.uuid4(), _uuid.uuid4(), _uuid.uuid4(), _uuid.uuid4(), "Ship", kind="milestone",
+                     current_value=1.0)
+    assert (done.start_value, done.target_value, done.progress) == (0.0, 1.0, 1.0)
+
+
+def test_list_view_searches_filters_sorts_and_pages():
+    owner = _uuid.uuid4()
+    objective = Objective(_uuid.uuid4(), _uuid.uuid4(), _uuid.uuid4(), "Grow revenue", updated_at=T0)
+    krs = [_kr("Revenue EU", 5, owner=owner, minutes=3, objective=objective.id),
+           _kr("Revenue US", 9, status="at_risk", minutes=1, objective=objective.id),
+           _kr("Churn", 1, owner=owner, status="off_track", minutes=2, objective=objective.id)]
+    query = lambda **kw: list_items([objective], krs, [], ListQuery(**kw))
+    assert [r["title"] for r in query(search="REVENUE", types=("key_result",))["items"]] == ["Revenue EU", "Revenue US"]
+    assert [r["title"] for r in query(owner="unassigned")["items"]] == ["Grow revenue", "Revenue US"]
+    assert [r["title"] for r in query(sort="-progress", types=("key_result",))["items"]] == ["Revenue US", "Revenue EU", "Churn"]
+    assert [r["title"] for r in query(sort="status", types=("key_result",))["items"]] == ["Churn", "Revenue US", "Revenue EU"]
+    assert [r["title"] for r in query(sort="-updated_at", types=("key_result",))["items"]][0] == "Revenue EU"
+    page = query(sort="title", limit=2, offset=2)
+    assert page["total"] == 4 and [r["title"] for r in page["items"]] == ["Revenue EU", "Revenue US"]
+    assert query(status="off_track")["items"][0]["title"] == "Churn"
+    # An Objective's status is the worst of its Key Results.
+    assert query(types=("objective",))["items"][0]["status"] == "off_track"

@@ -1,40 +1,66 @@
-"""Repositories: translate rows to domain objects and back. One DB session, owned by the UoW."""
+"""Repositories: translate rows to domain objects and back. One DB session, owned by the UoW.
+
+Saves are optimistic: `UPDATE ... WHERE id = :id AND version = :previous`, so of two writers
+that read the same version, exactly one wins even without row locks."""
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from services.checkin.adapters import orm
-from services.checkin.domain.model import CheckIn, KeyResult, Objective, Session
+from services.checkin.domain.model import (Canvas, CheckIn, Conflict, Initiative, InitiativeCheckIn,
+                                           KeyResult, Objective, Session)
 from shared.events import Event
 from shared.messaging import add_to_outbox
 
 
-def _columns(table, obj, names=None) -> dict:
-    return {c.name: getattr(obj, c.name) for c in table.columns
-            if hasattr(obj, c.name) and (names is None or c.name in names)}
+def _row(table, obj) -> dict:
+    return {c.name: getattr(obj, c.name) for c in table.columns if hasattr(obj, c.name)}
+
+
+def _uuids(values) -> list:
+    return [v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)) for v in values or []]
 
 
 class SqlRepository:
     def __init__(self, db: DbSession):
         self.db = db
 
-    # Sessions
+    def _insert(self, table, obj) -> None:
+        self.db.execute(table.insert().values(**_row(table, obj)))
+
+    def _save(self, table, obj, extra: dict | None = None) -> None:
+        values = _row(table, obj) | (extra or {})
+        values.pop("id")
+        changed = self.db.execute(update(table).where(
+            table.c.id == obj.id, table.c.version == obj.version - 1).values(**values)).rowcount
+        if changed != 1:
+            raise Conflict("This item was changed by someone else at the same time; reload it.", "If-Match")
+
+    # Sessions ----------------------------------------------------------------------------
     def add_session(self, session: Session) -> None:
-        self.db.execute(orm.sessions.insert().values(**_columns(orm.sessions, session), last_sequence=0))
+        self.db.execute(orm.sessions.insert().values(**_row(orm.sessions, session), last_sequence=0))
 
-    def get_session(self, session_id: uuid.UUID) -> Session | None:
-        row = self.db.execute(select(orm.sessions).where(orm.sessions.c.id == session_id)).mappings().first()
-        return _session(row) if row else None
+    def get_session(self, session_id, *, for_update: bool = False) -> Session | None:
+        query = select(orm.sessions).where(orm.sessions.c.id == session_id)
+        row = self.db.execute(query.with_for_update() if for_update else query).mappings().first()
+        if row is None:
+            return None
+        values = dict(row)
+        values.pop("last_sequence")
+        return Session(**values)
 
-    def list_sessions(self, workspace_id: uuid.UUID) -> list[Session]:
-        rows = self.db.execute(select(orm.sessions).where(orm.sessions.c.workspace_id == workspace_id)
-                               .order_by(orm.sessions.c.start_date, orm.sessions.c.name)).mappings()
-        return [_session(r) for r in rows]
+    def save_session(self, session: Session) -> None:
+        self._save(orm.sessions, session)
 
-    def next_sequence(self, session_id: uuid.UUID) -> int:
+    def list_sessions(self, workspace_id) -> list[Session]:
+        ids = self.db.execute(select(orm.sessions.c.id).where(orm.sessions.c.workspace_id == workspace_id)
+                              .order_by(orm.sessions.c.start_date, orm.sessions.c.name)).scalars()
+        return [self.get_session(i) for i in ids]
+
+    def next_sequence(self, session_id) -> int:
         """Per-Session event sequence; the UPDATE takes the row lock, so concurrent writers of one
         Session get distinct, gap-free numbers in commit order."""
         return self.db.execute(
@@ -43,56 +69,136 @@ class SqlRepository:
             .returning(orm.sessions.c.last_sequence)
         ).scalar_one()
 
-    # Objectives
+    # Objectives --------------------------------------------------------------------------
     def add_objective(self, objective: Objective) -> None:
-        self.db.execute(orm.objectives.insert().values(**_columns(orm.objectives, objective)))
+        self._insert(orm.objectives, objective)
 
-    def get_objective(self, objective_id: uuid.UUID) -> Objective | None:
-        row = self.db.execute(select(orm.objectives).where(orm.objectives.c.id == objective_id)).mappings().first()
-        return Objective(**row) if row else None
+    def _objective(self, row) -> Objective:
+        values = dict(row)
+        values["visible_to"] = _uuids(values["visible_to"])
+        return Objective(**values)
 
-    def list_objectives(self, session_id: uuid.UUID) -> list[Objective]:
-        rows = self.db.execute(select(orm.objectives).where(orm.objectives.c.session_id == session_id)
-                               .order_by(orm.objectives.c.created_at, orm.objectives.c.id)).mappings()
-        return [Objective(**r) for r in rows]
+    def get_objective(self, objective_id, *, for_update: bool = False) -> Objective | None:
+        query = select(orm.objectives).where(orm.objectives.c.id == objective_id,
+                                             orm.objectives.c.removed_at.is_(None))
+        row = self.db.execute(query.with_for_update() if for_update else query).mappings().first()
+        return self._objective(row) if row else None
 
-    # Key Results
+    def save_objective(self, objective: Objective) -> None:
+        self._save(orm.objectives, objective, {"visible_to": [str(v) for v in objective.visible_to]})
+
+    def list_objectives(self, session_id) -> list[Objective]:
+        rows = self.db.execute(select(orm.objectives).where(
+            orm.objectives.c.session_id == session_id, orm.objectives.c.removed_at.is_(None))
+            .order_by(orm.objectives.c.created_at, orm.objectives.c.id)).mappings()
+        return [self._objective(r) for r in rows]
+
+    def parents(self, session_id) -> dict:
+        rows = self.db.execute(select(orm.objectives.c.id, orm.objectives.c.parent_id).where(
+            orm.objectives.c.session_id == session_id, orm.objectives.c.removed_at.is_(None)))
+        return {r.id: r.parent_id for r in rows}
+
+    def has_children(self, objective_id) -> bool:
+        child = self.db.execute(select(orm.objectives.c.id).where(
+            orm.objectives.c.parent_id == objective_id, orm.objectives.c.removed_at.is_(None)).limit(1)).first()
+        kr = self.db.execute(select(orm.key_results.c.id).where(
+            orm.key_results.c.objective_id == objective_id, orm.key_results.c.removed_at.is_(None)).limit(1)).first()
+        return child is not None or kr is not None
+
+    # Key Results -------------------------------------------------------------------------
     def add_key_result(self, key_result: KeyResult) -> None:
-        self.db.execute(orm.key_results.insert().values(**_columns(orm.key_results, key_result)))
+        self._insert(orm.key_results, key_result)
 
-    def get_key_result(self, key_result_id: uuid.UUID, *, for_update: bool = False) -> KeyResult | None:
-        query = select(orm.key_results).where(orm.key_results.c.id == key_result_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.db.execute(query).mappings().first()
+    def get_key_result(self, key_result_id, *, for_update: bool = False) -> KeyResult | None:
+        query = select(orm.key_results).where(orm.key_results.c.id == key_result_id,
+                                              orm.key_results.c.removed_at.is_(None))
+        row = self.db.execute(query.with_for_update() if for_update else query).mappings().first()
         return KeyResult(**row) if row else None
 
-    def list_key_results(self, session_id: uuid.UUID) -> list[KeyResult]:
-        rows = self.db.execute(select(orm.key_results).where(orm.key_results.c.session_id == session_id)
-                               .order_by(orm.key_results.c.created_at, orm.key_results.c.id)).mappings()
+    def list_key_results(self, session_id) -> list[KeyResult]:
+        rows = self.db.execute(select(orm.key_results).where(
+            orm.key_results.c.session_id == session_id, orm.key_results.c.removed_at.is_(None))
+            .order_by(orm.key_results.c.created_at, orm.key_results.c.id)).mappings()
         return [KeyResult(**r) for r in rows]
 
     def save_key_result(self, key_result: KeyResult) -> None:
-        values = _columns(orm.key_results, key_result, {"current_value", "status", "updated_at",
-                                                         "title", "owner_id", "unit"})
-        self.db.execute(update(orm.key_results).where(orm.key_results.c.id == key_result.id).values(**values))
+        self._save(orm.key_results, key_result)
         for entry in key_result.check_ins:
-            self.db.execute(orm.check_ins.insert().values(**_columns(orm.check_ins, entry)))
+            self._insert(orm.check_ins, entry)
         key_result.check_ins.clear()
 
-    def list_check_ins(self, key_result_id: uuid.UUID, *, limit: int, offset: int) -> list[CheckIn]:
-        rows = self.db.execute(
-            select(orm.check_ins).where(orm.check_ins.c.key_result_id == key_result_id)
-            .order_by(orm.check_ins.c.checked_in_at.desc(), orm.check_ins.c.id)
-            .limit(limit).offset(offset)).mappings()
-        return [CheckIn(**r) for r in rows]
+    def list_check_ins(self, key_result_id, *, limit: int, offset: int) -> tuple[list[CheckIn], int]:
+        c = orm.check_ins
+        rows = self.db.execute(select(c).where(c.c.key_result_id == key_result_id)
+                               .order_by(c.c.checked_in_at.desc(), c.c.id).limit(limit).offset(offset)).mappings()
+        total = self.db.execute(select(func.count()).select_from(c).where(c.c.key_result_id == key_result_id)).scalar_one()
+        return [CheckIn(**r) for r in rows], total
 
-    # Outbox
+    def last_check_in_times(self, session_id) -> dict:
+        c, k = orm.check_ins, orm.key_results
+        rows = self.db.execute(select(c.c.key_result_id, func.max(c.c.checked_in_at))
+                               .join(k, k.c.id == c.c.key_result_id).where(k.c.session_id == session_id)
+                               .group_by(c.c.key_result_id))
+        return dict(rows.all())
+
+    # Initiatives -------------------------------------------------------------------------
+    def _initiative(self, row) -> Initiative:
+        values = dict(row)
+        canvas = values.pop("canvas")
+        links = self.db.execute(select(orm.initiative_key_results.c.key_result_id).where(
+            orm.initiative_key_results.c.initiative_id == values["id"])
+            .order_by(orm.initiative_key_results.c.position)).scalars()
+        return Initiative(**values, key_result_ids=list(links),
+                          canvas=Canvas(canvas["title"], canvas["url"], _uuids(canvas["access"])) if canvas else None)
+
+    def _initiative_extra(self, initiative: Initiative) -> dict:
+        canvas = initiative.canvas
+        return {"canvas": {"title": canvas.title, "url": canvas.url, "access": [str(a) for a in canvas.access]}
+                if canvas else None}
+
+    def add_initiative(self, initiative: Initiative) -> None:
+        self.db.execute(orm.initiatives.insert().values(
+            **_row(orm.initiatives, initiative) | self._initiative_extra(initiative)))
+        self._write_links(initiative)
+
+    def get_initiative(self, initiative_id, *, for_update: bool = False) -> Initiative | None:
+        query = select(orm.initiatives).where(orm.initiatives.c.id == initiative_id,
+                                              orm.initiatives.c.removed_at.is_(None))
+        row = self.db.execute(query.with_for_update() if for_update else query).mappings().first()
+        return self._initiative(row) if row else None
+
+    def list_initiatives(self, session_id) -> list[Initiative]:
+        rows = self.db.execute(select(orm.initiatives).where(
+            orm.initiatives.c.session_id == session_id, orm.initiatives.c.removed_at.is_(None))
+            .order_by(orm.initiatives.c.created_at, orm.initiatives.c.id)).mappings()
+        return [self._initiative(r) for r in rows]
+
+    def save_initiative(self, initiative: Initiative) -> None:
+        self._save(orm.initiatives, initiative, self._initiative_extra(initiative))
+        self._write_links(initiative)
+        for entry in initiative.check_ins:
+            self._insert(orm.initiative_check_ins, entry)
+        initiative.check_ins.clear()
+
+    def _write_links(self, initiative: Initiative) -> None:
+        links = orm.initiative_key_results
+        self.db.execute(delete(links).where(links.c.initiative_id == initiative.id))
+        for position, key_result_id in enumerate(initiative.key_result_ids):
+            self.db.execute(links.insert().values(initiative_id=initiative.id, key_result_id=key_result_id,
+                                                  position=position))
+
+    def initiatives_of(self, key_result_id) -> list[Initiative]:
+        ids = self.db.execute(select(orm.initiative_key_results.c.initiative_id).where(
+            orm.initiative_key_results.c.key_result_id == key_result_id)).scalars()
+        return [i for i in (self.get_initiative(x) for x in ids) if i is not None]
+
+    def list_initiative_check_ins(self, initiative_id, *, limit: int, offset: int):
+        c = orm.initiative_check_ins
+        rows = self.db.execute(select(c).where(c.c.initiative_id == initiative_id)
+                               .order_by(c.c.checked_in_at.desc(), c.c.id).limit(limit).offset(offset)).mappings()
+        total = self.db.execute(select(func.count()).select_from(c).where(c.c.initiative_id == initiative_id)).scalar_one()
+        return [InitiativeCheckIn(**r) for r in rows], total
+
+    # Outbox ------------------------------------------------------------------------------
     def add_event(self, event: Event) -> None:
         add_to_outbox(self.db, orm.outbox, event, event.occurred_at)
-
-
-def _session(row) -> Session:
-    values = dict(row)
-    values.pop("last_sequence", None)
-    return Session(**values)

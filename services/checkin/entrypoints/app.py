@@ -1,27 +1,67 @@
 """The check-in service's HTTP API (internal: reached through the gateway only)."""
 from __future__ import annotations
 
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.checkin.bootstrap import Checkin, bootstrap
 from services.checkin.domain import commands
-from services.checkin.domain.model import DomainError
+from services.checkin.domain.model import Conflict, DomainError, VersionRequired
+from services.checkin.domain.views import ListQuery
 from services.checkin.entrypoints import schemas
 from services.checkin.service_layer import handlers
 from shared.http import (create_app as create_base_app, current_principal, error_response,
                          register_access_errors, require_internal_token)
 
-sessions = Blueprint("sessions", __name__, description="OKR Sessions of a Workspace")
-objectives = Blueprint("objectives", __name__, description="Objectives of a Session")
-key_results = Blueprint("key_results", __name__, description="Key Results and their Check-ins")
+IMPORT_MAX_BYTES = 8 * 1024 * 1024
+
+sessions = Blueprint("sessions", __name__, description="OKR Sessions of a Workspace, their List and Tree")
+objectives = Blueprint("objectives", __name__, description="Objectives (a cascading tree)")
+key_results = Blueprint("key_results", __name__, description="Key Results")
+initiatives = Blueprint("initiatives", __name__, description="Initiatives and their connected Key Results")
+check_ins = Blueprint("check_ins", __name__, description="Check-ins: why progress moved")
+
+IF_MATCH = {"If-Match": {"description": "the item's version (its ETag); required", "required": True,
+                         "schema": {"type": "string"}}}
 
 
-def _container() -> Checkin:
-    from flask import current_app
-
+def _c() -> Checkin:
     return current_app.extensions["okrsnap"]
 
+
+def _expected_version() -> int | None:
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit() or len(value) > 9:
+        raise DomainError('If-Match must be an item version such as "3".', "If-Match")
+    return int(value)
+
+
+def _tagged(item, status: int = 200):
+    return item, status, {"ETag": f'"{item.version}"'}
+
+
+def _update(kind: str, item_id, changes: dict):
+    c = _c()
+    item = handlers.update_item(commands.UpdateItem(current_principal(), kind, item_id, _expected_version(),
+                                                    changes), uow=c.uow(), clock=c.clock)
+    return _tagged(item)
+
+
+def _remove(kind: str, item_id):
+    c = _c()
+    handlers.remove_item(commands.RemoveItem(current_principal(), kind, item_id, _expected_version()),
+                         uow=c.uow(), clock=c.clock)
+
+
+def _detail(result: dict, kind: str):
+    return result, 200, {"ETag": f'"{result[kind].version}"'}
+
+
+# --- Sessions ------------------------------------------------------------------------------
 
 @sessions.route("/workspaces/<uuid:workspace_id>/sessions")
 class WorkspaceSessions(MethodView):
@@ -29,29 +69,72 @@ class WorkspaceSessions(MethodView):
     @sessions.response(201, schemas.SessionOut)
     def post(self, body, workspace_id):
         """Create a Session"""
-        c = _container()
-        return handlers.create_session(
-            commands.CreateSession(current_principal(), workspace_id, **body), uow=c.uow(), clock=c.clock)
+        c = _c()
+        return _tagged(handlers.create_session(commands.CreateSession(current_principal(), workspace_id, **body),
+                                               uow=c.uow(), clock=c.clock), 201)
 
     @sessions.response(200, schemas.SessionOut(many=True))
     def get(self, workspace_id):
-        """List the Workspace's Sessions"""
-        return handlers.list_sessions(current_principal(), workspace_id, uow=_container().uow())
+        """The Workspace's Sessions"""
+        return handlers.list_sessions(current_principal(), workspace_id, uow=_c().uow())
+
+
+@sessions.route("/workspaces/<uuid:workspace_id>/sessions/import")
+class SessionImport(MethodView):
+    @sessions.arguments(schemas.HistoryImport)
+    @sessions.response(201, schemas.SessionOut)
+    def post(self, body, workspace_id):
+        """Import a Session's past (admins): items and dated Check-ins keep their times"""
+        c = _c()
+        return _tagged(handlers.import_history(commands.ImportHistory(current_principal(), workspace_id, body),
+                                               uow=c.uow(), clock=c.clock), 201)
 
 
 @sessions.route("/sessions/<uuid:session_id>")
-class SessionTree(MethodView):
-    @sessions.response(200, schemas.SessionTree)
+class SessionDetail(MethodView):
+    @sessions.response(200, schemas.SessionOut)
     def get(self, session_id):
-        """A Session with its Objectives and Key Results (Tree)"""
-        session, objs, krs = handlers.session_tree(current_principal(), session_id, uow=_container().uow())
-        by_objective: dict = {}
-        for kr in krs:
-            by_objective.setdefault(kr.objective_id, []).append(kr)
-        tree = dict(vars(session))
-        tree["objectives"] = [dict(vars(o), key_results=by_objective.get(o.id, [])) for o in objs]
-        return tree
+        """One Session"""
+        return _tagged(handlers.get_item(current_principal(), "session", session_id, uow=_c().uow()))
 
+    @sessions.arguments(schemas.SessionPatch)
+    @sessions.response(200, schemas.SessionOut)
+    @sessions.doc(parameters=[{"in": "header", "name": "If-Match", **IF_MATCH["If-Match"]}])
+    def patch(self, body, session_id):
+        """Edit a Session (If-Match: its version)"""
+        return _update("session", session_id, body)
+
+
+@sessions.route("/sessions/<uuid:session_id>/archive")
+class SessionArchive(MethodView):
+    @sessions.response(200, schemas.SessionOut)
+    def post(self, session_id):
+        """Archive a Session: read-only from now on, still reviewable (owners and admins)"""
+        c = _c()
+        return _tagged(handlers.archive_session(commands.ArchiveSession(current_principal(), session_id),
+                                                uow=c.uow(), clock=c.clock))
+
+
+@sessions.route("/sessions/<uuid:session_id>/tree")
+class SessionTree(MethodView):
+    @sessions.response(200, schemas.TreeOut)
+    def get(self, session_id):
+        """Tree view: cascading Objectives, their Key Results and connected Initiatives"""
+        return handlers.session_tree(current_principal(), session_id, uow=_c().uow())
+
+
+@sessions.route("/sessions/<uuid:session_id>/items")
+class SessionList(MethodView):
+    @sessions.arguments(schemas.ListQueryIn, location="query")
+    @sessions.response(200, schemas.ListOut)
+    def get(self, query, session_id):
+        """List view: search, filter by owner and status, sort, page"""
+        return handlers.session_list(current_principal(), session_id, ListQuery(
+            types=tuple(query["type"]), search=query["q"], owner=query["owner"], status=query["status"],
+            sort=query["sort"], limit=query["limit"], offset=query["offset"]), uow=_c().uow())
+
+
+# --- Objectives ----------------------------------------------------------------------------
 
 @objectives.route("/sessions/<uuid:session_id>/objectives")
 class SessionObjectives(MethodView):
@@ -59,10 +142,33 @@ class SessionObjectives(MethodView):
     @objectives.response(201, schemas.ObjectiveOut)
     def post(self, body, session_id):
         """Add an Objective"""
-        c = _container()
-        return handlers.add_objective(commands.AddObjective(current_principal(), session_id, **body),
-                                      uow=c.uow(), clock=c.clock)
+        c = _c()
+        return _tagged(handlers.add_objective(commands.AddObjective(current_principal(), session_id, **body),
+                                              uow=c.uow(), clock=c.clock), 201)
 
+
+@objectives.route("/objectives/<uuid:objective_id>")
+class ObjectiveDetail(MethodView):
+    @objectives.response(200, schemas.ObjectiveDetail)
+    def get(self, objective_id):
+        """One Objective with its progress and Key Results"""
+        return _detail(handlers.objective_detail(current_principal(), objective_id, uow=_c().uow()), "objective")
+
+    @objectives.arguments(schemas.ObjectivePatch)
+    @objectives.response(200, schemas.ObjectiveOut)
+    @objectives.doc(parameters=[{"in": "header", "name": "If-Match", **IF_MATCH["If-Match"]}])
+    def patch(self, body, objective_id):
+        """Edit an Objective (If-Match: its version); a parent that makes a cycle is refused"""
+        return _update("objective", objective_id, body)
+
+    @objectives.response(204)
+    @objectives.doc(parameters=[{"in": "header", "name": "If-Match", **IF_MATCH["If-Match"]}])
+    def delete(self, objective_id):
+        """Remove an Objective without Key Results or child Objectives"""
+        _remove("objective", objective_id)
+
+
+# --- Key Results ---------------------------------------------------------------------------
 
 @key_results.route("/objectives/<uuid:objective_id>/key-results")
 class ObjectiveKeyResults(MethodView):
@@ -70,35 +176,126 @@ class ObjectiveKeyResults(MethodView):
     @key_results.response(201, schemas.KeyResultOut)
     def post(self, body, objective_id):
         """Add a Key Result"""
-        c = _container()
-        return handlers.add_key_result(commands.AddKeyResult(current_principal(), objective_id, **body),
-                                       uow=c.uow(), clock=c.clock)
+        c = _c()
+        return _tagged(handlers.add_key_result(commands.AddKeyResult(current_principal(), objective_id, **body),
+                                               uow=c.uow(), clock=c.clock), 201)
 
 
 @key_results.route("/key-results/<uuid:key_result_id>")
 class KeyResultDetail(MethodView):
-    @key_results.response(200, schemas.KeyResultOut)
+    @key_results.response(200, schemas.KeyResultDetail)
     def get(self, key_result_id):
-        """One Key Result"""
-        return handlers.get_key_result(current_principal(), key_result_id, uow=_container().uow())
+        """One Key Result with its Initiatives and newest Check-ins"""
+        return _detail(handlers.key_result_detail(current_principal(), key_result_id, uow=_c().uow()), "key_result")
+
+    @key_results.arguments(schemas.KeyResultPatch)
+    @key_results.response(200, schemas.KeyResultOut)
+    @key_results.doc(parameters=[{"in": "header", "name": "If-Match", **IF_MATCH["If-Match"]}])
+    def patch(self, body, key_result_id):
+        """Edit a Key Result (If-Match: its version); progress moves through Check-ins"""
+        return _update("key_result", key_result_id, body)
+
+    @key_results.response(204)
+    @key_results.doc(parameters=[{"in": "header", "name": "If-Match", **IF_MATCH["If-Match"]}])
+    def delete(self, key_result_id):
+        """Remove a Key Result (its Initiative connections go with it)"""
+        _remove("key_result", key_result_id)
 
 
-@key_results.route("/key-results/<uuid:key_result_id>/check-ins")
+# --- Initiatives ---------------------------------------------------------------------------
+
+@initiatives.route("/sessions/<uuid:session_id>/initiatives")
+class SessionInitiatives(MethodView):
+    @initiatives.arguments(schemas.InitiativeCreate)
+    @initiatives.response(201, schemas.InitiativeOut)
+    def post(self, body, session_id):
+        """Add an Initiative, optionally connected to Key Results"""
+        c = _c()
+        return _tagged(handlers.add_initiative(commands.AddInitiative(current_principal(), session_id, **body),
+                                               uow=c.uow(), clock=c.clock), 201)
+
+
+@initiatives.route("/initiatives/<uuid:initiative_id>")
+class InitiativeDetail(MethodView):
+    @initiatives.response(200, schemas.InitiativeDetail)
+    def get(self, initiative_id):
+        """One Initiative with its Key Results and newest Check-ins"""
+        return _detail(handlers.initiative_detail(current_principal(), initiative_id, uow=_c().uow()), "initiative")
+
+    @initiatives.arguments(schemas.InitiativePatch)
+    @initiatives.response(200, schemas.InitiativeOut)
+    @initiatives.doc(parameters=[{"in": "header", "name": "If-Match", **IF_MATCH["If-Match"]}])
+    def patch(self, body, initiative_id):
+        """Edit an Initiative (If-Match: its version)"""
+        return _update("initiative", initiative_id, body)
+
+    @initiatives.response(204)
+    @initiatives.doc(parameters=[{"in": "header", "name": "If-Match", **IF_MATCH["If-Match"]}])
+    def delete(self, initiative_id):
+        """Remove an Initiative"""
+        _remove("initiative", initiative_id)
+
+
+@initiatives.route("/initiatives/<uuid:initiative_id>/key-results/<uuid:key_result_id>")
+class InitiativeConnection(MethodView):
+    @initiatives.response(200, schemas.InitiativeOut)
+    def put(self, initiative_id, key_result_id):
+        """Connect a Key Result"""
+        c = _c()
+        return _tagged(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id),
+                                        uow=c.uow(), clock=c.clock))
+
+    @initiatives.response(200, schemas.InitiativeOut)
+    def delete(self, initiative_id, key_result_id):
+        """Disconnect a Key Result"""
+        c = _c()
+        return _tagged(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id, False),
+                                        uow=c.uow(), clock=c.clock))
+
+
+# --- Check-ins -----------------------------------------------------------------------------
+
+@check_ins.route("/key-results/<uuid:key_result_id>/check-ins")
 class KeyResultCheckIns(MethodView):
-    @key_results.arguments(schemas.CheckInCreate)
-    @key_results.response(201, schemas.CheckInRecorded)
+    @check_ins.arguments(schemas.CheckInCreate)
+    @check_ins.response(201, schemas.CheckInRecorded)
     def post(self, body, key_result_id):
-        """Record a Check-in: new value, status and why it moved"""
-        c = _container()
+        """Record a Check-in: new value, status, confidence and why it moved"""
+        c = _c()
         entry, key_result = handlers.record_check_in(
             commands.RecordCheckIn(current_principal(), key_result_id, **body), uow=c.uow(), clock=c.clock)
         return {"check_in": entry, "key_result": key_result}
 
-    @key_results.arguments(schemas.Page, location="query")
-    @key_results.response(200, schemas.CheckInOut(many=True))
+    @check_ins.arguments(schemas.Page, location="query")
+    @check_ins.response(200, schemas.CheckInPage)
     def get(self, page, key_result_id):
-        """Check-ins of a Key Result, newest first"""
-        return handlers.list_check_ins(current_principal(), key_result_id, uow=_container().uow(), **page)
+        """A Key Result's Check-ins, newest first"""
+        items, total = handlers.list_check_ins(current_principal(), "key_result", key_result_id,
+                                               uow=_c().uow(), **page)
+        return {"items": items, "total": total, **page}
+
+
+@check_ins.route("/initiatives/<uuid:initiative_id>/check-ins")
+class InitiativeCheckIns(MethodView):
+    @check_ins.arguments(schemas.InitiativeCheckInCreate)
+    @check_ins.response(201, schemas.InitiativeCheckInRecorded)
+    def post(self, body, initiative_id):
+        """Record an Initiative Check-in: status and comment"""
+        c = _c()
+        entry, initiative = handlers.record_initiative_check_in(
+            commands.RecordInitiativeCheckIn(current_principal(), initiative_id, **body), uow=c.uow(), clock=c.clock)
+        return {"check_in": entry, "initiative": initiative}
+
+    @check_ins.arguments(schemas.Page, location="query")
+    @check_ins.response(200, schemas.InitiativeCheckInPage)
+    def get(self, page, initiative_id):
+        """An Initiative's Check-ins, newest first"""
+        items, total = handlers.list_check_ins(current_principal(), "initiative", initiative_id,
+                                               uow=_c().uow(), **page)
+        return {"items": items, "total": total, **page}
+
+
+BLUEPRINTS = (sessions, objectives, key_results, initiatives, check_ins)
 
 
 def create_app(container: Checkin | None = None):
@@ -108,11 +305,18 @@ def create_app(container: Checkin | None = None):
     require_internal_token(app, service="checkin", secret=container.settings.internal_secret)
     register_access_errors(app)
 
-    @app.errorhandler(DomainError)
-    def _domain_error(exc: DomainError):
-        return error_response(422, exc.message, [{"location": "json", "field": exc.field or "_schema",
-                                                  "reason": exc.message}])
+    @app.before_request
+    def _allow_large_imports():
+        if request.path.endswith("/sessions/import"):
+            request.max_content_length = IMPORT_MAX_BYTES
 
-    for blueprint in (sessions, objectives, key_results):
+    def _field_error(code: int, exc: DomainError):
+        return error_response(code, exc.message, [{"location": "header" if exc.field == "If-Match" else "json",
+                                                   "field": exc.field or "_schema", "reason": exc.message}])
+
+    app.register_error_handler(DomainError, lambda exc: _field_error(422, exc))
+    app.register_error_handler(Conflict, lambda exc: _field_error(409, exc))
+    app.register_error_handler(VersionRequired, lambda exc: _field_error(428, exc))
+    for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     return app

@@ -1,11 +1,13 @@
-"""HTTP bodies of the check-in service. Unknown fields are refused: ids, authors, times and
-sequence numbers are never taken from a client."""
-from marshmallow import RAISE, Schema, fields, validate
+"""HTTP bodies of the check-in service. Unknown fields are refused: ids, authors, times, versions
+and sequence numbers are never taken from a client."""
+from marshmallow import (RAISE, Schema, ValidationError, fields, validate, validates_schema)
 
-from shared.events import STATUSES, WEEKDAYS
+from shared.events import CADENCES, INITIATIVE_STATUSES, KEY_RESULT_KINDS, STATUSES, WEEKDAYS
 
 TITLE = validate.Length(min=1, max=500)
+TEXT = validate.Length(max=5000)
 NUMBER = dict(allow_nan=False, validate=validate.Range(min=-1e15, max=1e15))
+MEMBERS = dict(validate=validate.Length(max=500))
 
 
 class Strict(Schema):
@@ -13,12 +15,37 @@ class Strict(Schema):
         unknown = RAISE
 
 
-class SessionCreate(Strict):
+class AtLeastOne(Strict):
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Name at least one field to change.")
+
+
+# --- Sessions ------------------------------------------------------------------------------
+
+class SessionFields(Strict):
+    name = fields.String(validate=TITLE)
+    start_date = fields.Date()
+    end_date = fields.Date()
+    timezone = fields.String(validate=validate.Length(1, 64))
+    week_start_day = fields.String(validate=validate.OneOf(WEEKDAYS))
+    checkin_cadence = fields.String(validate=validate.OneOf(CADENCES))
+    checkin_weekday = fields.String(validate=validate.OneOf(WEEKDAYS))
+
+
+class SessionCreate(SessionFields):
     name = fields.String(required=True, validate=TITLE)
     start_date = fields.Date(required=True)
     end_date = fields.Date(required=True)
     timezone = fields.String(required=True, validate=validate.Length(1, 64))
     week_start_day = fields.String(load_default="monday", validate=validate.OneOf(WEEKDAYS))
+    checkin_cadence = fields.String(load_default="weekly", validate=validate.OneOf(CADENCES))
+    checkin_weekday = fields.String(load_default="friday", validate=validate.OneOf(WEEKDAYS))
+
+
+class SessionPatch(SessionFields, AtLeastOne):
+    pass
 
 
 class SessionOut(Schema):
@@ -29,31 +56,82 @@ class SessionOut(Schema):
     end_date = fields.Date()
     timezone = fields.String()
     week_start_day = fields.String()
+    checkin_cadence = fields.String()
+    checkin_weekday = fields.String()
+    status = fields.String(metadata={"description": "active or archived (read-only, still reviewable)"})
+    version = fields.Integer()
     created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
 
 
-class ObjectiveCreate(Strict):
+# --- Objectives ----------------------------------------------------------------------------
+
+class ObjectiveFields(Strict):
+    title = fields.String(validate=TITLE)
+    description = fields.String(validate=TEXT)
+    owner_id = fields.UUID(allow_none=True)
+    parent_id = fields.UUID(allow_none=True)
+    private = fields.Boolean()
+    visible_to = fields.List(fields.UUID(), **MEMBERS)
+
+
+class ObjectiveCreate(ObjectiveFields):
     title = fields.String(required=True, validate=TITLE)
+    description = fields.String(load_default="", validate=TEXT)
     owner_id = fields.UUID(load_default=None, allow_none=True)
     parent_id = fields.UUID(load_default=None, allow_none=True)
+    private = fields.Boolean(load_default=False)
+    visible_to = fields.List(fields.UUID(), load_default=list, **MEMBERS)
+
+
+class ObjectivePatch(ObjectiveFields, AtLeastOne):
+    pass
 
 
 class ObjectiveOut(Schema):
     id = fields.UUID()
     session_id = fields.UUID()
     title = fields.String()
+    description = fields.String()
     owner_id = fields.UUID(allow_none=True)
     parent_id = fields.UUID(allow_none=True)
+    private = fields.Boolean()
+    visible_to = fields.List(fields.UUID())
+    version = fields.Integer()
     created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
 
 
-class KeyResultCreate(Strict):
+# --- Key Results ---------------------------------------------------------------------------
+
+class KeyResultFields(Strict):
+    title = fields.String(validate=TITLE)
+    owner_id = fields.UUID(allow_none=True)
+    start_value = fields.Float(**NUMBER)
+    target_value = fields.Float(**NUMBER)
+    unit = fields.String(validate=validate.Length(max=32))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    confidence = fields.Integer(allow_none=True, strict=True, validate=validate.Range(0, 10))
+    weight = fields.Float(allow_nan=False, validate=validate.Range(min=0, max=1000, min_inclusive=False))
+
+
+class KeyResultCreate(KeyResultFields):
     title = fields.String(required=True, validate=TITLE)
+    kind = fields.String(load_default="metric", validate=validate.OneOf(KEY_RESULT_KINDS),
+                         metadata={"description": "metric (start, target, current) or milestone (done / not done)"})
     owner_id = fields.UUID(load_default=None, allow_none=True)
-    start_value = fields.Float(required=True, **NUMBER)
-    target_value = fields.Float(required=True, **NUMBER)
+    start_value = fields.Float(load_default=0.0, **NUMBER)
+    target_value = fields.Float(load_default=1.0, **NUMBER)
     current_value = fields.Float(load_default=None, allow_none=True, **NUMBER)
     unit = fields.String(load_default="", validate=validate.Length(max=32))
+    status = fields.String(load_default="not_started", validate=validate.OneOf(STATUSES))
+    confidence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(0, 10))
+    weight = fields.Float(load_default=1.0, allow_nan=False,
+                          validate=validate.Range(min=0, max=1000, min_inclusive=False))
+
+
+class KeyResultPatch(KeyResultFields, AtLeastOne):
+    pass
 
 
 class KeyResultOut(Schema):
@@ -62,27 +140,73 @@ class KeyResultOut(Schema):
     session_id = fields.UUID()
     title = fields.String()
     owner_id = fields.UUID(allow_none=True)
+    kind = fields.String()
     start_value = fields.Float()
     target_value = fields.Float()
     current_value = fields.Float()
     unit = fields.String()
     status = fields.String()
-    progress = fields.Float()
+    confidence = fields.Integer(allow_none=True)
+    weight = fields.Float()
+    progress = fields.Float(metadata={"description": "computed: (current - start) / (target - start), 0..1"})
+    version = fields.Integer()
+    created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
 
 
-class ObjectiveTree(ObjectiveOut):
-    key_results = fields.List(fields.Nested(KeyResultOut))
+# --- Initiatives ---------------------------------------------------------------------------
+
+class CanvasIn(Strict):
+    title = fields.String(required=True, validate=TITLE)
+    url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
+    access = fields.List(fields.UUID(), load_default=list, **MEMBERS)
 
 
-class SessionTree(SessionOut):
-    objectives = fields.List(fields.Nested(ObjectiveTree))
+class CanvasOut(Schema):
+    title = fields.String()
+    url = fields.String()
+    access = fields.List(fields.UUID())
 
+
+class InitiativeFields(Strict):
+    title = fields.String(validate=TITLE)
+    status = fields.String(validate=validate.OneOf(INITIATIVE_STATUSES))
+    owner_id = fields.UUID(allow_none=True)
+    canvas = fields.Nested(CanvasIn, allow_none=True)
+
+
+class InitiativeCreate(InitiativeFields):
+    title = fields.String(required=True, validate=TITLE)
+    status = fields.String(load_default="not_started", validate=validate.OneOf(INITIATIVE_STATUSES))
+    owner_id = fields.UUID(load_default=None, allow_none=True)
+    canvas = fields.Nested(CanvasIn, load_default=None, allow_none=True)
+    key_result_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=100))
+
+
+class InitiativePatch(InitiativeFields, AtLeastOne):
+    pass
+
+
+class InitiativeOut(Schema):
+    id = fields.UUID()
+    session_id = fields.UUID()
+    title = fields.String()
+    status = fields.String()
+    owner_id = fields.UUID(allow_none=True)
+    canvas = fields.Nested(CanvasOut, allow_none=True)
+    key_result_ids = fields.List(fields.UUID())
+    version = fields.Integer()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+# --- Check-ins -----------------------------------------------------------------------------
 
 class CheckInCreate(Strict):
     value = fields.Float(required=True, **NUMBER)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-    comment = fields.String(load_default="", validate=validate.Length(max=5000))
+    confidence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(0, 10))
+    comment = fields.String(load_default="", validate=TEXT)
 
 
 class CheckInOut(Schema):
@@ -90,6 +214,7 @@ class CheckInOut(Schema):
     key_result_id = fields.UUID()
     value = fields.Float()
     status = fields.String()
+    confidence = fields.Integer(allow_none=True)
     comment = fields.String()
     author_id = fields.UUID(allow_none=True)
     checked_in_at = fields.AwareDateTime()
@@ -100,6 +225,176 @@ class CheckInRecorded(Schema):
     key_result = fields.Nested(KeyResultOut)
 
 
+class InitiativeCheckInCreate(Strict):
+    status = fields.String(required=True, validate=validate.OneOf(INITIATIVE_STATUSES))
+    comment = fields.String(load_default="", validate=TEXT)
+
+
+class InitiativeCheckInOut(Schema):
+    id = fields.UUID()
+    initiative_id = fields.UUID()
+    status = fields.String()
+    comment = fields.String()
+    author_id = fields.UUID(allow_none=True)
+    checked_in_at = fields.AwareDateTime()
+
+
+class InitiativeCheckInRecorded(Schema):
+    check_in = fields.Nested(InitiativeCheckInOut)
+    initiative = fields.Nested(InitiativeOut)
+
+
 class Page(Strict):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))
+
+
+class CheckInPage(Schema):
+    items = fields.List(fields.Nested(CheckInOut))
+    total = fields.Integer()
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
+class InitiativeCheckInPage(CheckInPage):
+    items = fields.List(fields.Nested(InitiativeCheckInOut))
+
+
+# --- Views ---------------------------------------------------------------------------------
+
+def _owner(value: str) -> None:
+    if value in ("all", "unassigned"):
+        return
+    fields.UUID().deserialize(value)
+
+
+class ListQueryIn(Page):
+    type = fields.List(fields.String(validate=validate.OneOf(("objective", "key_result", "initiative"))),
+                       load_default=lambda: ["objective", "key_result", "initiative"],
+                       validate=validate.Length(max=3))
+    q = fields.String(load_default="", validate=validate.Length(max=200))
+    owner = fields.String(load_default="all", validate=[validate.Length(max=36), _owner])
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES + INITIATIVE_STATUSES))
+    sort = fields.String(load_default="title", validate=validate.OneOf(
+        [s for name in ("title", "progress", "status", "owner", "updated_at") for s in (name, f"-{name}")]))
+
+
+class ListItem(Schema):
+    type = fields.String()
+    id = fields.UUID()
+    title = fields.String()
+    owner_id = fields.UUID(allow_none=True)
+    status = fields.String()
+    progress = fields.Float(allow_none=True)
+    parent_id = fields.UUID(allow_none=True)
+    version = fields.Integer()
+    updated_at = fields.AwareDateTime()
+
+
+class ListOut(Schema):
+    items = fields.List(fields.Nested(ListItem))
+    total = fields.Integer()
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
+class TreeKeyResult(Schema):
+    key_result = fields.Nested(KeyResultOut)
+    initiatives = fields.List(fields.Nested(InitiativeOut))
+
+
+class TreeNode(Schema):
+    objective = fields.Nested(ObjectiveOut)
+    progress = fields.Float(allow_none=True)
+    key_results = fields.List(fields.Nested(TreeKeyResult))
+    children = fields.List(fields.Nested(lambda: TreeNode()))
+
+
+class TreeOut(Schema):
+    session = fields.Nested(SessionOut)
+    objectives = fields.List(fields.Nested(TreeNode))
+    unconnected_initiatives = fields.List(fields.Nested(InitiativeOut))
+
+
+class ObjectiveDetail(Schema):
+    objective = fields.Nested(ObjectiveOut)
+    progress = fields.Float(allow_none=True)
+    key_results = fields.List(fields.Nested(KeyResultOut))
+
+
+class KeyResultDetail(Schema):
+    key_result = fields.Nested(KeyResultOut)
+    initiatives = fields.List(fields.Nested(InitiativeOut))
+    check_ins = fields.List(fields.Nested(CheckInOut), metadata={"description": "the 10 newest"})
+    check_in_count = fields.Integer()
+
+
+class InitiativeDetail(Schema):
+    initiative = fields.Nested(InitiativeOut)
+    key_results = fields.List(fields.Nested(KeyResultOut))
+    check_ins = fields.List(fields.Nested(InitiativeCheckInOut), metadata={"description": "the 10 newest"})
+    check_in_count = fields.Integer()
+
+
+# --- History import ------------------------------------------------------------------------
+
+REF = validate.Length(1, 64)
+MAX_IMPORT_ITEMS = 20_000
+
+
+class ImportSession(SessionCreate):
+    created_at = fields.AwareDateTime(required=True)
+
+
+class ImportObjective(Strict):
+    ref = fields.String(required=True, validate=REF)
+    title = fields.String(required=True, validate=TITLE)
+    description = fields.String(load_default="", validate=TEXT)
+    owner_id = fields.UUID(load_default=None, allow_none=True)
+    parent_ref = fields.String(load_default=None, allow_none=True, validate=REF)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class ImportKeyResult(Strict):
+    ref = fields.String(required=True, validate=REF)
+    objective_ref = fields.String(required=True, validate=REF)
+    title = fields.String(required=True, validate=TITLE)
+    kind = fields.String(load_default="metric", validate=validate.OneOf(KEY_RESULT_KINDS))
+    owner_id = fields.UUID(load_default=None, allow_none=True)
+    start_value = fields.Float(load_default=0.0, **NUMBER)
+    target_value = fields.Float(load_default=1.0, **NUMBER)
+    unit = fields.String(load_default="", validate=validate.Length(max=32))
+    weight = fields.Float(load_default=1.0, allow_nan=False,
+                          validate=validate.Range(min=0, max=1000, min_inclusive=False))
+    created_at = fields.AwareDateTime(required=True)
+
+
+class ImportInitiative(Strict):
+    ref = fields.String(required=True, validate=REF)
+    title = fields.String(required=True, validate=TITLE)
+    status = fields.String(load_default="not_started", validate=validate.OneOf(INITIATIVE_STATUSES))
+    owner_id = fields.UUID(load_default=None, allow_none=True)
+    canvas = fields.Nested(CanvasIn, load_default=None, allow_none=True)
+    key_result_refs = fields.List(fields.String(validate=REF), load_default=list, validate=validate.Length(max=100))
+    created_at = fields.AwareDateTime(required=True)
+
+
+class ImportCheckIn(Strict):
+    key_result_ref = fields.String(required=True, validate=REF)
+    value = fields.Float(required=True, **NUMBER)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    confidence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(0, 10))
+    comment = fields.String(load_default="", validate=TEXT)
+    checked_in_at = fields.AwareDateTime(required=True)
+
+
+class HistoryImport(Strict):
+    session = fields.Nested(ImportSession, required=True)
+    objectives = fields.List(fields.Nested(ImportObjective), load_default=list,
+                             validate=validate.Length(max=MAX_IMPORT_ITEMS))
+    key_results = fields.List(fields.Nested(ImportKeyResult), load_default=list,
+                              validate=validate.Length(max=MAX_IMPORT_ITEMS))
+    initiatives = fields.List(fields.Nested(ImportInitiative), load_default=list,
+                              validate=validate.Length(max=MAX_IMPORT_ITEMS))
+    check_ins = fields.List(fields.Nested(ImportCheckIn), load_default=list,
+                            validate=validate.Length(max=MAX_IMPORT_ITEMS * 10))

@@ -1,35 +1,34 @@
-"""Use cases of the live Session. Each owns one transaction; every change writes its event to
-the outbox in that same transaction."""
+"""Use cases of the live Session. Each owns one transaction; every change writes one event with
+the entity's full new state to the outbox in that same transaction."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from services.checkin.domain import commands
-from services.checkin.domain.model import KeyResult, Objective, Session, new_id
-from shared.access import NotFound, ensure_readable, ensure_writable
+from services.checkin.domain import commands, views
+from services.checkin.domain.model import (Canvas, Conflict, DomainError, Initiative, KeyResult,
+                                           Objective, Session, check_version, ensure_no_cycle,
+                                           new_id, remove, weighted_progress)
+from shared.access import Forbidden, NotFound, ensure_readable, ensure_writable
 from shared.events import Event
 from shared.tokens import Principal
 
+ADMINS = ("owner", "admin")
+KIND_NAMES = {"session": "Session", "objective": "Objective", "key_result": "Key Result",
+              "initiative": "Initiative"}
 
-def _event(uow, name: str, *, session: Session, entity_id, payload: dict, principal: Principal, at) -> None:
+
+def _actor(principal: Principal):
+    return uuid.UUID(principal.user_id) if principal.user_id else None
+
+
+def _event(uow, name: str, *, session: Session, entity_id, payload: dict, principal: Principal,
+           at: datetime) -> None:
     uow.repo.add_event(Event.new(
         name, occurred_at=at, workspace_id=session.workspace_id, session_id=session.id,
         entity_id=entity_id, sequence=uow.repo.next_sequence(session.id),
-        actor_id=uuid.UUID(principal.user_id) if principal.user_id else None, payload=payload,
+        actor_id=_actor(principal), payload=payload,
     ))
-
-
-def create_session(cmd: commands.CreateSession, *, uow, clock) -> Session:
-    ensure_writable(cmd.principal, cmd.workspace_id, "Workspace")
-    now = clock.now()
-    session = Session(new_id(), cmd.workspace_id, cmd.name, cmd.start_date, cmd.end_date,
-                      cmd.timezone, cmd.week_start_day, created_at=now)
-    with uow:
-        uow.repo.add_session(session)
-        _event(uow, "checkin.session.created", session=session, entity_id=session.id,
-               payload=session.state(), principal=cmd.principal, at=now)
-        uow.commit()
-    return session
 
 
 def _readable_session(uow, principal: Principal, session_id) -> Session:
@@ -40,20 +39,142 @@ def _readable_session(uow, principal: Principal, session_id) -> Session:
     return session
 
 
+def _get(uow, kind: str, item_id, *, for_update: bool = False):
+    getter = {"session": uow.repo.get_session, "objective": uow.repo.get_objective,
+              "key_result": uow.repo.get_key_result, "initiative": uow.repo.get_initiative}[kind]
+    item = getter(item_id, for_update=for_update)
+    if item is None:
+        raise NotFound(KIND_NAMES[kind])
+    return item
+
+
+def _readable(uow, principal: Principal, kind: str, item_id, *, for_update: bool = False):
+    item = _get(uow, kind, item_id, for_update=for_update)
+    session = item if kind == "session" else _readable_session(uow, principal, item.session_id)
+    ensure_readable(principal, session.workspace_id, KIND_NAMES[kind])
+    return item, session
+
+
+def _writable(uow, principal: Principal, kind: str, item_id, *, for_update: bool = False):
+    item, session = _readable(uow, principal, kind, item_id, for_update=for_update)
+    ensure_writable(principal, session.workspace_id, KIND_NAMES[kind])
+    session.ensure_editable()
+    return item, session
+
+
+def _save(uow, kind: str, item) -> None:
+    {"session": uow.repo.save_session, "objective": uow.repo.save_objective,
+     "key_result": uow.repo.save_key_result, "initiative": uow.repo.save_initiative}[kind](item)
+
+
+def _check_parent(uow, session: Session, objective_id, parent_id) -> None:
+    if parent_id is None:
+        return
+    parent = uow.repo.get_objective(parent_id)
+    if parent is None or parent.session_id != session.id:
+        raise DomainError("The parent Objective is not in this Session.", "parent_id")
+    ensure_no_cycle(objective_id, parent_id, uow.repo.parents(session.id))
+
+
+def _canvas(value: dict | None) -> Canvas | None:
+    return Canvas(value["title"], value["url"], list(value.get("access") or [])) if value else None
+
+
+# --- Sessions ------------------------------------------------------------------------------
+
+def create_session(cmd: commands.CreateSession, *, uow, clock) -> Session:
+    ensure_writable(cmd.principal, cmd.workspace_id, "Workspace")
+    now = clock.now()
+    session = Session(new_id(), cmd.workspace_id, cmd.name, cmd.start_date, cmd.end_date, cmd.timezone,
+                      cmd.week_start_day, cmd.checkin_cadence, cmd.checkin_weekday,
+                      created_at=now, updated_at=now)
+    with uow:
+        uow.repo.add_session(session)
+        _event(uow, "checkin.session.created", session=session, entity_id=session.id,
+               payload=session.state(), principal=cmd.principal, at=now)
+        uow.commit()
+    return session
+
+
+def archive_session(cmd: commands.ArchiveSession, *, uow, clock) -> Session:
+    now = clock.now()
+    with uow:
+        session, _ = _writable(uow, cmd.principal, "session", cmd.session_id, for_update=True)
+        if cmd.principal.workspaces.get(str(session.workspace_id)) not in ADMINS:
+            raise Forbidden("Only a Workspace owner or admin may archive a Session.")
+        session.archive(now)
+        uow.repo.save_session(session)
+        _event(uow, "checkin.session.archived", session=session, entity_id=session.id,
+               payload=session.state(), principal=cmd.principal, at=now)
+        uow.commit()
+    return session
+
+
+# --- Adding items ----------------------------------------------------------------------------
+# The _new_* functions work inside a caller's transaction (a request, or a history import).
+
+def _new_objective(uow, session: Session, principal: Principal, at: datetime, *, title: str,
+                   description: str = "", owner_id=None, parent_id=None, private: bool = False,
+                   visible_to=()) -> Objective:
+    objective = Objective(new_id(), session.id, session.workspace_id, title, description, owner_id,
+                          parent_id, private, list(visible_to), created_at=at, updated_at=at)
+    _check_parent(uow, session, objective.id, parent_id)
+    uow.repo.add_objective(objective)
+    _event(uow, "checkin.objective.created", session=session, entity_id=objective.id,
+           payload=objective.state(), principal=principal, at=at)
+    return objective
+
+
+def _new_key_result(uow, session: Session, objective: Objective, principal: Principal, at: datetime, *,
+                    title: str, start_value: float = 0.0, target_value: float = 1.0,
+                    current_value: float | None = None, unit: str = "", kind: str = "metric",
+                    owner_id=None, status: str = "not_started", confidence: int | None = None,
+                    weight: float = 1.0) -> KeyResult:
+    if current_value is None:
+        current_value = 0.0 if kind == "milestone" else start_value
+    key_result = KeyResult(new_id(), objective.id, session.id, session.workspace_id, title, start_value,
+                           target_value, current_value, unit, kind, status, confidence, weight, owner_id,
+                           created_at=at, updated_at=at)
+    uow.repo.add_key_result(key_result)
+    _event(uow, "checkin.key_result.created", session=session, entity_id=key_result.id,
+           payload=key_result.state(), principal=principal, at=at)
+    return key_result
+
+
+def _new_initiative(uow, session: Session, principal: Principal, at: datetime, *, title: str,
+                    status: str = "not_started", owner_id=None, canvas: dict | None = None,
+                    key_result_ids=()) -> Initiative:
+    initiative = Initiative(new_id(), session.id, session.workspace_id, title, status, owner_id,
+                            _canvas(canvas), created_at=at, updated_at=at)
+    for key_result_id in dict.fromkeys(key_result_ids):
+        key_result = uow.repo.get_key_result(key_result_id)
+        if key_result is None or key_result.session_id != session.id:
+            raise DomainError("The Key Result is not in this Session.", "key_result_ids")
+        initiative.key_result_ids.append(key_result.id)
+    uow.repo.add_initiative(initiative)
+    _event(uow, "checkin.initiative.created", session=session, entity_id=initiative.id,
+           payload=initiative.state(), principal=principal, at=at)
+    return initiative
+
+
+def _check_in(uow, session: Session, key_result: KeyResult, principal: Principal, at: datetime, *,
+              value: float, status: str, confidence: int | None = None, comment: str = ""):
+    entry = key_result.check_in(value=value, status=status, confidence=confidence, comment=comment,
+                                author_id=_actor(principal), at=at)
+    state = key_result.state()
+    uow.repo.save_key_result(key_result)
+    _event(uow, "checkin.key_result.checked_in", session=session, entity_id=key_result.id,
+           payload={"check_in": entry.state(), "key_result": state}, principal=principal, at=at)
+    return entry
+
+
 def add_objective(cmd: commands.AddObjective, *, uow, clock) -> Objective:
     now = clock.now()
     with uow:
-        session = _readable_session(uow, cmd.principal, cmd.session_id)
-        ensure_writable(cmd.principal, session.workspace_id, "Session")
-        if cmd.parent_id is not None:
-            parent = uow.repo.get_objective(cmd.parent_id)
-            if parent is None or parent.session_id != session.id:
-                raise NotFound("Parent Objective")
-        objective = Objective(new_id(), session.id, session.workspace_id, cmd.title,
-                              cmd.owner_id, cmd.parent_id, created_at=now)
-        uow.repo.add_objective(objective)
-        _event(uow, "checkin.objective.created", session=session, entity_id=objective.id,
-               payload=objective.state(), principal=cmd.principal, at=now)
+        session, _ = _writable(uow, cmd.principal, "session", cmd.session_id)
+        objective = _new_objective(uow, session, cmd.principal, now, title=cmd.title,
+                                   description=cmd.description, owner_id=cmd.owner_id,
+                                   parent_id=cmd.parent_id, private=cmd.private, visible_to=cmd.visible_to)
         uow.commit()
     return objective
 
@@ -61,47 +182,178 @@ def add_objective(cmd: commands.AddObjective, *, uow, clock) -> Objective:
 def add_key_result(cmd: commands.AddKeyResult, *, uow, clock) -> KeyResult:
     now = clock.now()
     with uow:
-        objective = uow.repo.get_objective(cmd.objective_id)
-        if objective is None:
-            raise NotFound("Objective")
-        session = _readable_session(uow, cmd.principal, objective.session_id)
-        ensure_writable(cmd.principal, session.workspace_id, "Objective")
-        current = cmd.start_value if cmd.current_value is None else cmd.current_value
-        key_result = KeyResult(new_id(), objective.id, session.id, session.workspace_id, cmd.title,
-                               cmd.start_value, cmd.target_value, current, cmd.unit,
-                               owner_id=cmd.owner_id, created_at=now, updated_at=now)
-        uow.repo.add_key_result(key_result)
-        _event(uow, "checkin.key_result.created", session=session, entity_id=key_result.id,
-               payload=key_result.state(), principal=cmd.principal, at=now)
+        objective, session = _writable(uow, cmd.principal, "objective", cmd.objective_id)
+        key_result = _new_key_result(
+            uow, session, objective, cmd.principal, now, title=cmd.title, start_value=cmd.start_value,
+            target_value=cmd.target_value, current_value=cmd.current_value, unit=cmd.unit, kind=cmd.kind,
+            owner_id=cmd.owner_id, status=cmd.status, confidence=cmd.confidence, weight=cmd.weight)
         uow.commit()
     return key_result
 
 
+def add_initiative(cmd: commands.AddInitiative, *, uow, clock) -> Initiative:
+    now = clock.now()
+    with uow:
+        session, _ = _writable(uow, cmd.principal, "session", cmd.session_id)
+        initiative = _new_initiative(uow, session, cmd.principal, now, title=cmd.title, status=cmd.status,
+                                     owner_id=cmd.owner_id, canvas=cmd.canvas,
+                                     key_result_ids=cmd.key_result_ids)
+        uow.commit()
+    return initiative
+
+
+# --- Editing and removing ------------------------------------------------------------------
+
+def update_item(cmd: commands.UpdateItem, *, uow, clock):
+    now = clock.now()
+    with uow:
+        item, session = _writable(uow, cmd.principal, cmd.kind, cmd.item_id, for_update=True)
+        check_version(item, cmd.expected_version)
+        changes = dict(cmd.changes)
+        if cmd.kind == "objective" and "parent_id" in changes:
+            _check_parent(uow, session, item.id, changes["parent_id"])
+        if cmd.kind == "initiative" and "canvas" in changes:
+            changes["canvas"] = _canvas(changes["canvas"])
+        item.update(changes, now)
+        _save(uow, cmd.kind, item)
+        event_session = item if cmd.kind == "session" else session
+        _event(uow, f"checkin.{cmd.kind}.updated", session=event_session, entity_id=item.id,
+               payload=item.state(), principal=cmd.principal, at=now)
+        uow.commit()
+    return item
+
+
+def remove_item(cmd: commands.RemoveItem, *, uow, clock) -> None:
+    if cmd.kind == "session":
+        raise DomainError("Sessions are archived, not removed.", "kind")
+    now = clock.now()
+    with uow:
+        item, session = _writable(uow, cmd.principal, cmd.kind, cmd.item_id, for_update=True)
+        check_version(item, cmd.expected_version)
+        if cmd.kind == "objective" and uow.repo.has_children(item.id):
+            raise Conflict("Remove or move its Key Results and child Objectives first.", "objective")
+        remove(item, now)
+        if cmd.kind == "key_result":
+            for initiative in uow.repo.initiatives_of(item.id):  # connections go with it
+                initiative.disconnect(item.id, now)
+                uow.repo.save_initiative(initiative)
+                _event(uow, "checkin.initiative.disconnected", session=session, entity_id=initiative.id,
+                       payload=initiative.state(), principal=cmd.principal, at=now)
+        _save(uow, cmd.kind, item)
+        _event(uow, f"checkin.{cmd.kind}.removed", session=session, entity_id=item.id,
+               payload=item.state(), principal=cmd.principal, at=now)
+        uow.commit()
+
+
+def connect(cmd: commands.Connect, *, uow, clock) -> Initiative:
+    now = clock.now()
+    with uow:
+        initiative, session = _writable(uow, cmd.principal, "initiative", cmd.initiative_id, for_update=True)
+        if cmd.connected:
+            key_result = uow.repo.get_key_result(cmd.key_result_id)
+            if key_result is None or key_result.session_id != session.id:
+                raise NotFound("Key Result")
+            initiative.connect(key_result, now)
+        else:
+            initiative.disconnect(cmd.key_result_id, now)
+        uow.repo.save_initiative(initiative)
+        name = "connected" if cmd.connected else "disconnected"
+        _event(uow, f"checkin.initiative.{name}", session=session, entity_id=initiative.id,
+               payload=initiative.state(), principal=cmd.principal, at=now)
+        uow.commit()
+    return initiative
+
+
+# --- Check-ins -------------------------------------------------------------------------------
+
 def record_check_in(cmd: commands.RecordCheckIn, *, uow, clock):
     now = clock.now()
     with uow:
-        key_result = uow.repo.get_key_result(cmd.key_result_id, for_update=True)
-        if key_result is None:
-            raise NotFound("Key Result")
-        session = _readable_session(uow, cmd.principal, key_result.session_id)
-        ensure_writable(cmd.principal, session.workspace_id, "Key Result")
-        author = uuid.UUID(cmd.principal.user_id) if cmd.principal.user_id else None
-        entry = key_result.check_in(value=cmd.value, status=cmd.status, comment=cmd.comment,
-                                    author_id=author, at=now)
-        state = key_result.state()
-        uow.repo.save_key_result(key_result)
-        _event(uow, "checkin.key_result.checked_in", session=session, entity_id=key_result.id,
-               payload={"check_in": entry.state(), "key_result": state},
-               principal=cmd.principal, at=now)
+        key_result, session = _writable(uow, cmd.principal, "key_result", cmd.key_result_id, for_update=True)
+        entry = _check_in(uow, session, key_result, cmd.principal, now, value=cmd.value, status=cmd.status,
+                          confidence=cmd.confidence, comment=cmd.comment)
         uow.commit()
     return entry, key_result
 
 
-# --- queries ------------------------------------------------------------------------------
-
-def get_session(principal: Principal, session_id, *, uow) -> Session:
+def record_initiative_check_in(cmd: commands.RecordInitiativeCheckIn, *, uow, clock):
+    now = clock.now()
     with uow:
-        return _readable_session(uow, principal, session_id)
+        initiative, session = _writable(uow, cmd.principal, "initiative", cmd.initiative_id, for_update=True)
+        entry = initiative.check_in(status=cmd.status, comment=cmd.comment,
+                                    author_id=_actor(cmd.principal), at=now)
+        state = initiative.state()
+        uow.repo.save_initiative(initiative)
+        _event(uow, "checkin.initiative.checked_in", session=session, entity_id=initiative.id,
+               payload={"check_in": entry.state(), "initiative": state}, principal=cmd.principal, at=now)
+        uow.commit()
+    return entry, initiative
+
+
+# --- History import --------------------------------------------------------------------------
+
+def import_history(cmd: commands.ImportHistory, *, uow, clock) -> Session:
+    """A Session's past, replayed in time order in one transaction: every event keeps its
+    original time, so the Snapshots of the past weeks fill as if it had happened here."""
+    ensure_writable(cmd.principal, cmd.workspace_id, "Workspace")
+    if cmd.principal.workspaces.get(str(cmd.workspace_id)) not in ADMINS:
+        raise Forbidden("Only a Workspace owner or admin may import history.")
+    doc, now = cmd.document, clock.now()
+    spec = dict(doc["session"])
+    created_at = spec.pop("created_at")
+    steps = []  # (time, order, kind, item) - ties keep the document's order, parents first
+    for order, (kind, time_key) in enumerate((("objective", "created_at"), ("key_result", "created_at"),
+                                              ("initiative", "created_at"), ("check_in", "checked_in_at"))):
+        for position, item in enumerate(doc.get(f"{kind}s", [])):
+            at = item[time_key]
+            if at < created_at or at > now:
+                raise DomainError("Times must lie between the Session's creation and now.",
+                                  f"{kind}s.{position}.{time_key}")
+            steps.append((at, order, position, kind, item))
+    steps.sort(key=lambda step: step[:3])
+    refs: dict[tuple[str, str], object] = {}
+
+    def ref(kind: str, name: str, where: str):
+        try:
+            return refs[(kind, name)]
+        except KeyError:
+            raise DomainError(f"Unknown or later {kind} ref {name!r}.", where) from None
+
+    with uow:
+        session = Session(new_id(), cmd.workspace_id, created_at=created_at, updated_at=created_at, **spec)
+        uow.repo.add_session(session)
+        _event(uow, "checkin.session.created", session=session, entity_id=session.id,
+               payload=session.state(), principal=cmd.principal, at=created_at)
+        for at, _, position, kind, item in steps:
+            where = f"{kind}s.{position}"
+            fields_ = {k: v for k, v in item.items() if k not in ("ref", "created_at", "checked_in_at")}
+            if kind == "objective":
+                parent = fields_.pop("parent_ref")
+                fields_["parent_id"] = ref("objective", parent, where + ".parent_ref").id if parent else None
+                new = _new_objective(uow, session, cmd.principal, at, **fields_)
+            elif kind == "key_result":
+                objective = ref("objective", fields_.pop("objective_ref"), where + ".objective_ref")
+                new = _new_key_result(uow, session, objective, cmd.principal, at, **fields_)
+            elif kind == "initiative":
+                fields_["key_result_ids"] = [ref("key_result", r, where + ".key_result_refs").id
+                                             for r in fields_.pop("key_result_refs")]
+                new = _new_initiative(uow, session, cmd.principal, at, **fields_)
+            else:
+                key_result = ref("key_result", fields_.pop("key_result_ref"), where + ".key_result_ref")
+                _check_in(uow, session, key_result, cmd.principal, at, **fields_)
+                continue
+            if (kind, item["ref"]) in refs:
+                raise DomainError(f"The ref {item['ref']!r} is used twice.", where + ".ref")
+            refs[(kind, item["ref"])] = new
+        uow.commit()
+    return session
+
+
+# --- Queries ---------------------------------------------------------------------------------
+
+def get_item(principal: Principal, kind: str, item_id, *, uow):
+    with uow:
+        return _readable(uow, principal, kind, item_id)[0]
 
 
 def list_sessions(principal: Principal, workspace_id, *, uow) -> list[Session]:
@@ -110,25 +362,51 @@ def list_sessions(principal: Principal, workspace_id, *, uow) -> list[Session]:
         return uow.repo.list_sessions(workspace_id)
 
 
-def session_tree(principal: Principal, session_id, *, uow) -> tuple[Session, list[Objective], list[KeyResult]]:
+def _session_items(uow, principal: Principal, session_id):
+    session = _readable_session(uow, principal, session_id)
+    return (session, uow.repo.list_objectives(session.id), uow.repo.list_key_results(session.id),
+            uow.repo.list_initiatives(session.id))
+
+
+def session_tree(principal: Principal, session_id, *, uow) -> dict:
     with uow:
-        session = _readable_session(uow, principal, session_id)
-        return session, uow.repo.list_objectives(session.id), uow.repo.list_key_results(session.id)
+        session, objectives, key_results, initiatives = _session_items(uow, principal, session_id)
+    return views.tree(session, objectives, key_results, initiatives)
 
 
-def get_key_result(principal: Principal, key_result_id, *, uow) -> KeyResult:
+def session_list(principal: Principal, session_id, query: views.ListQuery, *, uow) -> dict:
     with uow:
-        key_result = uow.repo.get_key_result(key_result_id)
-        if key_result is None:
-            raise NotFound("Key Result")
-        _readable_session(uow, principal, key_result.session_id)
-        return key_result
+        session, objectives, key_results, initiatives = _session_items(uow, principal, session_id)
+    return views.list_items(objectives, key_results, initiatives, query)
 
 
-def list_check_ins(principal: Principal, key_result_id, *, uow, limit: int, offset: int):
+def objective_detail(principal: Principal, objective_id, *, uow) -> dict:
     with uow:
-        key_result = uow.repo.get_key_result(key_result_id)
-        if key_result is None:
-            raise NotFound("Key Result")
-        _readable_session(uow, principal, key_result.session_id)
-        return uow.repo.list_check_ins(key_result_id, limit=limit, offset=offset)
+        objective, session = _readable(uow, principal, "objective", objective_id)
+        key_results = [kr for kr in uow.repo.list_key_results(session.id) if kr.objective_id == objective.id]
+    return {"objective": objective, "progress": weighted_progress(key_results), "key_results": key_results}
+
+
+def key_result_detail(principal: Principal, key_result_id, *, uow) -> dict:
+    with uow:
+        key_result, _ = _readable(uow, principal, "key_result", key_result_id)
+        check_ins, total = uow.repo.list_check_ins(key_result.id, limit=10, offset=0)
+        return {"key_result": key_result, "initiatives": uow.repo.initiatives_of(key_result.id),
+                "check_ins": check_ins, "check_in_count": total}
+
+
+def initiative_detail(principal: Principal, initiative_id, *, uow) -> dict:
+    with uow:
+        initiative, _ = _readable(uow, principal, "initiative", initiative_id)
+        key_results = [uow.repo.get_key_result(k) for k in initiative.key_result_ids]
+        check_ins, total = uow.repo.list_initiative_check_ins(initiative.id, limit=10, offset=0)
+        return {"initiative": initiative, "key_results": [k for k in key_results if k],
+                "check_ins": check_ins, "check_in_count": total}
+
+
+def list_check_ins(principal: Principal, kind: str, item_id, *, uow, limit: int, offset: int):
+    with uow:
+        item, _ = _readable(uow, principal, kind, item_id)
+        if kind == "key_result":
+            return uow.repo.list_check_ins(item.id, limit=limit, offset=offset)
+        return uow.repo.list_initiative_check_ins(item.id, limit=limit, offset=offset)

@@ -79,6 +79,7 @@ def _forwarder(index: int, route: Route):
         else:
             principal = tokens.Principal(None, {})
         g.principal = principal
+        request.max_content_length = route.max_body
         path = request.path[len(PREFIX):]
         try:
             upstream = _container().upstream.forward(

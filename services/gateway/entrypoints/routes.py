@@ -13,16 +13,28 @@ class Route:
     methods: tuple[str, ...]
     workspace_param: str | None = None  # the gateway itself checks membership of this Workspace
     authenticated: bool = True          # False: the request carries its own credential (a link)
+    max_body: int = 256 * 1024
 
 
 ROUTES = (
     Route("sessions", "checkin", "/workspaces/<uuid:workspace_id>/sessions", ("GET", "POST"),
           workspace_param="workspace_id"),
-    Route("sessions", "checkin", "/sessions/<uuid:session_id>", ("GET",)),
+    Route("sessions", "checkin", "/workspaces/<uuid:workspace_id>/sessions/import", ("POST",),
+          workspace_param="workspace_id", max_body=8 * 1024 * 1024),
+    Route("sessions", "checkin", "/sessions/<uuid:session_id>", ("GET", "PATCH")),
+    Route("sessions", "checkin", "/sessions/<uuid:session_id>/archive", ("POST",)),
+    Route("sessions", "checkin", "/sessions/<uuid:session_id>/tree", ("GET",)),
+    Route("sessions", "checkin", "/sessions/<uuid:session_id>/items", ("GET",)),
     Route("objectives", "checkin", "/sessions/<uuid:session_id>/objectives", ("POST",)),
+    Route("objectives", "checkin", "/objectives/<uuid:objective_id>", ("GET", "PATCH", "DELETE")),
     Route("key_results", "checkin", "/objectives/<uuid:objective_id>/key-results", ("POST",)),
-    Route("key_results", "checkin", "/key-results/<uuid:key_result_id>", ("GET",)),
+    Route("key_results", "checkin", "/key-results/<uuid:key_result_id>", ("GET", "PATCH", "DELETE")),
+    Route("initiatives", "checkin", "/sessions/<uuid:session_id>/initiatives", ("POST",)),
+    Route("initiatives", "checkin", "/initiatives/<uuid:initiative_id>", ("GET", "PATCH", "DELETE")),
+    Route("initiatives", "checkin", "/initiatives/<uuid:initiative_id>/key-results/<uuid:key_result_id>",
+          ("PUT", "DELETE")),
     Route("check_ins", "checkin", "/key-results/<uuid:key_result_id>/check-ins", ("GET", "POST")),
+    Route("check_ins", "checkin", "/initiatives/<uuid:initiative_id>/check-ins", ("GET", "POST")),
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/<string:week>", ("GET",)),
     Route("exports", "export", "/exports", ("POST",)),
     Route("exports", "export", "/exports/<uuid:job_id>", ("GET",)),

@@ -18,13 +18,17 @@ sessions = Table(
     Column("end_date", Date, nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("week_start_day", String(10), nullable=False),
+    Column("checkin_cadence", String(10), nullable=False),
+    Column("checkin_weekday", String(10), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("version", Integer, nullable=False),
 )
 
 item_versions = Table(
     "item_versions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("session_id", Uuid, nullable=False),
-    Column("entity_type", String(20), nullable=False),  # objective | key_result
+    Column("entity_type", String(20), nullable=False),  # objective | key_result | initiative
     Column("entity_id", Uuid, nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("occurred_at", UtcDateTime(), nullable=False),
@@ -41,6 +45,7 @@ check_ins = Table(
     Column("key_result_id", Uuid, nullable=False),
     Column("value", Float, nullable=False),
     Column("status", String(20), nullable=False),
+    Column("confidence", Integer, nullable=True),
     Column("comment", Text, nullable=False),
     Column("author_id", Uuid, nullable=True),
     Column("checked_in_at", UtcDateTime(), nullable=False),

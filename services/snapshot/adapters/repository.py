@@ -28,9 +28,14 @@ class SnapshotRepository:
         row = self.db.execute(select(orm.sessions).where(orm.sessions.c.id == session_id)).mappings().first()
         return dict(row) if row else None
 
-    def add_session(self, state: dict) -> None:
-        if self.get_session(state["id"]) is None:
-            self.db.execute(orm.sessions.insert().values(**state))
+    def put_session(self, state: dict) -> None:
+        """Insert, or replace with a newer version (events may arrive out of order)."""
+        values = {c.name: state[c.name] for c in orm.sessions.columns}
+        current = self.get_session(state["id"])
+        if current is None:
+            self.db.execute(orm.sessions.insert().values(**values))
+        elif current["version"] < values["version"]:
+            self.db.execute(update(orm.sessions).where(orm.sessions.c.id == state["id"]).values(**values))
 
     def count_activity(self, session_id, week: str) -> None:
         changed = self.db.execute(update(orm.session_weeks).where(
@@ -62,9 +67,10 @@ class SnapshotRepository:
                                    order_by=(v.c.occurred_at.desc(), v.c.sequence.desc())).label("rank"),
         ).where(v.c.session_id == session_id, v.c.occurred_at < moment).subquery()
         rows = self.db.execute(select(ranked.c.entity_type, ranked.c.state).where(ranked.c.rank == 1))
-        out: dict[str, list[dict]] = {"objective": [], "key_result": []}
+        out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}
         for entity_type, state in rows:
-            out.setdefault(entity_type, []).append(state)
+            if not state.get("removed"):
+                out.setdefault(entity_type, []).append(state)
         return out
 
     def check_ins_between(self, session_id, start: datetime, end: datetime) -> list[dict]:

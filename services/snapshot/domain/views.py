@@ -29,17 +29,24 @@ class OwnerFilter:
         return owner_id is not None and str(owner_id) == self.value
 
 
-def build_tree(objectives: list[dict], key_results: list[dict], owner: OwnerFilter) -> list[dict]:
-    """Objectives (flat list, parent_id links) with their Key Results, filtered by owner.
+def build_tree(objectives: list[dict], key_results: list[dict], initiatives: list[dict],
+               owner: OwnerFilter) -> list[dict]:
+    """Objectives (flat list, parent_id links) with their Key Results, filtered by owner; each Key
+    Result lists the Initiatives connected to it (one connected to several shows under each).
 
     An item of the owner is shown plainly; the Objectives above it are kept as context
     (`context: true`) so the relation to the wider Session stays visible."""
     by_id = {o["id"]: o for o in objectives}
     progress = objective_progress(key_results)
+    initiatives_of: dict = {}
+    for initiative in initiatives:
+        for key_result_id in initiative.get("key_result_ids", []):
+            initiatives_of.setdefault(key_result_id, []).append(initiative)
     krs_by_objective: dict = {}
     for kr in key_results:
         if owner.matches(kr.get("owner_id")):
-            krs_by_objective.setdefault(kr["objective_id"], []).append(dict(kr, context=False))
+            krs_by_objective.setdefault(kr["objective_id"], []).append(
+                dict(kr, context=False, initiatives=initiatives_of.get(kr["id"], [])))
     shown: dict = {}
     for objective in objectives:
         if owner.matches(objective.get("owner_id")) or objective["id"] in krs_by_objective:

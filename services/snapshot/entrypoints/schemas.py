@@ -25,6 +25,15 @@ class SessionOut(Schema):
     end_date = fields.Date()
     timezone = fields.String()
     week_start_day = fields.String()
+    checkin_cadence = fields.String()
+    status = fields.String()
+
+
+class InitiativeOut(Schema):
+    id = fields.String()
+    title = fields.String()
+    owner_id = fields.String(allow_none=True)
+    status = fields.String()
 
 
 class KeyResultOut(Schema):
@@ -38,7 +47,9 @@ class KeyResultOut(Schema):
     unit = fields.String()
     status = fields.String()
     progress = fields.Float()
+    confidence = fields.Integer(allow_none=True)
     context = fields.Boolean()
+    initiatives = fields.List(fields.Nested(InitiativeOut))
 
 
 class ObjectiveOut(Schema):
@@ -56,6 +67,7 @@ class CheckInOut(Schema):
     key_result_id = fields.UUID()
     value = fields.Float()
     status = fields.String()
+    confidence = fields.Integer(allow_none=True)
     comment = fields.String()
     author_id = fields.UUID(allow_none=True)
     checked_in_at = fields.AwareDateTime()

@@ -7,10 +7,7 @@ from shared.access import NotFound, ensure_readable
 from shared.events import Event
 from shared.tokens import Principal
 
-ITEM_EVENTS = {
-    "checkin.objective.created": "objective",
-    "checkin.key_result.created": "key_result",
-}
+SESSION_EVENTS = ("checkin.session.created", "checkin.session.updated", "checkin.session.archived")
 
 
 class SessionNotYetKnown(Exception):
@@ -28,18 +25,17 @@ def apply_event(event: Event, *, uow, clock) -> bool:
     with uow:
         if uow.repo.already_processed(event.event_id):
             return False
-        if event.event_type == "checkin.session.created":
-            uow.repo.add_session(payload)
-            session = payload
+        if event.event_type in SESSION_EVENTS:
+            uow.repo.put_session(payload)
+            session = uow.repo.get_session(payload["id"])
         else:
             session = uow.repo.get_session(event.session_id)
             if session is None:
                 raise SessionNotYetKnown(str(event.session_id))
+            _, entity_type, action = event.event_type.split(".")
             wire = event.payload  # stored as on the wire: JSON-ready strings
-            if event.event_type in ITEM_EVENTS:
-                _add_version(uow, event, ITEM_EVENTS[event.event_type], wire)
-            elif event.event_type == "checkin.key_result.checked_in":
-                _add_version(uow, event, "key_result", wire["key_result"])
+            _add_version(uow, event, entity_type, wire[entity_type] if action == "checked_in" else wire)
+            if event.event_type == "checkin.key_result.checked_in":
                 uow.repo.add_check_in(event.session_id, payload["check_in"])
         week = Week.of_instant(event.occurred_at, session["timezone"], session["week_start_day"])
         uow.repo.count_activity(event.session_id or payload["id"], week.label)
@@ -89,7 +85,8 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         if status in ("no_snapshot", "future"):
             return view
         states = uow.repo.states_as_of(session_id, ends_at)
-        view["objectives"] = build_tree(states["objective"], states["key_result"], OwnerFilter(owner))
+        view["objectives"] = build_tree(states["objective"], states["key_result"], states["initiative"],
+                                        OwnerFilter(owner))
         shown = {kr["id"] for o in view["objectives"] for kr in o["key_results"]}
         view["check_ins"] = [c for c in uow.repo.check_ins_between(session_id, starts_at, ends_at)
                              if str(c["key_result_id"]) in shown]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 09:44:42.499541
+Create Date: 2026-11-25 10:08:02.542621
 """
 from alembic import op
 import sqlalchemy as sa
@@ -40,27 +40,69 @@ def upgrade() -> None:
     sa.Column('end_date', sa.Date(), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('week_start_day', sa.String(length=10), nullable=False),
+    sa.Column('checkin_cadence', sa.String(length=10), nullable=False),
+    sa.Column('checkin_weekday', sa.String(length=10), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('last_sequence', sa.Integer(), nullable=False),
     sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sessions_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('initiatives',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('session_id', sa.Uuid(), nullable=False),
+    sa.Column('workspace_id', sa.Uuid(), nullable=False),
+    sa.Column('title', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('owner_id', sa.Uuid(), nullable=True),
+    sa.Column('canvas', sa.JSON(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('removed_at', shared.db.UtcDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('initiatives', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_initiatives_session_id'), ['session_id'], unique=False)
 
     op.create_table('objectives',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
     sa.Column('workspace_id', sa.Uuid(), nullable=False),
     sa.Column('title', sa.Text(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
     sa.Column('owner_id', sa.Uuid(), nullable=True),
     sa.Column('parent_id', sa.Uuid(), nullable=True),
+    sa.Column('private', sa.Boolean(), nullable=False),
+    sa.Column('visible_to', sa.JSON(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('removed_at', shared.db.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['parent_id'], ['objectives.id'], ),
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('objectives', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_objectives_session_id'), ['session_id'], unique=False)
+
+    op.create_table('initiative_check_ins',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('initiative_id', sa.Uuid(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('comment', sa.Text(), nullable=False),
+    sa.Column('author_id', sa.Uuid(), nullable=True),
+    sa.Column('checked_in_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['initiative_id'], ['initiatives.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('initiative_check_ins', schema=None) as batch_op:
+        batch_op.create_index('ix_initiative_check_ins_time', ['initiative_id', 'checked_in_at'], unique=False)
 
     op.create_table('key_results',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -69,13 +111,18 @@ def upgrade() -> None:
     sa.Column('workspace_id', sa.Uuid(), nullable=False),
     sa.Column('title', sa.Text(), nullable=False),
     sa.Column('owner_id', sa.Uuid(), nullable=True),
+    sa.Column('kind', sa.String(length=10), nullable=False),
     sa.Column('start_value', sa.Float(), nullable=False),
     sa.Column('target_value', sa.Float(), nullable=False),
     sa.Column('current_value', sa.Float(), nullable=False),
     sa.Column('unit', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('confidence', sa.Integer(), nullable=True),
+    sa.Column('weight', sa.Float(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('removed_at', shared.db.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['objective_id'], ['objectives.id'], ),
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -89,6 +136,7 @@ def upgrade() -> None:
     sa.Column('key_result_id', sa.Uuid(), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('confidence', sa.Integer(), nullable=True),
     sa.Column('comment', sa.Text(), nullable=False),
     sa.Column('author_id', sa.Uuid(), nullable=True),
     sa.Column('checked_in_at', shared.db.UtcDateTime(timezone=True), nullable=False),
@@ -98,11 +146,26 @@ def upgrade() -> None:
     with op.batch_alter_table('check_ins', schema=None) as batch_op:
         batch_op.create_index('ix_check_ins_key_result_time', ['key_result_id', 'checked_in_at'], unique=False)
 
+    op.create_table('initiative_key_results',
+    sa.Column('initiative_id', sa.Uuid(), nullable=False),
+    sa.Column('key_result_id', sa.Uuid(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['initiative_id'], ['initiatives.id'], ),
+    sa.ForeignKeyConstraint(['key_result_id'], ['key_results.id'], ),
+    sa.PrimaryKeyConstraint('initiative_id', 'key_result_id')
+    )
+    with op.batch_alter_table('initiative_key_results', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_initiative_key_results_key_result_id'), ['key_result_id'], unique=False)
+
     
 
 
 def downgrade() -> None:
     
+    with op.batch_alter_table('initiative_key_results', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_initiative_key_results_key_result_id'))
+
+    op.drop_table('initiative_key_results')
     with op.batch_alter_table('check_ins', schema=None) as batch_op:
         batch_op.drop_index('ix_check_ins_key_result_time')
 
@@ -112,10 +175,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_key_results_objective_id'))
 
     op.drop_table('key_results')
+    with op.batch_alter_table('initiative_check_ins', schema=None) as batch_op:
+        batch_op.drop_index('ix_initiative_check_ins_time')
+
+    op.drop_table('initiative_check_ins')
     with op.batch_alter_table('objectives', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_objectives_session_id'))
 
     op.drop_table('objectives')
+    with op.batch_alter_table('initiatives', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_initiatives_session_id'))
+
+    op.drop_table('initiatives')
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sessions_workspace_id'))
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 09:46:58.689998
+Create Date: 2026-11-25 10:10:31.617862
 """
 from alembic import op
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ def upgrade() -> None:
     sa.Column('key_result_id', sa.Uuid(), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('confidence', sa.Integer(), nullable=True),
     sa.Column('comment', sa.Text(), nullable=False),
     sa.Column('author_id', sa.Uuid(), nullable=True),
     sa.Column('checked_in_at', shared.db.UtcDateTime(timezone=True), nullable=False),
@@ -67,6 +68,10 @@ def upgrade() -> None:
     sa.Column('end_date', sa.Date(), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('week_start_day', sa.String(length=10), nullable=False),
+    sa.Column('checkin_cadence', sa.String(length=10), nullable=False),
+    sa.Column('checkin_weekday', sa.String(length=10), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sessions', schema=None) as batch_op:
