@@ -86,7 +86,10 @@ def demo() -> None:
     """Seed the demo Workspace with several weeks of history."""
     from services.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
 
-    containers = _containers(_settings())
+    settings = _settings()
+    if settings.production:
+        raise click.ClickException("The demo (with its published password) is refused in production.")
+    containers = _containers(settings)
     for container in containers.values():
         container.migrate()
     result = seed(containers["gateway"], containers["checkin"])
@@ -148,6 +151,7 @@ def up(web_workers: int, no_demo: bool) -> None:
     declare_topology(settings)
     mode = "embedded (SQLite + kombu SQLAlchemy transport)" if settings.database_url is None \
         and settings.embedded_broker else f"database {settings.database_for('gateway').url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}"
+    no_demo = no_demo or settings.production  # a published password never reaches production
     if not no_demo:
         from services.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
 

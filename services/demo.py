@@ -42,10 +42,8 @@ def seed(gateway: Gateway, checkin_service: Checkin, *, today: date | None = Non
         uow=gateway.uow(), clock=gateway.clock)
     principal = Principal(str(user.id), {str(workspace.id): "owner"})
     start = today - timedelta(weeks=WEEKS_OF_HISTORY)
-    name = f"Demo Session from {start:%Y-%m-%d}"
-    existing = checkin.list_sessions(principal, workspace.id, uow=checkin_service.uow())
-    if any(s.name == name for s in existing):
-        return {"user": user, "workspace": workspace, "session": None}
+    if checkin.list_sessions(principal, workspace.id, uow=checkin_service.uow()):
+        return {"user": user, "workspace": workspace, "session": None}  # seeded once, ever
     session = checkin.import_history(commands.ImportHistory(principal, workspace.id, history(
         start, now, owner_id=user.id)), uow=checkin_service.uow(), clock=checkin_service.clock)
     return {"user": user, "workspace": workspace, "session": session}

@@ -70,11 +70,12 @@ class OkrsnapApi(Api):
         return payload, error.code, data.get("headers", {})
 
 
-def create_app(name: str, *, title: str, api_prefix: str = "") -> tuple[Flask, OkrsnapApi]:
+def create_app(name: str, *, title: str, api_prefix: str = "",
+               openapi_json_path: str = "openapi.json") -> tuple[Flask, OkrsnapApi]:
     app = Flask(name)
     app.config.update(
         API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX=api_prefix or "/", OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_URL_PREFIX=api_prefix or "/", OPENAPI_JSON_PATH=openapi_json_path,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False,
     )
     api = OkrsnapApi(app)

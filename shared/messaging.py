@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -19,6 +20,7 @@ from kombu.transport.sqlalchemy import Transport as SqlaTransport
 from marshmallow import ValidationError
 from sqlalchemy import (JSON, BigInteger, Column, Integer, MetaData, String, Table, Text,
                         select, update)
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from shared.db import UtcDateTime
@@ -29,6 +31,7 @@ from shared.topology import DELIVERY_LIMIT, Topology
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_REASON = "x-okrsnap-dead-letter-reason"
+PUBLISH_TIMEOUT = 10  # seconds to wait for a confirm; a blocked broker (memory alarm) fails the round
 
 
 def broker_connection(settings) -> Connection:
@@ -164,7 +167,8 @@ class OutboxRelay:
                 body = row.body if isinstance(row.body, dict) else json.loads(row.body)
                 producer.publish(
                     body, routing_key=row.event_type, serializer="json", delivery_mode=2,
-                    mandatory=True, message_id=row.event_id,
+                    mandatory=True, message_id=row.event_id, timeout=PUBLISH_TIMEOUT,
+                    confirm_timeout=PUBLISH_TIMEOUT,
                     headers={"event_type": row.event_type, "event_version": body["event_version"]},
                 )
                 # With confirm_publish, publish returned after the broker's ack (or raised).
@@ -210,6 +214,16 @@ class Unprocessable(Exception):
     """An event that can never be applied (e.g. refers to data that violates a rule)."""
 
 
+class RetryLater(Exception):
+    """An event that cannot be applied yet (e.g. its Session's event is still on its way)."""
+
+
+# Worth retrying in place: the database is away, a concurrent worker won a race (the retry then
+# sees its result), or the event waits for another one.
+RETRYABLE = (OperationalError, InterfaceError, IntegrityError, RetryLater)
+RETRY_IN_PLACE_SECONDS = 120
+
+
 class EventConsumer(ConsumerProducerMixin):
     """Decode, validate, apply (handler commits with the processed-event record), then ack.
 
@@ -251,26 +265,49 @@ class EventConsumer(ConsumerProducerMixin):
         except ValidationError as exc:
             self.dead_letter(message, f"invalid event: {exc.messages}")
             return
-        try:
-            self.handle(event)
-        except (ValidationError, Unprocessable) as exc:
-            self.dead_letter(message, f"unprocessable: {exc}")
-            return
-        except Exception as exc:  # noqa: BLE001 - transient until proven otherwise
-            key = str(event.event_id)
-            deliveries = max(int((message.headers or {}).get("x-delivery-count") or 0) + 1,
-                             self._failures.get(key, 0) + 1)
-            self._failures[key] = deliveries
-            log.exception("handling %s failed (delivery %d)", key, deliveries)
-            if deliveries >= DELIVERY_LIMIT:
-                self._failures.pop(key, None)
-                self.dead_letter(message, f"failed {deliveries} times: {exc!r}")
-            else:
-                message.requeue()
-            return
+        backoff, deadline = 0.05, time.monotonic() + RETRY_IN_PLACE_SECONDS
+        while True:
+            try:
+                self.handle(event)
+                break
+            except (ValidationError, Unprocessable) as exc:
+                self.dead_letter(message, f"unprocessable: {exc}")
+                return
+            except RETRYABLE as exc:
+                # Hold the delivery and retry: requeueing at once would burn the delivery limit
+                # within milliseconds and dead-letter acknowledged Check-ins during an outage.
+                if self.should_stop or time.monotonic() > deadline:
+                    log.warning("giving %s back to the queue after %r", event.event_id, exc)
+                    message.requeue()
+                    return
+                log.info("retrying %s in %.2fs after %r", event.event_id, backoff, exc)
+                self._pause(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:  # noqa: BLE001 - a bug or bad data: bounded deliveries
+                self._failed(message, event, exc)
+                return
         self._failures.pop(str(event.event_id), None)
         message.ack()
         self.processed += 1
+
+    def _pause(self, seconds: float) -> None:
+        """Wait while keeping the broker connection alive (heartbeats are sent from here)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self.should_stop:
+            time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+            self.on_iteration()
+
+    def _failed(self, message, event: Event, exc: Exception) -> None:
+        key = str(event.event_id)
+        deliveries = max(int((message.headers or {}).get("x-delivery-count") or 0) + 1,
+                         self._failures.get(key, 0) + 1)
+        self._failures[key] = deliveries
+        log.exception("handling %s failed (delivery %d)", key, deliveries, exc_info=exc)
+        if deliveries >= DELIVERY_LIMIT:
+            self._failures.pop(key, None)
+            self.dead_letter(message, f"failed {deliveries} times: {exc!r}")
+        else:
+            message.requeue()
 
     def dead_letter(self, message, reason: str) -> None:
         log.warning("dead-lettering a message from %s: %s", self.queue_name, reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pika
@@ -134,7 +135,7 @@ def test_malformed_message_is_dead_lettered_and_the_worker_goes_on(services, pg_
     topology = Topology(pg_settings.broker_namespace)
     workspace_id, user_id = uuid.uuid4(), uuid.uuid4()
     with ConsumerThread(snapshot.consumer()) as consumer:
-        wait_until(lambda: consumer.connection.connected and consumer.processed == 0, message="consumer up")
+        wait_until(lambda: consumer.connection.connected, message="consumer connected")
         params = pika.URLParameters(pg_settings.broker_url)
         with pika.BlockingConnection(params) as connection:
             channel = connection.channel()
@@ -181,6 +182,8 @@ def test_relay_and_consumer_recover_when_the_broker_drops_their_connections(serv
     import threading
 
     if shutil.which("rabbitmqctl") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true needs rabbitmqctl to cut the broker's connections")
         pytest.skip("rabbitmqctl is not installed here (the broker runs elsewhere)")
     checkin, snapshot = services
     workspace_id, user_id = uuid.uuid4(), uuid.uuid4()

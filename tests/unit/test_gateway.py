@@ -30,6 +30,12 @@ class RecordingUpstream(Upstream):
             def iter_content(self, size):
                 yield b'{"ok": true}'
 
+            def json(self):
+                return {"ok": True}
+
+            def close(self):
+                pass
+
         return Answer()
 
 
@@ -112,4 +118,17 @@ def test_unknown_routes_and_bodies_get_the_one_error_shape(gateway):
     bad = client.post("/api/v1/auth/login", json={"email": "x", "password": "y", "admin": True})
     assert bad.status_code == 422
     assert bad.json["errors"] == [{"location": "json", "field": "admin", "reason": "Unknown field."}]
-    assert client.get("/api/v1/openapi.json").json["info"]["title"] == "okrsnap API"
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["info"]["title"] == "okrsnap API" and "/api/v1/auth/login" in spec["paths"]
+    # The fake services describe nothing, so the forwarded operations are listed as undocumented.
+    assert "POST /api/v1/sessions/{session_id}/objectives" in spec["x-okrsnap-undocumented"]
+
+
+def test_encoded_path_tricks_cannot_reach_another_route(gateway):
+    container, client, workspace = gateway
+    auth = {"Authorization": f"Bearer {_token(client).json['access_token']}"}
+    session_id = uuid.uuid4()
+    client.get(f"/api/v1/sessions/{session_id}/snapshots/2026-W48%3Fowner%3Dunassigned", headers=auth)
+    method, url, _ = container.upstream.calls[-1]
+    assert url.endswith(f"/sessions/{session_id}/snapshots/2026-W48%3Fowner%3Dunassigned")
+    assert client.get(f"/api/v1/sessions/{session_id}/%2E%2E/%2E%2E/internal", headers=auth).status_code == 404

@@ -37,7 +37,8 @@ def test_an_instant_belongs_to_the_week_of_its_local_date():
     assert Week.of_instant(late_sunday_utc, "Europe/Berlin", "monday").label == "2026-W49"
 
 
-@pytest.mark.parametrize("label", ["2026-48", "2026-W00", "2026-W54", "2025-W53", "W48", "", "2026-W4"])
+@pytest.mark.parametrize("label", ["2026-48", "2026-W00", "2026-W54", "2025-W53", "W48", "", "2026-W4",
+                                   "9999-W52", "0001-W01"])
 def test_malformed_or_impossible_weeks_are_refused(label):
     with pytest.raises(InvalidWeek):
         Week.parse(label, "monday")

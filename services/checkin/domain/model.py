@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.events import CADENCES, INITIATIVE_STATUSES, KEY_RESULT_KINDS, STATUSES, WEEKDAYS
 
 MAX_SESSION_DAYS = 366
+EARLIEST, LATEST = date(1970, 1, 1), date(2200, 12, 31)  # keeps week arithmetic far from date limits
 
 
 class DomainError(Exception):
@@ -117,6 +118,9 @@ class Session(Entity):
 
     def validate(self) -> None:
         _title(self.name, "name")
+        for name in ("start_date", "end_date"):
+            if not EARLIEST <= getattr(self, name) <= LATEST:
+                raise DomainError(f"Dates run from {EARLIEST} to {LATEST}.", name)
         if self.end_date < self.start_date:
             raise DomainError("The end date is before the start date.", "end_date")
         if (self.end_date - self.start_date).days > MAX_SESSION_DAYS:

@@ -14,7 +14,7 @@ from services.export.domain import commands, csv_export
 from services.export.domain.model import (DONE, MAX_ACTIVE_PER_REQUESTER, MAX_ATTEMPTS, QUEUED,
                                           Claim, ExportJob, ExportNotReady, TooManyExports, new_id,
                                           normalise_owner_filter, unexportable_reason)
-from shared.access import NotFound, ensure_readable
+from shared.access import NotFound, can_read, ensure_readable
 from shared.events import Event
 from shared.messaging import Unprocessable
 from shared.tokens import Principal
@@ -146,10 +146,11 @@ def _settle(claim: Claim, uow, clock, change: Outcome) -> None:
 # --- queries ------------------------------------------------------------------------------
 
 def get_export(principal: Principal, job_id, *, uow) -> ExportJob:
-    """Only the requester sees a job; to anyone else it does not exist."""
+    """Only the requester sees a job, and only while still a member of its Workspace (so no
+    fresh download link goes to someone who lost access); to anyone else it does not exist."""
     with uow:
         job = uow.repo.get(job_id)
-    if job is None or not job.requested_by_principal(principal):
+    if job is None or not job.requested_by_principal(principal) or not can_read(principal, job.workspace_id):
         raise NotFound("Export")
     return job
 

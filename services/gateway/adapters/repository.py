@@ -22,6 +22,9 @@ class IdentityRepository:
     def add_user(self, user: User) -> None:
         self.db.execute(orm.users.insert().values(**vars(user)))
 
+    def set_password(self, user: User) -> None:
+        self.db.execute(orm.users.update().where(orm.users.c.id == user.id).values(password_hash=user.password_hash))
+
     def workspace_by_name(self, name: str) -> Workspace | None:
         row = self.db.execute(select(orm.workspaces).where(orm.workspaces.c.name == name)
                               .order_by(orm.workspaces.c.created_at)).mappings().first()

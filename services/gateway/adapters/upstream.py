@@ -10,7 +10,8 @@ import requests
 from shared import tokens
 
 REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match")
-RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "Retry-After", "ETag", "Cache-Control")
+RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "Content-Length", "Retry-After", "ETag",
+                    "Cache-Control", "X-Content-Type-Options")
 
 
 class UpstreamUnavailable(Exception):

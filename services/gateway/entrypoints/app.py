@@ -2,10 +2,13 @@
 checks Workspace membership, and forwards to the internal service with a signed token."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Response, current_app, g, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from services.gateway.adapters.openapi import RULE_PARAM, merge
 from services.gateway.adapters.upstream import RESPONSE_HEADERS, UpstreamUnavailable
 from services.gateway.bootstrap import Gateway, bootstrap
 from services.gateway.domain.model import Identity
@@ -80,7 +83,9 @@ def _forwarder(index: int, route: Route):
             principal = tokens.Principal(None, {})
         g.principal = principal
         request.max_content_length = route.max_body
-        path = request.path[len(PREFIX):]
+        # Rebuilt from the route and its converted parameters, never from the raw path: an
+        # encoded "?" or ".." in a parameter cannot reach another internal route.
+        path = RULE_PARAM.sub(lambda m: quote(str(path_params[m.group(1)]), safe=""), route.rule)
         try:
             upstream = _container().upstream.forward(
                 route.service, request.method, path, principal=principal, params=request.args,
@@ -88,8 +93,10 @@ def _forwarder(index: int, route: Route):
         except UpstreamUnavailable as exc:
             return error_response(503, str(exc))
         headers = {name: upstream.headers[name] for name in RESPONSE_HEADERS if name in upstream.headers}
-        return Response(stream_with_context(upstream.iter_content(64 * 1024)),
-                        status=upstream.status_code, headers=headers)
+        response = Response(stream_with_context(upstream.iter_content(64 * 1024)),
+                            status=upstream.status_code, headers=headers)
+        response.call_on_close(upstream.close)  # also when the client goes away mid-download
+        return response
 
     forward.__name__ = f"forward_{index}_{route.service}"
     return forward
@@ -108,10 +115,50 @@ def _resource_blueprints() -> list:
     return list(blueprints.values())
 
 
+DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>okrsnap API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><redoc spec-url="{spec}"></redoc>
+<script src="https://cdn.redoc.ly/redoc/v2.1.5/bundles/redoc.standalone.js"></script></body></html>
+"""
+
+
+def _public_openapi(app, api) -> dict:
+    """The merged document, built once per process when every service answered."""
+    cached = app.extensions.get("okrsnap.openapi")
+    if cached is not None:
+        return cached
+    upstream = _container().upstream
+    specs = {}
+    for service in sorted({route.service for route in ROUTES}):
+        try:
+            response = upstream.forward(service, "GET", "/openapi.json", principal=tokens.Principal(None),
+                                        params={}, body=b"", headers={"Accept": "application/json"})
+            if response.status_code == 200:
+                specs[service] = response.json()
+        except (UpstreamUnavailable, ValueError):
+            pass
+    spec = merge(api.spec.to_dict(), specs, ROUTES, PREFIX)
+    if len(specs) == len({route.service for route in ROUTES}):
+        app.extensions["okrsnap.openapi"] = spec
+    return spec
+
+
 def create_app(container: Gateway | None = None):
     container = container or bootstrap()
-    app, api = create_base_app(__name__, title="okrsnap API", api_prefix=PREFIX)
+    # The gateway's own part of the document; /openapi.json serves the merged whole.
+    app, api = create_base_app(__name__, title="okrsnap API", api_prefix=PREFIX,
+                               openapi_json_path="gateway-openapi.json")
     app.extensions["okrsnap"] = container
+
+    @app.get(f"{PREFIX}/openapi.json")
+    def openapi_document():
+        return _public_openapi(app, api)
+
+    @app.get(f"{PREFIX}/docs")
+    def docs_page():
+        return Response(DOCS_PAGE.format(spec=f"{PREFIX}/openapi.json"), mimetype="text/html")
+
     api.register_blueprint(auth)
     api.register_blueprint(me)
     for blueprint in _resource_blueprints():

@@ -39,6 +39,9 @@ def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
         if user is None:
             user = User(uuid.uuid4(), email, generate_password_hash(cmd.password), now)
             uow.repo.add_user(user)
+        else:
+            user.password_hash = generate_password_hash(cmd.password)
+            uow.repo.set_password(user)
         workspace = uow.repo.workspace_by_name(cmd.workspace.strip())
         if workspace is None:
             workspace = Workspace(uuid.uuid4(), cmd.workspace.strip(), now)

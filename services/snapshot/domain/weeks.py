@@ -68,6 +68,8 @@ class Week:
         if not match:
             raise InvalidWeek(f"{label!r} is not a week like 2026-W48.")
         year, number = int(match.group(1)), int(match.group(2))
+        if not 1970 <= year <= 2200:
+            raise InvalidWeek(f"{label!r}: years run from 1970 to 2200.")
         if not 1 <= number <= 53:
             raise InvalidWeek(f"{label!r}: week numbers run from 01 to 53.")
         week = cls(_first_week_start(year, week_start_day) + timedelta(weeks=number - 1), week_start_day)

@@ -5,12 +5,13 @@ from services.snapshot.domain.views import OwnerFilter, build_tree, week_status
 from services.snapshot.domain.weeks import InvalidWeek, Week, session_weeks
 from shared.access import NotFound, ensure_readable
 from shared.events import Event
+from shared.messaging import RetryLater
 from shared.tokens import Principal
 
 SESSION_EVENTS = ("checkin.session.created", "checkin.session.updated", "checkin.session.archived")
 
 
-class SessionNotYetKnown(Exception):
+class SessionNotYetKnown(RetryLater):
     """An item event arrived before its Session's: retried (requeued) until it is known."""
 
 
