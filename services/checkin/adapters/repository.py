@@ -71,7 +71,8 @@ class SqlRepository:
 
     # Objectives --------------------------------------------------------------------------
     def add_objective(self, objective: Objective) -> None:
-        self._insert(orm.objectives, objective)
+        self.db.execute(orm.objectives.insert().values(
+            **_row(orm.objectives, objective) | {"visible_to": [str(v) for v in objective.visible_to]}))
 
     def _objective(self, row) -> Objective:
         values = dict(row)

@@ -9,7 +9,7 @@ from services.checkin.domain import commands, views
 from services.checkin.domain.model import (Canvas, Conflict, DomainError, Initiative, KeyResult,
                                            Objective, Session, check_version, ensure_no_cycle,
                                            new_id, remove, weighted_progress)
-from shared.access import Forbidden, NotFound, ensure_readable, ensure_writable
+from shared.access import Forbidden, NotFound, can_read, ensure_readable, ensure_writable
 from shared.events import Event
 from shared.tokens import Principal
 
@@ -49,9 +49,12 @@ def _get(uow, kind: str, item_id, *, for_update: bool = False):
 
 
 def _readable(uow, principal: Principal, kind: str, item_id, *, for_update: bool = False):
+    """The item and its Session; anything the principal may not read is "not found" under the
+    item's own name, so a foreign id and an unknown one answer alike."""
     item = _get(uow, kind, item_id, for_update=for_update)
-    session = item if kind == "session" else _readable_session(uow, principal, item.session_id)
-    ensure_readable(principal, session.workspace_id, KIND_NAMES[kind])
+    session = item if kind == "session" else uow.repo.get_session(item.session_id)
+    if session is None or not can_read(principal, session.workspace_id):
+        raise NotFound(KIND_NAMES[kind])
     return item, session
 
 
