@@ -36,6 +36,13 @@ DB_SERVER = os.environ.get("OKRSNAP_TEST_DATABASE_URL", "postgresql+psycopg://po
 BROKER = os.environ.get("OKRSNAP_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
+class AllMembers:
+    """The benchmark names no people: every id counts as a member."""
+
+    def non_members(self, principal, workspace_id, user_ids) -> set:
+        return set()
+
+
 def raw_kombu(n: int) -> float:
     name = f"bench-raw-{uuid.uuid4().hex[:8]}"
     exchange = Exchange(name, type="topic", durable=True)
@@ -83,10 +90,11 @@ def okrsnap_pipeline(n: int, tmp: Path) -> tuple[float, float, float]:
         clock = FixedClock(datetime(2026, 11, 25, 9, tzinfo=timezone.utc))
         session = handlers.create_session(commands.CreateSession(
             principal, ws, "Bench", date(2026, 10, 1), date(2026, 12, 31), "UTC"), uow=checkin.uow(), clock=clock)
+        everyone = AllMembers()
         objective = handlers.add_objective(commands.AddObjective(principal, session.id, "O"),
-                                           uow=checkin.uow(), clock=clock)
+                                           uow=checkin.uow(), clock=clock, members=everyone)
         kr = handlers.add_key_result(commands.AddKeyResult(principal, objective.id, "KR", 0, n),
-                                     uow=checkin.uow(), clock=clock)
+                                     uow=checkin.uow(), clock=clock, members=everyone)
         for i in range(n - 3):
             handlers.record_check_in(commands.RecordCheckIn(principal, kr.id, i, "on_track", "x" * 40),
                                      uow=checkin.uow(), clock=clock)

@@ -34,6 +34,18 @@ PLAN = [
 ]
 
 
+class LocalDirectory:
+    """The member directory read straight from the gateway's database: the demo runs before
+    (and without) the gateway process."""
+
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+
+    def non_members(self, principal, workspace_id, user_ids) -> set:
+        known = identity.members_among(principal, workspace_id, user_ids, uow=self.gateway.uow())
+        return set(user_ids) - known
+
+
 def seed(gateway: Gateway, checkin_service: Checkin, *, today: date | None = None) -> dict:
     now = checkin_service.clock.now()
     today = today or now.date()
@@ -45,7 +57,8 @@ def seed(gateway: Gateway, checkin_service: Checkin, *, today: date | None = Non
     if checkin.list_sessions(principal, workspace.id, uow=checkin_service.uow()):
         return {"user": user, "workspace": workspace, "session": None}  # seeded once, ever
     session = checkin.import_history(commands.ImportHistory(principal, workspace.id, history(
-        start, now, owner_id=user.id)), uow=checkin_service.uow(), clock=checkin_service.clock)
+        start, now, owner_id=user.id)), uow=checkin_service.uow(), clock=checkin_service.clock,
+        members=LocalDirectory(gateway))
     return {"user": user, "workspace": workspace, "session": session}
 
 

@@ -26,3 +26,10 @@ class ConsumerThread:
     def __exit__(self, *exc):
         self.consumer.should_stop = True
         self.thread.join(timeout=10)
+
+
+class EveryoneIsAMember:
+    """Member directory for tests whose subject is not membership (the gateway is not running)."""
+
+    def non_members(self, principal, workspace_id, user_ids) -> set:
+        return set()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.checkin.adapters import orm
+from services.checkin.adapters.directory import GatewayDirectory
 from services.checkin.service_layer.unit_of_work import CheckinUnitOfWork
 from shared.clock import Clock, clock_for
 from shared.db import ProcessLocalDatabase
@@ -22,6 +23,11 @@ class Checkin:
     settings: Settings
     database: ProcessLocalDatabase
     clock: Clock
+    members: GatewayDirectory = None
+
+    def __post_init__(self):
+        if self.members is None:
+            self.members = GatewayDirectory(self.settings.service_urls["gateway"], self.settings.internal_secret)
 
     def uow(self) -> CheckinUnitOfWork:
         return CheckinUnitOfWork(self.database.session)

@@ -10,7 +10,7 @@ from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
 from services.snapshot.entrypoints.app import create_app as snapshot_app
 from shared.clock import FileClock
 from tests.conftest import wait_until
-from tests.helpers import ConsumerThread, internal_headers
+from tests.helpers import ConsumerThread, EveryoneIsAMember, internal_headers
 
 
 def test_embedded_pipeline(embedded_settings):
@@ -18,6 +18,7 @@ def test_embedded_pipeline(embedded_settings):
     assert settings.embedded_broker and settings.database_for("checkin").is_sqlite
     FileClock(settings.clock_file).set(datetime(2026, 11, 25, 10, tzinfo=timezone.utc))
     checkin, snapshot = checkin_bootstrap(settings), snapshot_bootstrap(settings)
+    checkin.members = EveryoneIsAMember()
     checkin.migrate()
     snapshot.migrate()
     workspace_id, user_id = uuid.uuid4(), uuid.uuid4()

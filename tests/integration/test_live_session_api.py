@@ -43,11 +43,14 @@ class Stack:
         self.checkin.migrate()
         self.gateway.migrate()
         declare_topology(settings)
-        port = int(settings.service_urls["checkin"].rsplit(":", 1)[1])
-        self.server = make_server("127.0.0.1", port, checkin_app(self.checkin), threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
         self.app = gateway_app(self.gateway)
+        # Both over real HTTP: the gateway forwards to the check-in service, which asks the
+        # gateway's member directory about owners.
+        self.servers = [make_server("127.0.0.1", int(settings.service_urls[name].rsplit(":", 1)[1]), app,
+                                    threaded=True)
+                        for name, app in (("checkin", checkin_app(self.checkin)), ("gateway", self.app))]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
         self.relay = self.checkin.relay()
         self.amqp = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
         self.channel = self.amqp.channel()
@@ -88,7 +91,8 @@ class Stack:
     def close(self):
         self.amqp.close()
         self.relay.close()
-        self.server.shutdown()
+        for server in self.servers:
+            server.shutdown()
         self.checkin.database.dispose()
         self.gateway.database.dispose()
 
@@ -96,7 +100,8 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path, database_url, broker_url, namespace):
     settings = make_settings(tmp_path, OKRSNAP_DATABASE_URL=database_url, OKRSNAP_BROKER_URL=broker_url,
-                             OKRSNAP_BROKER_NAMESPACE=namespace, OKRSNAP_CHECKIN_PORT=str(_free_port()))
+                             OKRSNAP_BROKER_NAMESPACE=namespace, OKRSNAP_CHECKIN_PORT=str(_free_port()),
+                             OKRSNAP_GATEWAY_PORT=str(_free_port()))
     stack = Stack(settings)
     yield stack
     stack.close()
@@ -197,6 +202,7 @@ def test_bad_input_names_each_field_and_writes_nothing(stack, owner):
         ("POST", f"/sessions/{sid}/initiatives", {"title": "x", "canvas": {"title": "c", "url": "javascript:alert(1)"}},
          {"canvas.url"}),
         ("POST", f"/sessions/{sid}/objectives", {"title": 5, "owner_id": "nobody"}, {"title", "owner_id"}),
+        ("POST", f"/sessions/{sid}/objectives", {"title": "x", "owner_id": str(uuid.uuid4())}, {"owner_id"}),
     ]
     for method, path, body, fields in cases:
         response = api(method, path, json=body)

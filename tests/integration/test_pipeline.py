@@ -20,7 +20,7 @@ from shared.clock import FileClock
 from shared.messaging import DEAD_LETTER_REASON
 from shared.topology import Topology
 from tests.conftest import wait_until
-from tests.helpers import ConsumerThread, internal_headers
+from tests.helpers import ConsumerThread, EveryoneIsAMember, internal_headers
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def services(pg_settings):
     checkin = checkin_bootstrap(pg_settings)
+    checkin.members = EveryoneIsAMember()
     snapshot = snapshot_bootstrap(pg_settings)
     checkin.migrate()
     snapshot.migrate()

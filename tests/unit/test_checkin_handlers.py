@@ -88,6 +88,17 @@ class FakeUnitOfWork:
     def commit(self): self.committed = True
 
 
+class FakeDirectory:
+    """Members of the Workspace: USER and anyone added to `members`."""
+
+    def __init__(self):
+        self.members = set()
+
+    def non_members(self, principal, workspace_id, user_ids):
+        return {u for u in user_ids if u != USER and u not in self.members}
+
+
+DIRECTORY = FakeDirectory()
 WS, USER = uuid.uuid4(), uuid.uuid4()
 MEMBER = Principal(str(USER), {str(WS): "member"})
 CLOCK = FixedClock(datetime(2026, 11, 25, 9, tzinfo=timezone.utc))
@@ -101,8 +112,8 @@ def _session(uow, principal=MEMBER):
 def test_every_change_emits_one_versioned_event_with_a_session_sequence():
     uow = FakeUnitOfWork()
     session = _session(uow)
-    objective = handlers.add_objective(commands.AddObjective(MEMBER, session.id, "Grow"), uow=uow, clock=CLOCK)
-    kr = handlers.add_key_result(commands.AddKeyResult(MEMBER, objective.id, "ARR", 10, 20), uow=uow, clock=CLOCK)
+    objective = handlers.add_objective(commands.AddObjective(MEMBER, session.id, "Grow"), uow=uow, clock=CLOCK, members=DIRECTORY)
+    kr = handlers.add_key_result(commands.AddKeyResult(MEMBER, objective.id, "ARR", 10, 20), uow=uow, clock=CLOCK, members=DIRECTORY)
     entry, updated = handlers.record_check_in(
         commands.RecordCheckIn(MEMBER, kr.id, 15, "on_track", "why"), uow=uow, clock=CLOCK)
     assert uow.committed and updated.current_value == 15 and updated.progress == 0.5
@@ -121,10 +132,10 @@ def test_another_workspace_sees_not_found_and_viewers_cannot_write():
     session = _session(uow)
     stranger = Principal(str(uuid.uuid4()), {str(uuid.uuid4()): "owner"})
     with pytest.raises(NotFound):
-        handlers.add_objective(commands.AddObjective(stranger, session.id, "x"), uow=uow, clock=CLOCK)
+        handlers.add_objective(commands.AddObjective(stranger, session.id, "x"), uow=uow, clock=CLOCK, members=DIRECTORY)
     viewer = Principal(str(uuid.uuid4()), {str(WS): "viewer"})
     with pytest.raises(Forbidden):
-        handlers.add_objective(commands.AddObjective(viewer, session.id, "x"), uow=uow, clock=CLOCK)
+        handlers.add_objective(commands.AddObjective(viewer, session.id, "x"), uow=uow, clock=CLOCK, members=DIRECTORY)
     assert len(uow.repo.events) == 1  # only the Session's
 
 
@@ -144,16 +155,16 @@ def test_rules_of_the_session_are_checked_before_anything_is_written():
 def test_parent_objective_must_be_in_the_same_session():
     uow = FakeUnitOfWork()
     one, two = _session(uow), _session(uow)
-    parent = handlers.add_objective(commands.AddObjective(MEMBER, one.id, "Parent"), uow=uow, clock=CLOCK)
+    parent = handlers.add_objective(commands.AddObjective(MEMBER, one.id, "Parent"), uow=uow, clock=CLOCK, members=DIRECTORY)
     with pytest.raises(DomainError) as error:
         handlers.add_objective(commands.AddObjective(MEMBER, two.id, "Child", parent_id=parent.id),
-                               uow=uow, clock=CLOCK)
+                               uow=uow, clock=CLOCK, members=DIRECTORY)
     assert error.value.field == "parent_id"
 
 
 def _objective(uow, session, title, parent=None):
     return handlers.add_objective(commands.AddObjective(MEMBER, session.id, title, parent_id=parent),
-                                  uow=uow, clock=CLOCK)
+                                  uow=uow, clock=CLOCK, members=DIRECTORY)
 
 
 def test_a_parent_that_would_make_a_cycle_is_refused():
@@ -164,9 +175,9 @@ def test_a_parent_that_would_make_a_cycle_is_refused():
     grandchild = _objective(uow, session, "grandchild", child.id)
     with pytest.raises(DomainError, match="cycle"):
         handlers.update_item(commands.UpdateItem(MEMBER, "objective", root.id, root.version,
-                                                 {"parent_id": grandchild.id}), uow=uow, clock=CLOCK)
+                                                 {"parent_id": grandchild.id}), uow=uow, clock=CLOCK, members=DIRECTORY)
     moved = handlers.update_item(commands.UpdateItem(MEMBER, "objective", grandchild.id, 1, {"parent_id": root.id}),
-                                 uow=uow, clock=CLOCK)
+                                 uow=uow, clock=CLOCK, members=DIRECTORY)
     assert moved.parent_id == root.id and moved.version == 2
 
 
@@ -175,10 +186,10 @@ def test_edits_need_the_current_version():
     objective = _objective(uow, _session(uow), "Grow")
     edit = lambda version: commands.UpdateItem(MEMBER, "objective", objective.id, version, {"title": "Grow more"})
     with pytest.raises(VersionRequired):
-        handlers.update_item(edit(None), uow=uow, clock=CLOCK)
-    assert handlers.update_item(edit(1), uow=uow, clock=CLOCK).version == 2
+        handlers.update_item(edit(None), uow=uow, clock=CLOCK, members=DIRECTORY)
+    assert handlers.update_item(edit(1), uow=uow, clock=CLOCK, members=DIRECTORY).version == 2
     with pytest.raises(Conflict):
-        handlers.update_item(edit(1), uow=uow, clock=CLOCK)  # stale: someone already made version 2
+        handlers.update_item(edit(1), uow=uow, clock=CLOCK, members=DIRECTORY)  # stale: someone already made version 2
     assert [e.event_type for e in uow.repo.events][-1] == "checkin.objective.updated"
 
 
@@ -194,7 +205,7 @@ def test_an_archived_session_refuses_edits_but_stays_readable():
         _objective(uow, session, "More")
     with pytest.raises(Conflict, match="archived"):
         handlers.update_item(commands.UpdateItem(MEMBER, "objective", objective.id, 1, {"title": "x"}),
-                             uow=uow, clock=CLOCK)
+                             uow=uow, clock=CLOCK, members=DIRECTORY)
     assert handlers.get_item(MEMBER, "objective", objective.id, uow=uow).title == "Grow"
 
 
@@ -202,11 +213,11 @@ def test_initiatives_connect_and_disconnect_with_events_and_removal_cleans_up():
     uow = FakeUnitOfWork()
     session = _session(uow)
     objective = _objective(uow, session, "Grow")
-    kr1, kr2 = (handlers.add_key_result(commands.AddKeyResult(MEMBER, objective.id, t, 0, 10), uow=uow, clock=CLOCK)
+    kr1, kr2 = (handlers.add_key_result(commands.AddKeyResult(MEMBER, objective.id, t, 0, 10), uow=uow, clock=CLOCK, members=DIRECTORY)
                 for t in ("a", "b"))
     initiative = handlers.add_initiative(commands.AddInitiative(
         MEMBER, session.id, "Launch", canvas={"title": "Plan", "url": "https://docs.example/plan"},
-        key_result_ids=[kr1.id]), uow=uow, clock=CLOCK)
+        key_result_ids=[kr1.id]), uow=uow, clock=CLOCK, members=DIRECTORY)
     handlers.connect(commands.Connect(MEMBER, initiative.id, kr2.id), uow=uow, clock=CLOCK)
     with pytest.raises(Conflict):
         handlers.connect(commands.Connect(MEMBER, initiative.id, kr2.id), uow=uow, clock=CLOCK)
@@ -216,7 +227,7 @@ def test_initiatives_connect_and_disconnect_with_events_and_removal_cleans_up():
         "checkin.initiative.connected", "checkin.initiative.disconnected", "checkin.key_result.removed"]
     with pytest.raises(DomainError) as error:
         handlers.add_initiative(commands.AddInitiative(MEMBER, session.id, "x", canvas={
-            "title": "x", "url": "javascript:alert(1)"}), uow=uow, clock=CLOCK)
+            "title": "x", "url": "javascript:alert(1)"}), uow=uow, clock=CLOCK, members=DIRECTORY)
     assert error.value.field == "canvas.url"
 
 
@@ -232,8 +243,8 @@ def test_history_import_keeps_original_times_in_order():
                          {"key_result_ref": "k", "value": 3, "status": "at_risk", "checked_in_at": datetime(2026, 10, 12, tzinfo=timezone.utc)}]}
     owner = Principal(str(USER), {str(WS): "owner"})
     with pytest.raises(Forbidden):
-        handlers.import_history(commands.ImportHistory(MEMBER, WS, doc), uow=uow, clock=CLOCK)
-    handlers.import_history(commands.ImportHistory(owner, WS, doc), uow=uow, clock=CLOCK)
+        handlers.import_history(commands.ImportHistory(MEMBER, WS, doc), uow=uow, clock=CLOCK, members=DIRECTORY)
+    handlers.import_history(commands.ImportHistory(owner, WS, doc), uow=uow, clock=CLOCK, members=DIRECTORY)
     times = [e.occurred_at for e in uow.repo.events]
     assert times == sorted(times) and times[-1] == datetime(2026, 10, 20, tzinfo=timezone.utc)
     assert [e.sequence for e in uow.repo.events] == [1, 2, 3, 4, 5]
@@ -241,4 +252,23 @@ def test_history_import_keeps_original_times_in_order():
     assert kr.current_value == 5  # the later Check-in wins, whatever the document's order
     doc["check_ins"][0]["checked_in_at"] = datetime(2030, 1, 1, tzinfo=timezone.utc)
     with pytest.raises(DomainError, match="between"):
-        handlers.import_history(commands.ImportHistory(owner, WS, doc), uow=FakeUnitOfWork(), clock=CLOCK)
+        handlers.import_history(commands.ImportHistory(owner, WS, doc), uow=FakeUnitOfWork(), clock=CLOCK, members=DIRECTORY)
+
+
+def test_owners_and_access_lists_name_workspace_members_only():
+    uow = FakeUnitOfWork()
+    session = _session(uow)
+    stranger = uuid.uuid4()
+    with pytest.raises(DomainError) as error:
+        handlers.add_objective(commands.AddObjective(MEMBER, session.id, "x", owner_id=stranger),
+                               uow=uow, clock=CLOCK, members=DIRECTORY)
+    assert error.value.field == "owner_id"
+    with pytest.raises(DomainError) as error:
+        handlers.add_initiative(commands.AddInitiative(MEMBER, session.id, "x", canvas={
+            "title": "c", "url": "https://example.com", "access": [USER, stranger]}), uow=uow, clock=CLOCK,
+            members=DIRECTORY)
+    assert error.value.field == "canvas.access"
+    assert len(uow.repo.events) == 1  # only the Session's
+    objective = handlers.add_objective(commands.AddObjective(MEMBER, session.id, "x", owner_id=USER),
+                                       uow=uow, clock=CLOCK, members=DIRECTORY)
+    assert objective.owner_id == USER

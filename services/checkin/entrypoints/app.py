@@ -5,6 +5,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.checkin.adapters.directory import DirectoryUnavailable
 from services.checkin.bootstrap import Checkin, bootstrap
 from services.checkin.domain import commands
 from services.checkin.domain.model import Conflict, DomainError, VersionRequired
@@ -47,7 +48,7 @@ def _tagged(item, status: int = 200):
 def _update(kind: str, item_id, changes: dict):
     c = _c()
     item = handlers.update_item(commands.UpdateItem(current_principal(), kind, item_id, _expected_version(),
-                                                    changes), uow=c.uow(), clock=c.clock)
+                                                    changes), uow=c.uow(), clock=c.clock, members=c.members)
     return _tagged(item)
 
 
@@ -87,7 +88,7 @@ class SessionImport(MethodView):
         """Import a Session's past (admins): items and dated Check-ins keep their times"""
         c = _c()
         return _tagged(handlers.import_history(commands.ImportHistory(current_principal(), workspace_id, body),
-                                               uow=c.uow(), clock=c.clock), 201)
+                                               uow=c.uow(), clock=c.clock, members=c.members), 201)
 
 
 @sessions.route("/sessions/<uuid:session_id>")
@@ -144,7 +145,7 @@ class SessionObjectives(MethodView):
         """Add an Objective"""
         c = _c()
         return _tagged(handlers.add_objective(commands.AddObjective(current_principal(), session_id, **body),
-                                              uow=c.uow(), clock=c.clock), 201)
+                                              uow=c.uow(), clock=c.clock, members=c.members), 201)
 
 
 @objectives.route("/objectives/<uuid:objective_id>")
@@ -178,7 +179,7 @@ class ObjectiveKeyResults(MethodView):
         """Add a Key Result"""
         c = _c()
         return _tagged(handlers.add_key_result(commands.AddKeyResult(current_principal(), objective_id, **body),
-                                               uow=c.uow(), clock=c.clock), 201)
+                                               uow=c.uow(), clock=c.clock, members=c.members), 201)
 
 
 @key_results.route("/key-results/<uuid:key_result_id>")
@@ -212,7 +213,7 @@ class SessionInitiatives(MethodView):
         """Add an Initiative, optionally connected to Key Results"""
         c = _c()
         return _tagged(handlers.add_initiative(commands.AddInitiative(current_principal(), session_id, **body),
-                                               uow=c.uow(), clock=c.clock), 201)
+                                               uow=c.uow(), clock=c.clock, members=c.members), 201)
 
 
 @initiatives.route("/initiatives/<uuid:initiative_id>")
@@ -317,6 +318,7 @@ def create_app(container: Checkin | None = None):
     app.register_error_handler(DomainError, lambda exc: _field_error(422, exc))
     app.register_error_handler(Conflict, lambda exc: _field_error(409, exc))
     app.register_error_handler(VersionRequired, lambda exc: _field_error(428, exc))
+    app.register_error_handler(DirectoryUnavailable, lambda exc: error_response(503, str(exc)))
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     return app

@@ -79,6 +79,27 @@ def _check_parent(uow, session: Session, objective_id, parent_id) -> None:
     ensure_no_cycle(objective_id, parent_id, uow.repo.parents(session.id))
 
 
+def _check_members(members, principal: Principal, session: Session, named: dict) -> None:
+    """Owners, visibility and canvas access lists name Workspace members only (one lookup)."""
+    wanted = {field: {v for v in values if v is not None} for field, values in named.items()}
+    strangers = members.non_members(principal, session.workspace_id, set().union(*wanted.values()))
+    for field, ids in wanted.items():
+        if ids & strangers:
+            raise DomainError("Not a member of this Workspace.", field)
+
+
+def _people(fields_: dict) -> dict:
+    """The member ids a body names, by field."""
+    named = {}
+    if "owner_id" in fields_:
+        named["owner_id"] = [fields_["owner_id"]]
+    if "visible_to" in fields_:
+        named["visible_to"] = list(fields_["visible_to"] or [])
+    if fields_.get("canvas"):
+        named["canvas.access"] = list(fields_["canvas"].get("access") or [])
+    return named
+
+
 def _canvas(value: dict | None) -> Canvas | None:
     return Canvas(value["title"], value["url"], list(value.get("access") or [])) if value else None
 
@@ -171,10 +192,11 @@ def _check_in(uow, session: Session, key_result: KeyResult, principal: Principal
     return entry
 
 
-def add_objective(cmd: commands.AddObjective, *, uow, clock) -> Objective:
+def add_objective(cmd: commands.AddObjective, *, uow, clock, members) -> Objective:
     now = clock.now()
     with uow:
         session, _ = _writable(uow, cmd.principal, "session", cmd.session_id)
+        _check_members(members, cmd.principal, session, {"owner_id": [cmd.owner_id], "visible_to": cmd.visible_to})
         objective = _new_objective(uow, session, cmd.principal, now, title=cmd.title,
                                    description=cmd.description, owner_id=cmd.owner_id,
                                    parent_id=cmd.parent_id, private=cmd.private, visible_to=cmd.visible_to)
@@ -182,10 +204,11 @@ def add_objective(cmd: commands.AddObjective, *, uow, clock) -> Objective:
     return objective
 
 
-def add_key_result(cmd: commands.AddKeyResult, *, uow, clock) -> KeyResult:
+def add_key_result(cmd: commands.AddKeyResult, *, uow, clock, members) -> KeyResult:
     now = clock.now()
     with uow:
         objective, session = _writable(uow, cmd.principal, "objective", cmd.objective_id)
+        _check_members(members, cmd.principal, session, {"owner_id": [cmd.owner_id]})
         key_result = _new_key_result(
             uow, session, objective, cmd.principal, now, title=cmd.title, start_value=cmd.start_value,
             target_value=cmd.target_value, current_value=cmd.current_value, unit=cmd.unit, kind=cmd.kind,
@@ -194,10 +217,11 @@ def add_key_result(cmd: commands.AddKeyResult, *, uow, clock) -> KeyResult:
     return key_result
 
 
-def add_initiative(cmd: commands.AddInitiative, *, uow, clock) -> Initiative:
+def add_initiative(cmd: commands.AddInitiative, *, uow, clock, members) -> Initiative:
     now = clock.now()
     with uow:
         session, _ = _writable(uow, cmd.principal, "session", cmd.session_id)
+        _check_members(members, cmd.principal, session, _people({"owner_id": cmd.owner_id, "canvas": cmd.canvas}))
         initiative = _new_initiative(uow, session, cmd.principal, now, title=cmd.title, status=cmd.status,
                                      owner_id=cmd.owner_id, canvas=cmd.canvas,
                                      key_result_ids=cmd.key_result_ids)
@@ -207,12 +231,13 @@ def add_initiative(cmd: commands.AddInitiative, *, uow, clock) -> Initiative:
 
 # --- Editing and removing ------------------------------------------------------------------
 
-def update_item(cmd: commands.UpdateItem, *, uow, clock):
+def update_item(cmd: commands.UpdateItem, *, uow, clock, members):
     now = clock.now()
     with uow:
         item, session = _writable(uow, cmd.principal, cmd.kind, cmd.item_id, for_update=True)
         check_version(item, cmd.expected_version)
         changes = dict(cmd.changes)
+        _check_members(members, cmd.principal, session, _people(changes))
         if cmd.kind == "objective" and "parent_id" in changes:
             _check_parent(uow, session, item.id, changes["parent_id"])
         if cmd.kind == "initiative" and "canvas" in changes:
@@ -295,7 +320,7 @@ def record_initiative_check_in(cmd: commands.RecordInitiativeCheckIn, *, uow, cl
 
 # --- History import --------------------------------------------------------------------------
 
-def import_history(cmd: commands.ImportHistory, *, uow, clock) -> Session:
+def import_history(cmd: commands.ImportHistory, *, uow, clock, members) -> Session:
     """A Session's past, replayed in time order in one transaction: every event keeps its
     original time, so the Snapshots of the past weeks fill as if it had happened here."""
     ensure_writable(cmd.principal, cmd.workspace_id, "Workspace")
@@ -324,6 +349,11 @@ def import_history(cmd: commands.ImportHistory, *, uow, clock) -> Session:
 
     with uow:
         session = Session(new_id(), cmd.workspace_id, created_at=created_at, updated_at=created_at, **spec)
+        named: dict = {}
+        for _, _, position, kind, item in steps:
+            for field, ids in _people(item).items():
+                named.setdefault(f"{kind}s.{position}.{field}", []).extend(ids)
+        _check_members(members, cmd.principal, session, named)
         uow.repo.add_session(session)
         _event(uow, "checkin.session.created", session=session, entity_id=session.id,
                payload=session.state(), principal=cmd.principal, at=created_at)

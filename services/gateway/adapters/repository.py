@@ -45,6 +45,11 @@ class IdentityRepository:
         return [(Workspace(r["id"], r["name"], r["created_at"]),
                  Membership(r["id"], user_id, r["role"], r["okr_access"])) for r in rows]
 
+    def members_among(self, workspace_id, user_ids) -> set:
+        rows = self.db.execute(select(orm.memberships.c.user_id).where(
+            orm.memberships.c.workspace_id == workspace_id, orm.memberships.c.user_id.in_(list(user_ids))))
+        return set(rows.scalars())
+
     def set_membership(self, membership: Membership) -> None:
         existing = self.db.execute(select(orm.memberships).where(
             orm.memberships.c.workspace_id == membership.workspace_id,

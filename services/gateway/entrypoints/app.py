@@ -21,6 +21,8 @@ from shared.http import create_app as create_base_app, error_response
 PREFIX = "/api/v1"
 
 auth = Blueprint("auth", __name__, url_prefix=PREFIX, description="Log in")
+directory = Blueprint("directory", __name__, url_prefix="/internal",
+                      description="For internal services only (signed internal token): Workspace members")
 me = Blueprint("me", __name__, url_prefix=PREFIX, description="The signed-in user")
 
 
@@ -70,6 +72,27 @@ class Me(MethodView):
         """Who I am and my Workspaces"""
         identity = _authenticate()
         return _user_out(identity.user, handlers.workspaces_of(identity.user.id, uow=_container().uow()))
+
+
+@directory.route("/workspaces/<uuid:workspace_id>/members")
+class Members(MethodView):
+    @directory.arguments(schemas.MembersQuery, location="query")
+    @directory.response(200, schemas.MembersOut)
+    def get(self, query, workspace_id):
+        """Which of the given users are members of the Workspace"""
+        principal = _internal_principal()
+        members = handlers.members_among(principal, workspace_id, query["id"], uow=_container().uow())
+        return {"members": sorted(members, key=str)}
+
+
+def _internal_principal() -> tokens.Principal:
+    try:
+        claims = tokens.verify(_container().settings.internal_secret,
+                               request.headers.get(tokens.INTERNAL_HEADER, ""), typ=tokens.INTERNAL,
+                               audience=tokens.internal_audience("gateway"))
+    except tokens.InvalidToken:
+        abort(401, message="This route is for okrsnap's internal services only.")
+    return tokens.Principal.from_claims(claims)
 
 
 def _forwarder(index: int, route: Route):
@@ -161,6 +184,7 @@ def create_app(container: Gateway | None = None):
 
     api.register_blueprint(auth)
     api.register_blueprint(me)
+    api.register_blueprint(directory)
     for blueprint in _resource_blueprints():
         api.register_blueprint(blueprint)
     return app

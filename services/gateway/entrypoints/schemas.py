@@ -27,3 +27,14 @@ class TokenOut(Schema):
     token_type = fields.String()
     expires_in = fields.Integer()
     user = fields.Nested(UserOut)
+
+
+class MembersQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.List(fields.UUID(), required=True, validate=validate.Length(1, 500))
+
+
+class MembersOut(Schema):
+    members = fields.List(fields.UUID())

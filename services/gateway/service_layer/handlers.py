@@ -84,3 +84,12 @@ def identity_for_token(token: str, *, uow, settings) -> Identity:
 def workspaces_of(user_id, *, uow):
     with uow:
         return uow.repo.workspaces_of(user_id)
+
+
+def members_among(principal: tokens.Principal, workspace_id, user_ids, *, uow) -> set:
+    """Which of these users are members of the Workspace (asked by services validating owners);
+    only a member may ask."""
+    if not principal.member_of(workspace_id):
+        return set()
+    with uow:
+        return uow.repo.members_among(workspace_id, user_ids)
