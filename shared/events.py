@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from shared.schemas import StrictSchema as Strict
 
 
 class UTCDateTime(fields.AwareDateTime):
@@ -34,9 +36,6 @@ CADENCES = ("weekly", "biweekly", "monthly")
 KEY_RESULT_KINDS = ("metric", "milestone")
 
 
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class SessionState(Strict):

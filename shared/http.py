@@ -111,6 +111,13 @@ def current_principal() -> tokens.Principal:
     return g.principal
 
 
+def container():
+    """The service's composition root, as create_app() was given it."""
+    from flask import current_app
+
+    return current_app.extensions["okrsnap"]
+
+
 def error_response(code: int, message: str, errors: list[dict] | None = None):
     from werkzeug.http import HTTP_STATUS_CODES
 

@@ -18,8 +18,18 @@ from kombu import Connection, Producer
 from kombu.mixins import ConsumerProducerMixin
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
 from marshmallow import ValidationError
-from sqlalchemy import (JSON, BigInteger, Column, Integer, MetaData, String, Table, Text,
-                        select, update)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 

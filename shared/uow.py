@@ -7,6 +7,8 @@ from sqlalchemy.orm import Session
 
 
 class SqlAlchemyUnitOfWork:
+    repository_class: type | None = None  # set by each service: its repository, bound per session
+
     def __init__(self, session_factory: Callable[[], Session]):
         self.session_factory = session_factory
         self.session: Session | None = None
@@ -17,7 +19,7 @@ class SqlAlchemyUnitOfWork:
         return self
 
     def _bind(self, session: Session) -> None:
-        """Subclasses attach their repositories to the session here."""
+        self.repo = self.repository_class(session)
 
     def __exit__(self, *exc_info):
         try:

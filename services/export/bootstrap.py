@@ -12,11 +12,10 @@ from services.export.adapters.files import ExportFiles
 from services.export.adapters.snapshot_client import SnapshotClient
 from services.export.service_layer.unit_of_work import ExportUnitOfWork
 from services.export.service_layer.worker import ExportWorker
-from shared.clock import Clock, clock_for
-from shared.db import ProcessLocalDatabase
+from shared.clock import Clock
+from shared.container import ServiceContainer
 from shared.events import Event
 from shared.messaging import EventConsumer, OutboxRelay, broker_connection, topology_for
-from shared.migrations import upgrade
 from shared.settings import Settings
 
 SERVICE = "export"
@@ -24,22 +23,16 @@ MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
 
 
 @dataclass
-class Export:
-    settings: Settings
-    database: ProcessLocalDatabase
-    clock: Clock
+class Export(ServiceContainer):
+    SERVICE = SERVICE
+    MIGRATIONS = MIGRATIONS
+    UNIT_OF_WORK = ExportUnitOfWork
+
     snapshots: SnapshotClient
     files: ExportFiles
 
-    def uow(self) -> ExportUnitOfWork:
-        return ExportUnitOfWork(self.database.session)
-
     def relay(self) -> OutboxRelay:
-        return OutboxRelay(
-            session_factory=self.database.session, outbox=orm.outbox, producer_name=SERVICE,
-            connection_factory=lambda: broker_connection(self.settings),
-            topology=topology_for(self.settings), clock=self.clock,
-        )
+        return self.outbox_relay(orm.outbox)
 
     def consumer(self, handle: Callable[[Event], None]) -> EventConsumer:
         return EventConsumer(connection=broker_connection(self.settings),
@@ -51,13 +44,10 @@ class Export:
         return ExportWorker(uow_factory=self.uow, clock=self.clock, snapshots=self.snapshots,
                             files=self.files, consumer_factory=self.consumer, **options)
 
-    def migrate(self) -> None:
-        upgrade(self.settings.database_for(SERVICE), MIGRATIONS)
 
 
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Export:
     settings = settings or Settings.from_env()
-    return Export(settings, ProcessLocalDatabase(settings.database_for(SERVICE)),
-                  clock or clock_for(settings),
-                  SnapshotClient(settings.service_urls["snapshot"], settings.internal_secret),
-                  ExportFiles(settings.export_dir))
+    return Export.build(settings, clock,
+                        snapshots=SnapshotClient(settings.service_urls["snapshot"], settings.internal_secret),
+                        files=ExportFiles(settings.export_dir))

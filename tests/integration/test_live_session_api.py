@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pika
 import pytest

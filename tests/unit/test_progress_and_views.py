@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.checkin.domain.model import progress
 from services.snapshot.domain.views import OwnerFilter, build_tree

@@ -1,6 +1,19 @@
 """The check-in service's tables (SQLAlchemy Core); migrations in adapters/migrations."""
-from sqlalchemy import (JSON, Boolean, Column, Date, Float, ForeignKey, Index, Integer, MetaData,
-                        String, Table, Text, Uuid)
+from sqlalchemy import (
+                        JSON,
+                        Boolean,
+                        Column,
+                        Date,
+                        Float,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        Uuid,
+)
 
 from shared.db import UtcDateTime
 from shared.messaging import outbox_table

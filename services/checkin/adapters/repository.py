@@ -10,8 +10,16 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from services.checkin.adapters import orm
-from services.checkin.domain.model import (Canvas, CheckIn, Conflict, Initiative, InitiativeCheckIn,
-                                           KeyResult, Objective, Session)
+from services.checkin.domain.model import (
+    Canvas,
+    CheckIn,
+    Conflict,
+    Initiative,
+    InitiativeCheckIn,
+    KeyResult,
+    Objective,
+    Session,
+)
 from shared.events import Event
 from shared.messaging import add_to_outbox
 

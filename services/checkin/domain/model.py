@@ -6,12 +6,19 @@ it was made against, so two people editing the same item never silently overwrit
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, fields as dataclass_fields
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.events import CADENCES, INITIATIVE_STATUSES, KEY_RESULT_KINDS, STATUSES, WEEKDAYS
+from shared.events import (
+    CADENCES,
+    INITIATIVE_STATUSES,
+    KEY_RESULT_KINDS,
+    STATUSES,
+    WEEKDAYS,
+)
 
 MAX_SESSION_DAYS = 366
 EARLIEST, LATEST = date(1970, 1, 1), date(2200, 12, 31)  # keeps week arithmetic far from date limits

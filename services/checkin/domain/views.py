@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.checkin.domain.model import Initiative, KeyResult, Objective, Session, weighted_progress
+from services.checkin.domain.model import (
+    Initiative,
+    KeyResult,
+    Objective,
+    Session,
+    weighted_progress,
+)
 
 SORTS = ("title", "progress", "status", "owner", "updated_at")
 TYPES = ("objective", "key_result", "initiative")

@@ -1,7 +1,7 @@
 """The check-in service's HTTP API (internal: reached through the gateway only)."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -12,8 +12,14 @@ from services.checkin.domain.model import Conflict, DomainError, VersionRequired
 from services.checkin.domain.views import ListQuery
 from services.checkin.entrypoints import schemas
 from services.checkin.service_layer import handlers
-from shared.http import (create_app as create_base_app, current_principal, error_response,
-                         register_access_errors, require_internal_token)
+from shared.http import (
+    container,
+    current_principal,
+    error_response,
+    register_access_errors,
+    require_internal_token,
+)
+from shared.http import create_app as create_base_app
 
 IMPORT_MAX_BYTES = 8 * 1024 * 1024
 
@@ -27,8 +33,6 @@ IF_MATCH = {"If-Match": {"description": "the item's version (its ETag); required
                          "schema": {"type": "string"}}}
 
 
-def _c() -> Checkin:
-    return current_app.extensions["okrsnap"]
 
 
 def _expected_version() -> int | None:
@@ -46,14 +50,14 @@ def _tagged(item, status: int = 200):
 
 
 def _update(kind: str, item_id, changes: dict):
-    c = _c()
+    c = container()
     item = handlers.update_item(commands.UpdateItem(current_principal(), kind, item_id, _expected_version(),
                                                     changes), uow=c.uow(), clock=c.clock, members=c.members)
     return _tagged(item)
 
 
 def _remove(kind: str, item_id):
-    c = _c()
+    c = container()
     handlers.remove_item(commands.RemoveItem(current_principal(), kind, item_id, _expected_version()),
                          uow=c.uow(), clock=c.clock)
 
@@ -70,14 +74,14 @@ class WorkspaceSessions(MethodView):
     @sessions.response(201, schemas.SessionOut)
     def post(self, body, workspace_id):
         """Create a Session"""
-        c = _c()
+        c = container()
         return _tagged(handlers.create_session(commands.CreateSession(current_principal(), workspace_id, **body),
                                                uow=c.uow(), clock=c.clock), 201)
 
     @sessions.response(200, schemas.SessionOut(many=True))
     def get(self, workspace_id):
         """The Workspace's Sessions"""
-        return handlers.list_sessions(current_principal(), workspace_id, uow=_c().uow())
+        return handlers.list_sessions(current_principal(), workspace_id, uow=container().uow())
 
 
 @sessions.route("/workspaces/<uuid:workspace_id>/sessions/import")
@@ -86,7 +90,7 @@ class SessionImport(MethodView):
     @sessions.response(201, schemas.SessionOut)
     def post(self, body, workspace_id):
         """Import a Session's past (admins): items and dated Check-ins keep their times"""
-        c = _c()
+        c = container()
         return _tagged(handlers.import_history(commands.ImportHistory(current_principal(), workspace_id, body),
                                                uow=c.uow(), clock=c.clock, members=c.members), 201)
 
@@ -96,7 +100,7 @@ class SessionDetail(MethodView):
     @sessions.response(200, schemas.SessionOut)
     def get(self, session_id):
         """One Session"""
-        return _tagged(handlers.get_item(current_principal(), "session", session_id, uow=_c().uow()))
+        return _tagged(handlers.get_item(current_principal(), "session", session_id, uow=container().uow()))
 
     @sessions.arguments(schemas.SessionPatch)
     @sessions.response(200, schemas.SessionOut)
@@ -111,7 +115,7 @@ class SessionArchive(MethodView):
     @sessions.response(200, schemas.SessionOut)
     def post(self, session_id):
         """Archive a Session: read-only from now on, still reviewable (owners and admins)"""
-        c = _c()
+        c = container()
         return _tagged(handlers.archive_session(commands.ArchiveSession(current_principal(), session_id),
                                                 uow=c.uow(), clock=c.clock))
 
@@ -121,7 +125,7 @@ class SessionTree(MethodView):
     @sessions.response(200, schemas.TreeOut)
     def get(self, session_id):
         """Tree view: cascading Objectives, their Key Results and connected Initiatives"""
-        return handlers.session_tree(current_principal(), session_id, uow=_c().uow())
+        return handlers.session_tree(current_principal(), session_id, uow=container().uow())
 
 
 @sessions.route("/sessions/<uuid:session_id>/items")
@@ -132,7 +136,7 @@ class SessionList(MethodView):
         """List view: search, filter by owner and status, sort, page"""
         return handlers.session_list(current_principal(), session_id, ListQuery(
             types=tuple(query["type"]), search=query["q"], owner=query["owner"], status=query["status"],
-            sort=query["sort"], limit=query["limit"], offset=query["offset"]), uow=_c().uow())
+            sort=query["sort"], limit=query["limit"], offset=query["offset"]), uow=container().uow())
 
 
 # --- Objectives ----------------------------------------------------------------------------
@@ -143,7 +147,7 @@ class SessionObjectives(MethodView):
     @objectives.response(201, schemas.ObjectiveOut)
     def post(self, body, session_id):
         """Add an Objective"""
-        c = _c()
+        c = container()
         return _tagged(handlers.add_objective(commands.AddObjective(current_principal(), session_id, **body),
                                               uow=c.uow(), clock=c.clock, members=c.members), 201)
 
@@ -153,7 +157,7 @@ class ObjectiveDetail(MethodView):
     @objectives.response(200, schemas.ObjectiveDetail)
     def get(self, objective_id):
         """One Objective with its progress and Key Results"""
-        return _detail(handlers.objective_detail(current_principal(), objective_id, uow=_c().uow()), "objective")
+        return _detail(handlers.objective_detail(current_principal(), objective_id, uow=container().uow()), "objective")
 
     @objectives.arguments(schemas.ObjectivePatch)
     @objectives.response(200, schemas.ObjectiveOut)
@@ -177,7 +181,7 @@ class ObjectiveKeyResults(MethodView):
     @key_results.response(201, schemas.KeyResultOut)
     def post(self, body, objective_id):
         """Add a Key Result"""
-        c = _c()
+        c = container()
         return _tagged(handlers.add_key_result(commands.AddKeyResult(current_principal(), objective_id, **body),
                                                uow=c.uow(), clock=c.clock, members=c.members), 201)
 
@@ -187,7 +191,7 @@ class KeyResultDetail(MethodView):
     @key_results.response(200, schemas.KeyResultDetail)
     def get(self, key_result_id):
         """One Key Result with its Initiatives and newest Check-ins"""
-        return _detail(handlers.key_result_detail(current_principal(), key_result_id, uow=_c().uow()), "key_result")
+        return _detail(handlers.key_result_detail(current_principal(), key_result_id, uow=container().uow()), "key_result")
 
     @key_results.arguments(schemas.KeyResultPatch)
     @key_results.response(200, schemas.KeyResultOut)
@@ -211,7 +215,7 @@ class SessionInitiatives(MethodView):
     @initiatives.response(201, schemas.InitiativeOut)
     def post(self, body, session_id):
         """Add an Initiative, optionally connected to Key Results"""
-        c = _c()
+        c = container()
         return _tagged(handlers.add_initiative(commands.AddInitiative(current_principal(), session_id, **body),
                                                uow=c.uow(), clock=c.clock, members=c.members), 201)
 
@@ -221,7 +225,7 @@ class InitiativeDetail(MethodView):
     @initiatives.response(200, schemas.InitiativeDetail)
     def get(self, initiative_id):
         """One Initiative with its Key Results and newest Check-ins"""
-        return _detail(handlers.initiative_detail(current_principal(), initiative_id, uow=_c().uow()), "initiative")
+        return _detail(handlers.initiative_detail(current_principal(), initiative_id, uow=container().uow()), "initiative")
 
     @initiatives.arguments(schemas.InitiativePatch)
     @initiatives.response(200, schemas.InitiativeOut)
@@ -242,14 +246,14 @@ class InitiativeConnection(MethodView):
     @initiatives.response(200, schemas.InitiativeOut)
     def put(self, initiative_id, key_result_id):
         """Connect a Key Result"""
-        c = _c()
+        c = container()
         return _tagged(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id),
                                         uow=c.uow(), clock=c.clock))
 
     @initiatives.response(200, schemas.InitiativeOut)
     def delete(self, initiative_id, key_result_id):
         """Disconnect a Key Result"""
-        c = _c()
+        c = container()
         return _tagged(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id, False),
                                         uow=c.uow(), clock=c.clock))
 
@@ -262,7 +266,7 @@ class KeyResultCheckIns(MethodView):
     @check_ins.response(201, schemas.CheckInRecorded)
     def post(self, body, key_result_id):
         """Record a Check-in: new value, status, confidence and why it moved"""
-        c = _c()
+        c = container()
         entry, key_result = handlers.record_check_in(
             commands.RecordCheckIn(current_principal(), key_result_id, **body), uow=c.uow(), clock=c.clock)
         return {"check_in": entry, "key_result": key_result}
@@ -272,7 +276,7 @@ class KeyResultCheckIns(MethodView):
     def get(self, page, key_result_id):
         """A Key Result's Check-ins, newest first"""
         items, total = handlers.list_check_ins(current_principal(), "key_result", key_result_id,
-                                               uow=_c().uow(), **page)
+                                               uow=container().uow(), **page)
         return {"items": items, "total": total, **page}
 
 
@@ -282,7 +286,7 @@ class InitiativeCheckIns(MethodView):
     @check_ins.response(201, schemas.InitiativeCheckInRecorded)
     def post(self, body, initiative_id):
         """Record an Initiative Check-in: status and comment"""
-        c = _c()
+        c = container()
         entry, initiative = handlers.record_initiative_check_in(
             commands.RecordInitiativeCheckIn(current_principal(), initiative_id, **body), uow=c.uow(), clock=c.clock)
         return {"check_in": entry, "initiative": initiative}
@@ -292,7 +296,7 @@ class InitiativeCheckIns(MethodView):
     def get(self, page, initiative_id):
         """An Initiative's Check-ins, newest first"""
         items, total = handlers.list_check_ins(current_principal(), "initiative", initiative_id,
-                                               uow=_c().uow(), **page)
+                                               uow=container().uow(), **page)
         return {"items": items, "total": total, **page}
 
 

@@ -1,8 +1,15 @@
 """HTTP bodies of the check-in service. Unknown fields are refused: ids, authors, times, versions
 and sequence numbers are never taken from a client."""
-from marshmallow import (RAISE, Schema, ValidationError, fields, validate, validates_schema)
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.events import CADENCES, INITIATIVE_STATUSES, KEY_RESULT_KINDS, STATUSES, WEEKDAYS
+from shared.events import (
+    CADENCES,
+    INITIATIVE_STATUSES,
+    KEY_RESULT_KINDS,
+    STATUSES,
+    WEEKDAYS,
+)
+from shared.schemas import StrictSchema as Strict
 
 TITLE = validate.Length(min=1, max=500)
 TEXT = validate.Length(max=5000)
@@ -10,9 +17,6 @@ NUMBER = dict(allow_nan=False, validate=validate.Range(min=-1e15, max=1e15))
 MEMBERS = dict(validate=validate.Length(max=500))
 
 
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class AtLeastOne(Strict):

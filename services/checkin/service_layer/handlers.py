@@ -6,10 +6,27 @@ import uuid
 from datetime import datetime
 
 from services.checkin.domain import commands, views
-from services.checkin.domain.model import (Canvas, Conflict, DomainError, Initiative, KeyResult,
-                                           Objective, Session, check_version, ensure_no_cycle,
-                                           new_id, remove, weighted_progress)
-from shared.access import Forbidden, NotFound, can_read, ensure_readable, ensure_writable
+from services.checkin.domain.model import (
+    Canvas,
+    Conflict,
+    DomainError,
+    Initiative,
+    KeyResult,
+    Objective,
+    Session,
+    check_version,
+    ensure_no_cycle,
+    new_id,
+    remove,
+    weighted_progress,
+)
+from shared.access import (
+    Forbidden,
+    NotFound,
+    can_read,
+    ensure_readable,
+    ensure_writable,
+)
 from shared.events import Event
 from shared.tokens import Principal
 

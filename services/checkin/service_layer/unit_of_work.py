@@ -3,7 +3,5 @@ from shared.uow import SqlAlchemyUnitOfWork
 
 
 class CheckinUnitOfWork(SqlAlchemyUnitOfWork):
+    repository_class = SqlRepository
     repo: SqlRepository
-
-    def _bind(self, session):
-        self.repo = SqlRepository(session)

@@ -17,18 +17,20 @@ from services.export.domain.model import DONE, ExportJob, ExportNotReady, TooMan
 from services.export.entrypoints import schemas
 from services.export.service_layer import handlers
 from shared import tokens
-from shared.http import (create_app as create_base_app, current_principal, error_response,
-                         register_access_errors, require_internal_token)
+from shared.http import (
+    container,
+    current_principal,
+    error_response,
+    register_access_errors,
+    require_internal_token,
+)
+from shared.http import create_app as create_base_app
 
 exports = Blueprint("exports", __name__, description="Exports of a Session's week, built asynchronously")
 
 BAD_LINK = "The download link is invalid or has expired; open the export again for a fresh link."
 
 
-def _container() -> Export:
-    from flask import current_app
-
-    return current_app.extensions["okrsnap"]
 
 
 @exports.route("/exports")
@@ -40,7 +42,7 @@ class Exports(MethodView):
         principal = current_principal()
         if principal.anonymous:
             abort(401, message="Sign in to request an export.")
-        c = _container()
+        c = container()
         job = handlers.request_export(commands.RequestExport(principal, **body), uow=c.uow(),
                                       clock=c.clock, snapshots=c.snapshots)
         return _job_view(job)
@@ -51,7 +53,7 @@ class ExportDetail(MethodView):
     @exports.response(200, schemas.ExportOut)
     def get(self, job_id):
         """An export job; when done, with a fresh short-lived download link"""
-        return _job_view(handlers.get_export(current_principal(), job_id, uow=_container().uow()))
+        return _job_view(handlers.get_export(current_principal(), job_id, uow=container().uow()))
 
 
 @exports.route("/exports/<uuid:job_id>/download")
@@ -60,7 +62,7 @@ class ExportDownload(MethodView):
     @exports.response(200, {"type": "string", "format": "binary"}, content_type="text/csv")
     def get(self, query, job_id):
         """The export file; the link's token is the credential"""
-        c = _container()
+        c = container()
         try:
             claims = tokens.verify(c.settings.download_secret, query["token"], typ=tokens.DOWNLOAD,
                                    audience=tokens.DOWNLOAD_AUDIENCE)
@@ -82,7 +84,7 @@ class ExportDownload(MethodView):
 def _job_view(job: ExportJob) -> dict:
     view = dict(vars(job), download_url=None, download_expires_at=None)
     if job.status == DONE:
-        settings = _container().settings
+        settings = container().settings
         # Read before issuing, so the expiry we show is never later than the token's own.
         expires = int(time.time()) + settings.download_ttl
         token = tokens.issue(settings.download_secret, typ=tokens.DOWNLOAD,

@@ -1,13 +1,9 @@
 """HTTP bodies of the export service. Unknown fields are refused: ids, requesters, statuses and
 times are never taken from a client."""
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from services.export.domain.model import FORMATS, WEEK_PATTERN, normalise_owner_filter
-
-
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
+from shared.schemas import StrictSchema as Strict
 
 
 def _owner_filter(value: str) -> None:

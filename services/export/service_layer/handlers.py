@@ -8,12 +8,25 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Callable
 
-from services.export.adapters.snapshot_client import (SnapshotNotFound, SnapshotRejected,
-                                                      SnapshotUnavailable)
+from services.export.adapters.snapshot_client import (
+    SnapshotNotFound,
+    SnapshotRejected,
+    SnapshotUnavailable,
+)
 from services.export.domain import commands, csv_export
-from services.export.domain.model import (DONE, MAX_ACTIVE_PER_REQUESTER, MAX_ATTEMPTS, QUEUED,
-                                          Claim, ExportJob, ExportNotReady, TooManyExports, new_id,
-                                          normalise_owner_filter, unexportable_reason)
+from services.export.domain.model import (
+    DONE,
+    MAX_ACTIVE_PER_REQUESTER,
+    MAX_ATTEMPTS,
+    QUEUED,
+    Claim,
+    ExportJob,
+    ExportNotReady,
+    TooManyExports,
+    new_id,
+    normalise_owner_filter,
+    unexportable_reason,
+)
 from shared.access import NotFound, can_read, ensure_readable
 from shared.events import Event
 from shared.messaging import Unprocessable

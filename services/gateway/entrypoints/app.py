@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Response, current_app, g, request, stream_with_context
+from flask import Response, g, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -16,7 +16,8 @@ from services.gateway.entrypoints import schemas
 from services.gateway.entrypoints.routes import ROUTES, Route
 from services.gateway.service_layer import handlers
 from shared import tokens
-from shared.http import create_app as create_base_app, error_response
+from shared.http import container, error_response
+from shared.http import create_app as create_base_app
 
 PREFIX = "/api/v1"
 
@@ -26,8 +27,6 @@ directory = Blueprint("directory", __name__, url_prefix="/internal",
 me = Blueprint("me", __name__, url_prefix=PREFIX, description="The signed-in user")
 
 
-def _container() -> Gateway:
-    return current_app.extensions["okrsnap"]
 
 
 def _authenticate() -> Identity:
@@ -36,7 +35,7 @@ def _authenticate() -> Identity:
     if scheme.lower() != "bearer" or not token:
         abort(401, message="Sign in first: send Authorization: Bearer <access token>.",
               headers={"WWW-Authenticate": "Bearer"})
-    c = _container()
+    c = container()
     try:
         return handlers.identity_for_token(token.strip(), uow=c.uow(), settings=c.settings)
     except tokens.InvalidToken:
@@ -56,7 +55,7 @@ class Login(MethodView):
     @auth.response(200, schemas.TokenOut)
     def post(self, body):
         """Exchange email and password for a bearer access token"""
-        c = _container()
+        c = container()
         try:
             token, user = handlers.login(body["email"], body["password"], uow=c.uow(), settings=c.settings)
         except handlers.LoginFailed:
@@ -71,7 +70,7 @@ class Me(MethodView):
     def get(self):
         """Who I am and my Workspaces"""
         identity = _authenticate()
-        return _user_out(identity.user, handlers.workspaces_of(identity.user.id, uow=_container().uow()))
+        return _user_out(identity.user, handlers.workspaces_of(identity.user.id, uow=container().uow()))
 
 
 @directory.route("/workspaces/<uuid:workspace_id>/members")
@@ -81,13 +80,13 @@ class Members(MethodView):
     def get(self, query, workspace_id):
         """Which of the given users are members of the Workspace"""
         principal = _internal_principal()
-        members = handlers.members_among(principal, workspace_id, query["id"], uow=_container().uow())
+        members = handlers.members_among(principal, workspace_id, query["id"], uow=container().uow())
         return {"members": sorted(members, key=str)}
 
 
 def _internal_principal() -> tokens.Principal:
     try:
-        claims = tokens.verify(_container().settings.internal_secret,
+        claims = tokens.verify(container().settings.internal_secret,
                                request.headers.get(tokens.INTERNAL_HEADER, ""), typ=tokens.INTERNAL,
                                audience=tokens.internal_audience("gateway"))
     except tokens.InvalidToken:
@@ -110,7 +109,7 @@ def _forwarder(index: int, route: Route):
         # encoded "?" or ".." in a parameter cannot reach another internal route.
         path = RULE_PARAM.sub(lambda m: quote(str(path_params[m.group(1)]), safe=""), route.rule)
         try:
-            upstream = _container().upstream.forward(
+            upstream = container().upstream.forward(
                 route.service, request.method, path, principal=principal, params=request.args,
                 body=request.get_data(cache=False), headers=request.headers)
         except UpstreamUnavailable as exc:
@@ -151,7 +150,7 @@ def _public_openapi(app, api) -> dict:
     cached = app.extensions.get("okrsnap.openapi")
     if cached is not None:
         return cached
-    upstream = _container().upstream
+    upstream = container().upstream
     specs = {}
     for service in sorted({route.service for route in ROUTES}):
         try:

@@ -1,10 +1,9 @@
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
+
+from shared.schemas import StrictSchema
 
 
-class LoginIn(Schema):
-    class Meta:
-        unknown = RAISE
-
+class LoginIn(StrictSchema):
     email = fields.String(required=True, validate=validate.Length(1, 254))
     password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
 
@@ -29,10 +28,7 @@ class TokenOut(Schema):
     user = fields.Nested(UserOut)
 
 
-class MembersQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class MembersQuery(StrictSchema):
     id = fields.List(fields.UUID(), required=True, validate=validate.Length(1, 500))
 
 

@@ -6,8 +6,15 @@ from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from services.gateway.domain.model import (Identity, IdentityError, Membership, User, Workspace,
-                                           check_password_strength, normalise_email)
+from services.gateway.domain.model import (
+    Identity,
+    IdentityError,
+    Membership,
+    User,
+    Workspace,
+    check_password_strength,
+    normalise_email,
+)
 from shared import tokens
 
 # Compared against when the email is unknown, so a login takes as long either way.

@@ -3,7 +3,5 @@ from shared.uow import SqlAlchemyUnitOfWork
 
 
 class GatewayUnitOfWork(SqlAlchemyUnitOfWork):
+    repository_class = IdentityRepository
     repo: IdentityRepository
-
-    def _bind(self, session):
-        self.repo = IdentityRepository(session)

@@ -1,8 +1,20 @@
 """The snapshot service's tables. Each item version is stored once, valid from the moment it
 occurred: a week's state is the newest version of each item before the week's end, so storage
 grows with change, not with weeks times items."""
-from sqlalchemy import (JSON, Column, Date, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, Uuid)
+from sqlalchemy import (
+                        JSON,
+                        Column,
+                        Date,
+                        Float,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+                        Uuid,
+)
 
 from shared.db import UtcDateTime
 from shared.messaging import processed_events_table

@@ -1,21 +1,24 @@
 """The snapshot service's HTTP API (internal: reached through the gateway only)."""
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.snapshot.bootstrap import Snapshot, bootstrap
 from services.snapshot.entrypoints import schemas
 from services.snapshot.service_layer import handlers
-from shared.http import (create_app as create_base_app, current_principal, error_response,
-                         register_access_errors, require_internal_token)
+from shared.http import (
+    container,
+    current_principal,
+    error_response,
+    register_access_errors,
+    require_internal_token,
+)
+from shared.http import create_app as create_base_app
 
 snapshots = Blueprint("snapshots", __name__, description="Weekly Snapshots of a Session")
 
 
-def _container() -> Snapshot:
-    return current_app.extensions["okrsnap"]
 
 
 @snapshots.route("/sessions/<uuid:session_id>")
@@ -23,7 +26,7 @@ class SessionInfo(MethodView):
     @snapshots.response(200, schemas.SessionOut)
     def get(self, session_id):
         """The Session as the snapshot service knows it"""
-        return handlers.get_session(current_principal(), session_id, uow=_container().uow())
+        return handlers.get_session(current_principal(), session_id, uow=container().uow())
 
 
 @snapshots.route("/sessions/<uuid:session_id>/snapshots/<string:week>")
@@ -32,7 +35,7 @@ class WeekSnapshot(MethodView):
     @snapshots.response(200, schemas.WeekView)
     def get(self, query, session_id, week):
         """The Session as it looked at the end of a week"""
-        c = _container()
+        c = container()
         return handlers.week_view(current_principal(), session_id, week, query["owner"],
                                   uow=c.uow(), clock=c.clock)
 

@@ -1,4 +1,6 @@
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
+
+from shared.schemas import StrictSchema
 
 
 def _owner(value: str) -> None:
@@ -10,10 +12,7 @@ def _owner(value: str) -> None:
         raise ValidationError("Must be all, unassigned or a member id.") from None
 
 
-class WeekQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class WeekQuery(StrictSchema):
     owner = fields.String(load_default="all", validate=[validate.Length(max=36), _owner])
 
 

@@ -3,7 +3,5 @@ from shared.uow import SqlAlchemyUnitOfWork
 
 
 class SnapshotUnitOfWork(SqlAlchemyUnitOfWork):
+    repository_class = SnapshotRepository
     repo: SnapshotRepository
-
-    def _bind(self, session):
-        self.repo = SnapshotRepository(session)

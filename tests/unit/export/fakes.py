@@ -5,7 +5,10 @@ import copy
 import threading
 import uuid
 
-from services.export.adapters.snapshot_client import SnapshotNotFound, SnapshotUnavailable
+from services.export.adapters.snapshot_client import (
+    SnapshotNotFound,
+    SnapshotUnavailable,
+)
 from services.export.domain.model import ACTIVE, QUEUED, RUNNING
 
 

@@ -2,10 +2,17 @@ import csv
 import io
 import uuid
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.export.domain import csv_export
-from services.export.domain.csv_export import COLUMNS, FORMULA_TRIGGERS, neutralise, render, rows
+from services.export.domain.csv_export import (
+    COLUMNS,
+    FORMULA_TRIGGERS,
+    neutralise,
+    render,
+    rows,
+)
 from services.export.domain.model import unexportable_reason
 from tests.unit.export.fakes import key_result, objective, week_view
 

@@ -5,16 +5,29 @@ import pytest
 
 from services.export.adapters.snapshot_client import SnapshotRejected
 from services.export.domain import commands
-from services.export.domain.model import (DONE, FAILED, MAX_ACTIVE_PER_REQUESTER, MAX_ATTEMPTS,
-                                          QUEUED, RUNNING, TooManyExports)
+from services.export.domain.model import (
+    DONE,
+    FAILED,
+    MAX_ACTIVE_PER_REQUESTER,
+    MAX_ATTEMPTS,
+    QUEUED,
+    RUNNING,
+    TooManyExports,
+)
 from services.export.service_layer import handlers
 from shared.access import NotFound
 from shared.clock import FixedClock
 from shared.events import Event
 from shared.messaging import Unprocessable
 from shared.tokens import Principal
-from tests.unit.export.fakes import (FakeFiles, FakeSnapshots, FakeUnitOfWork, key_result, objective,
-                                     week_view)
+from tests.unit.export.fakes import (
+    FakeFiles,
+    FakeSnapshots,
+    FakeUnitOfWork,
+    key_result,
+    objective,
+    week_view,
+)
 
 START = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 LEASE, GRACE = timedelta(minutes=5), timedelta(minutes=2)

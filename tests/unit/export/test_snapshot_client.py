@@ -6,8 +6,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from services.export.adapters.snapshot_client import (SnapshotClient, SnapshotNotFound,
-                                                      SnapshotRejected, SnapshotUnavailable)
+from services.export.adapters.snapshot_client import (
+    SnapshotClient,
+    SnapshotNotFound,
+    SnapshotRejected,
+    SnapshotUnavailable,
+)
 from shared import tokens
 
 SECRET = "test-internal-secret-0123456789abcdef"
