@@ -1,4 +1,5 @@
-from hypothesis import given
+import pytest
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from services.checkin.domain.model import progress
@@ -10,6 +11,18 @@ finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
 @given(finite, finite, finite)
 def test_progress_is_always_between_0_and_1(start, target, current):
     assert 0.0 <= progress(start, target, current) <= 1.0
+
+
+@given(finite, finite, st.floats(min_value=0, max_value=1), st.floats(min_value=0, max_value=1))
+def test_progress_is_the_share_of_the_way_for_increasing_and_decreasing_metrics(start, target, a, b):
+    assume(abs(target - start) > 1e-3 * max(1.0, abs(start), abs(target)))  # away from float noise
+    at = lambda share: start + (target - start) * share  # noqa: E731 - a point on the way
+    # Halfway is 0.5 whichever way the metric runs; moving towards the target never lowers it.
+    assert progress(start, target, at(a)) == pytest.approx(a, abs=1e-6)
+    low, high = sorted((a, b))
+    assert progress(start, target, at(low)) <= progress(start, target, at(high)) + 1e-9
+    # Overshooting either end clamps.
+    assert progress(start, target, at(1.5)) == 1.0 and progress(start, target, at(-0.5)) == 0.0
 
 
 def test_progress_of_increasing_and_decreasing_metrics():
