@@ -212,3 +212,22 @@ def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap)
 
     wait_until(shows_the_check_in, timeout=60, message="the check-in after the worker restarted")
     assert "snapshot-worker exited" in app.log.read_text()
+
+    # The relay dies between the check-in's commit and its publish: frozen first, so it cannot
+    # publish, then killed. Its replacement publishes the event, and it shows exactly once.
+    relay_pid = int(subprocess.run(["pgrep", "-P", str(app.process.pid), "-f", "checkin.entrypoints.relay"],
+                                   capture_output=True, text=True, check=True).stdout.split()[0])
+    os.kill(relay_pid, signal.SIGSTOP)
+    assert api.post(f"{app.url}/key-results/{kr['id']}/check-ins",
+                    json={"value": 9, "status": "on_track", "comment": "after the relay died"}).status_code == 201
+    os.kill(relay_pid, signal.SIGKILL)
+
+    def shows_it_once():
+        view = api.get(f"{app.url}/sessions/{session_id}/snapshots/{week}").json()
+        comments = [c["comment"] for c in view.get("check_ins", [])]
+        return view if "after the relay died" in comments else None
+
+    view = wait_until(shows_it_once, timeout=60, message="the check-in committed before the relay died")
+    assert [c["comment"] for c in view["check_ins"]].count("after the relay died") == 1
+    assert view["objectives"][0]["key_results"][0]["current_value"] == 9.0
+    assert "checkin-relay exited" in app.log.read_text()
