@@ -44,6 +44,11 @@ class SnapshotRepository:
         if not changed:
             self.db.execute(orm.session_weeks.insert().values(session_id=session_id, week=week, events=1))
 
+    def activity(self, session_id) -> list[tuple[str, int]]:
+        """(week, events applied in it) for every week that had any."""
+        return list(self.db.execute(select(orm.session_weeks.c.week, orm.session_weeks.c.events).where(
+            orm.session_weeks.c.session_id == session_id)).all())
+
     def saved_weeks(self, session_id) -> list[str]:
         return list(self.db.execute(select(orm.session_weeks.c.week).where(
             orm.session_weeks.c.session_id == session_id).order_by(orm.session_weeks.c.week)).scalars())
@@ -72,6 +77,17 @@ class SnapshotRepository:
             if not state.get("removed"):
                 out.setdefault(entity_type, []).append(state)
         return out
+
+    def last_check_ins(self, session_id, before: datetime) -> dict:
+        """When each Key Result last had a Check-in, before a moment."""
+        c = orm.check_ins
+        rows = self.db.execute(select(c.c.key_result_id, func.max(c.c.checked_in_at)).where(
+            c.c.session_id == session_id, c.c.checked_in_at < before).group_by(c.c.key_result_id))
+        return {str(kr): at for kr, at in rows}
+
+    def check_in_times(self, session_id) -> list[datetime]:
+        return list(self.db.execute(select(orm.check_ins.c.checked_in_at).where(
+            orm.check_ins.c.session_id == session_id)).scalars())
 
     def check_ins_between(self, session_id, start: datetime, end: datetime) -> list[dict]:
         c = orm.check_ins

@@ -8,11 +8,12 @@ CURRENT, PAST, FUTURE, NO_SNAPSHOT = "current", "past", "future", "no_snapshot"
 
 
 def week_status(starts_at: datetime, ends_at: datetime, now: datetime, saved: bool) -> str:
+    """The current week is always live; a past week is saved only if its Session had activity."""
     if now < starts_at:
         return FUTURE
-    if not saved:
-        return NO_SNAPSHOT
-    return CURRENT if now < ends_at else PAST
+    if now < ends_at:
+        return CURRENT
+    return PAST if saved else NO_SNAPSHOT
 
 
 @dataclass(frozen=True)

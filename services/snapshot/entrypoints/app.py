@@ -29,6 +29,33 @@ class SessionInfo(MethodView):
         return handlers.get_session(current_principal(), session_id, uow=container().uow())
 
 
+@snapshots.route("/sessions/<uuid:session_id>/snapshots")
+class SnapshotCalendar(MethodView):
+    @snapshots.response(200, schemas.Calendar)
+    def get(self, session_id):
+        """Every week of the Session by month: current, past, future or no_snapshot, with counts"""
+        c = container()
+        return handlers.calendar(current_principal(), session_id, uow=c.uow(), clock=c.clock)
+
+
+@snapshots.route("/sessions/<uuid:session_id>/snapshots/compare")
+class SnapshotCompare(MethodView):
+    @snapshots.arguments(schemas.CompareQuery, location="query")
+    @snapshots.response(200, schemas.Comparison)
+    def get(self, query, session_id):
+        """Two weeks side by side, with the differences"""
+        return handlers.compare(current_principal(), session_id, query["from_"], query["to"], uow=container().uow())
+
+
+@snapshots.route("/sessions/<uuid:session_id>/snapshots/trend")
+class SnapshotTrend(MethodView):
+    @snapshots.response(200, schemas.Trend)
+    def get(self, session_id):
+        """Each Key Result's progress per saved week, for a chart"""
+        c = container()
+        return handlers.trend(current_principal(), session_id, uow=c.uow(), clock=c.clock)
+
+
 @snapshots.route("/sessions/<uuid:session_id>/snapshots/<string:week>")
 class WeekSnapshot(MethodView):
     @snapshots.arguments(schemas.WeekQuery, location="query")
@@ -50,6 +77,10 @@ def create_app(container: Snapshot | None = None):
     @app.errorhandler(handlers.InvalidWeek)
     def _invalid_week(exc):
         return error_response(422, str(exc), [{"location": "path", "field": "week", "reason": str(exc)}])
+
+    @app.errorhandler(handlers.InvalidComparison)
+    def _invalid_comparison(exc):
+        return error_response(422, str(exc), [{"location": "query", "field": "from", "reason": str(exc)}])
 
     @app.errorhandler(handlers.WeekOutsideSession)
     def _outside(exc):

@@ -28,11 +28,24 @@ class SessionOut(Schema):
     status = fields.String()
 
 
+SIGNALS_DOC = {"description": "review signals: status_changed, moved, at_risk, off_track, stale, unassigned, "
+                              "active_without_impact"}
+
+
 class InitiativeOut(Schema):
     id = fields.String()
     title = fields.String()
     owner_id = fields.String(allow_none=True)
     status = fields.String()
+    signals = fields.List(fields.String(), metadata=SIGNALS_DOC)
+
+
+class Delta(Schema):
+    new = fields.Boolean(metadata={"description": "not there in the week compared against"})
+    progress_points = fields.Float(allow_none=True, metadata={"description": "progress change, in points (0-100)"})
+    value = fields.Float(allow_none=True)
+    status_from = fields.String(allow_none=True)
+    status_to = fields.String()
 
 
 class KeyResultOut(Schema):
@@ -49,6 +62,8 @@ class KeyResultOut(Schema):
     confidence = fields.Integer(allow_none=True)
     context = fields.Boolean()
     initiatives = fields.List(fields.Nested(InitiativeOut))
+    delta = fields.Nested(Delta, allow_none=True)
+    signals = fields.List(fields.String(), metadata=SIGNALS_DOC)
 
 
 class ObjectiveOut(Schema):
@@ -77,6 +92,18 @@ class NearestSaved(Schema):
     after = fields.String(allow_none=True)
 
 
+class ItemRef(Schema):
+    type = fields.String()
+    id = fields.String()
+    title = fields.String()
+
+
+class WeekDeltas(Schema):
+    against = fields.String(allow_none=True, metadata={"description": "the saved week compared against"})
+    new = fields.List(fields.Nested(ItemRef))
+    removed = fields.List(fields.Nested(ItemRef))
+
+
 class WeekView(Schema):
     session = fields.Nested(SessionOut)
     week = fields.String()
@@ -87,3 +114,72 @@ class WeekView(Schema):
     owner = fields.String()
     objectives = fields.List(fields.Nested(ObjectiveOut))
     check_ins = fields.List(fields.Nested(CheckInOut))
+    deltas = fields.Nested(WeekDeltas)
+    signals = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                          metadata={"description": "how many shown items carry each review signal"})
+
+
+class CalendarWeek(Schema):
+    week = fields.String()
+    starts_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime()
+    status = fields.String(metadata={"description": "current, past, future or no_snapshot"})
+    changes = fields.Integer()
+    check_ins = fields.Integer()
+
+
+class CalendarMonth(Schema):
+    month = fields.String()
+    weeks = fields.List(fields.Nested(CalendarWeek))
+
+
+class Calendar(Schema):
+    session = fields.Nested(SessionOut)
+    months = fields.List(fields.Nested(CalendarMonth))
+
+
+class CompareQuery(StrictSchema):
+    from_ = fields.String(required=True, data_key="from", validate=validate.Length(max=8))
+    to = fields.String(required=True, validate=validate.Length(max=8))
+
+
+class Reading(Schema):
+    value = fields.Float()
+    progress = fields.Float()
+    status = fields.String()
+
+
+class ComparedKeyResult(Schema):
+    id = fields.String()
+    title = fields.String()
+    owner_id = fields.String(allow_none=True)
+    from_ = fields.Nested(Reading, data_key="from", attribute="from", allow_none=True)
+    to = fields.Nested(Reading)
+    delta = fields.Nested(Delta)
+
+
+class Comparison(Schema):
+    session = fields.Nested(SessionOut)
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    key_results = fields.List(fields.Nested(ComparedKeyResult))
+    new = fields.List(fields.Nested(ItemRef))
+    removed = fields.List(fields.Nested(ItemRef))
+
+
+class TrendPoint(Schema):
+    week = fields.String()
+    progress = fields.Float()
+
+
+class KeyResultTrend(Schema):
+    id = fields.String()
+    title = fields.String()
+    points = fields.List(fields.Nested(TrendPoint))
+    moved_late = fields.Boolean(metadata={"description": "most of its progress came in the Session's last third"})
+
+
+class Trend(Schema):
+    session = fields.Nested(SessionOut)
+    weeks = fields.List(fields.String())
+    key_results = fields.List(fields.Nested(KeyResultTrend))
