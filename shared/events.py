@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from shared.schemas import StrictSchema as Strict
+from shared.weeks import WEEKDAYS  # noqa: F401 - part of the wire vocabulary
 
 
 class UTCDateTime(fields.AwareDateTime):
@@ -31,7 +32,6 @@ class UTCDateTime(fields.AwareDateTime):
 
 STATUSES = ("not_started", "on_track", "at_risk", "off_track", "done")
 INITIATIVE_STATUSES = ("not_started", "in_progress", "blocked", "done", "cancelled")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 CADENCES = ("weekly", "biweekly", "monthly")
 KEY_RESULT_KINDS = ("metric", "milestone")
 
@@ -125,6 +125,16 @@ class InitiativeCheckInState(Strict):
     checked_in_at = UTCDateTime(required=True)
 
 
+class WeekClosed(Strict):
+    """Travels in the Session's own event stream after every event that occurred before the
+    week's end: a consumer that has applied everything before it may seal the week."""
+
+    session_id = fields.UUID(required=True)
+    week = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-W\d{2}$"))
+    starts_at = UTCDateTime(required=True)
+    ends_at = UTCDateTime(required=True)
+
+
 class KeyResultCheckedIn(Strict):
     check_in = fields.Nested(CheckInState, required=True)
     key_result = fields.Nested(KeyResultState, required=True)
@@ -144,6 +154,7 @@ CATALOGUE: dict[tuple[str, int], type[Schema]] = {
     ("checkin.session.created", 1): SessionState,
     ("checkin.session.updated", 1): SessionState,
     ("checkin.session.archived", 1): SessionState,
+    ("checkin.session.week_closed", 1): WeekClosed,
     ("checkin.objective.created", 1): ObjectiveState,
     ("checkin.objective.updated", 1): ObjectiveState,
     ("checkin.objective.removed", 1): ObjectiveState,

@@ -21,11 +21,11 @@ class Snapshot(ServiceContainer):
     def apply(self, event) -> bool:
         return handlers.apply_event(event, uow=self.uow(), clock=self.clock)
 
-    def consumer(self, connection=None) -> EventConsumer:
+    def consumer(self, connection=None, prefetch_count: int = 20) -> EventConsumer:
         return EventConsumer(
             connection=connection or broker_connection(self.settings),
             topology=topology_for(self.settings), consumer=self.SERVICE, purpose="events",
-            handle=self.apply,
+            handle=self.apply, prefetch_count=prefetch_count,
         )
 
 

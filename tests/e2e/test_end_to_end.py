@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from services.snapshot.domain.weeks import Week
 from shared import tokens
+from shared.weeks import Week
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e

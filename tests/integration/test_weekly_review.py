@@ -16,7 +16,6 @@ from services.checkin.service_layer import handlers as checkin
 from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
 from services.snapshot.service_layer import handlers as snapshot
 from shared.clock import FixedClock
-from shared.messaging import RetryLater
 from shared.tokens import Principal
 from tests.conftest import make_settings
 from tests.unit.test_checkin_handlers import FakeUnitOfWork
@@ -58,28 +57,26 @@ def history():
     kr3 = checkin.add_key_result(commands.AddKeyResult(OWNER, objective.id, "Churn", 10, 5, owner_id=BOB),
                                  uow=uow, clock=clock, members=m)
     checkin.remove_item(commands.RemoveItem(OWNER, "key_result", kr2.id, 1), uow=uow, clock=clock)
+    clock.set(NOW)  # W45: the ended weeks W41-W44 are closed (their markers follow their events)
+    assert checkin.close_ended_weeks(uow=uow, clock=clock, grace_seconds=3600) == 4
+    # A Check-in made on the 21st (W43) whose commit came after the weeks were closed: late.
+    clock.set(at(21))
+    checkin.record_check_in(commands.RecordCheckIn(OWNER, kr1.id, 60, "on_track", "late: signed on the 21st"),
+                            uow=uow, clock=clock)
     ids = {"session": str(session.id), "objective": str(objective.id), "kr1": str(kr1.id), "kr2": str(kr2.id),
            "kr3": str(kr3.id), "initiative": str(initiative.id)}
     return uow.repo.events, ids
 
 
-EVENTS, IDS = history()
 NOW = at(4, 11)  # Wednesday of W45
+EVENTS, IDS = history()
 
 
 def _store(tmp_path, events):
     store = snapshot_bootstrap(make_settings(tmp_path), clock=FixedClock(NOW))
     store.migrate()
-    pending = list(events)
-    while pending:  # a redelivery loop: events that arrive before their Session's come back later
-        retry = []
-        for event in pending:
-            try:
-                store.apply(event)
-            except RetryLater:
-                retry.append(event)
-        assert len(retry) < len(pending)
-        pending = retry
+    for event in events:  # those that come before their Session's are parked, then applied
+        store.apply(event)
     return store
 
 
@@ -94,6 +91,7 @@ def _views(store):
     views["calendar"] = snapshot.calendar(everyone, sid, uow=uow(), clock=store.clock)
     views["compare"] = snapshot.compare(everyone, sid, "2026-W41", "2026-W44", uow=uow())
     views["trend"] = snapshot.trend(everyone, sid, uow=uow(), clock=store.clock)
+    views["chain"] = snapshot.verify_chain(sid, uow=uow())
     return views
 
 
@@ -104,7 +102,7 @@ def _krs(view):
 def test_a_session_walked_through_its_weeks(tmp_path):
     views = _views(_store(tmp_path, EVENTS))
     w41, w42, w43, w44, w45 = (views[f"2026-W{n}"] for n in (41, 42, 43, 44, 45))
-    assert [v["status"] for v in (w41, w42, w43, w44, w45)] == ["past", "no_snapshot", "past", "past", "current"]
+    assert [v["status"] for v in (w41, w42, w43, w44, w45)] == ["sealed", "no_snapshot", "sealed", "sealed", "current"]
     assert w42["objectives"] == [] and w42["nearest_saved"] == {"before": "2026-W41", "after": "2026-W43"}
 
     # W41: the plan and the first Check-in; nothing earlier to compare against.
@@ -136,12 +134,22 @@ def test_a_session_walked_through_its_weeks(tmp_path):
     [objective] = views["bob-W44"]["objectives"]
     assert objective["context"] is True and [k["title"] for k in objective["key_results"]] == ["Churn"]
 
-    # The live week is current and shows the state so far.
-    assert set(_krs(w45)) == {"Revenue", "Churn"}
+    # The late Check-in never changed the sealed W43: it is listed there as a late amendment and
+    # counts in the current week.
+    assert _krs(w43)["Revenue"]["current_value"] == 50.0
+    assert [c["comment"] for c in w43["late_amendments"]] == ["late: signed on the 21st"]
+    assert _krs(w44)["Revenue"]["current_value"] == 50.0
+    assert set(_krs(w45)) == {"Revenue", "Churn"} and _krs(w45)["Revenue"]["current_value"] == 60.0
+    assert [(c["comment"], c["late"]) for c in w45["check_ins"]] == [("late: signed on the 21st", True)]
+
+    # Seals: one hash per closed week, chained; W42 (no activity) is sealed too, to keep the chain.
+    seals = [views["chain"]["weeks"][i]["week"] for i in range(4)]
+    assert seals == ["2026-W41", "2026-W42", "2026-W43", "2026-W44"] and views["chain"]["valid"]
+    assert w43["seal"]["previous_hash"] == views["chain"]["weeks"][1]["content_hash"]
 
     weeks = {w["week"]: (w["status"], w["changes"], w["check_ins"])
              for m in views["calendar"]["months"] for w in m["weeks"]}
-    assert weeks["2026-W41"] == ("past", 6, 1) and weeks["2026-W42"] == ("no_snapshot", 0, 0)
+    assert weeks["2026-W41"] == ("sealed", 6, 1) and weeks["2026-W42"] == ("no_snapshot", 0, 0)
     assert weeks["2026-W45"][0] == "current" and weeks["2026-W52"][0] == "future"
     assert [m["month"] for m in views["calendar"]["months"]] == ["2026-10", "2026-11", "2026-12"]
 
@@ -163,3 +171,29 @@ def test_events_in_any_order_with_duplicates_give_the_same_weeks(tmp_path_factor
     in_order = _views(_store(tmp_path_factory.mktemp("in-order"), EVENTS))
     any_order = _views(_store(tmp_path_factory.mktemp("any-order"), shuffled))
     assert any_order == in_order
+
+
+def test_sealed_rows_are_refused_by_the_database_and_tampering_is_detected(tmp_path):
+    import sqlite3
+
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    store = _store(tmp_path, EVENTS)
+    with store.database.engine.connect() as conn:
+        for statement in ("UPDATE item_versions SET state = '{}'", "DELETE FROM check_ins",
+                          "UPDATE sealed_weeks SET content_hash = 'x'", "DELETE FROM sealed_weeks"):
+            with pytest.raises(IntegrityError):
+                conn.execute(text(statement))
+            conn.rollback()
+    assert snapshot.verify_chain(uuid.UUID(IDS["session"]), uow=store.uow())["valid"]
+    # Someone with file access drops the guard and rewrites history: the chain shows it.
+    path = store.settings.database_for("snapshot").url.split("///", 1)[1]
+    store.database.dispose()
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TRIGGER check_ins_sealed_no_update")
+        raw.execute("UPDATE check_ins SET value = 99 WHERE comment = 'big deal slipped'")
+    chain = snapshot.verify_chain(uuid.UUID(IDS["session"]), uow=store.uow())
+    assert not chain["valid"]
+    assert [w["week"] for w in chain["weeks"] if not w["ok"]] == ["2026-W43", "2026-W44"]  # and all after it

@@ -20,6 +20,7 @@ class FakeRepository:
     def __init__(self):
         self.items: dict = {}
         self.check_ins, self.initiative_check_ins, self.events, self.sequences = [], [], [], {}
+        self.markers = set()
 
     def _get(self, kind, item_id):
         item = self.items.get((kind, item_id))
@@ -76,6 +77,10 @@ class FakeRepository:
         return self.sequences[session_id]
 
     def add_event(self, e): self.events.append(e)
+
+    def all_sessions(self): return [v for (k, _), v in self.items.items() if k == "session"]
+    def marked_weeks(self, session_id): return {w for (s, w) in self.markers if s == session_id}
+    def add_week_marker(self, session_id, week, at): self.markers.add((session_id, week))
 
 
 class FakeUnitOfWork:
@@ -272,3 +277,16 @@ def test_owners_and_access_lists_name_workspace_members_only():
     objective = handlers.add_objective(commands.AddObjective(MEMBER, session.id, "x", owner_id=USER),
                                        uow=uow, clock=CLOCK, members=DIRECTORY)
     assert objective.owner_id == USER
+
+
+def test_ended_weeks_are_closed_once_in_order_after_the_grace():
+    uow = FakeUnitOfWork()
+    session = _session(uow)  # 2026-10-01 .. 2026-12-31, Europe/Berlin, weeks from Monday
+    clock = FixedClock(datetime(2026, 10, 18, 22, 30, tzinfo=timezone.utc))  # W43 began 22:00 UTC (CEST)
+    assert handlers.close_ended_weeks(uow=uow, clock=clock, grace_seconds=3600) == 2  # W40, W41; W42 in grace
+    clock.advance(hours=1)
+    assert handlers.close_ended_weeks(uow=uow, clock=clock, grace_seconds=3600) == 1  # now W42 too
+    assert handlers.close_ended_weeks(uow=uow, clock=clock, grace_seconds=3600) == 0
+    markers = [e for e in uow.repo.events if e.event_type == "checkin.session.week_closed"]
+    assert [e.payload["week"] for e in markers] == ["2026-W40", "2026-W41", "2026-W42"]
+    assert [e.sequence for e in markers] == [2, 3, 4] and markers[0].entity_id == session.id

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.snapshot.domain.weeks import WEEKDAYS, InvalidWeek, Week, session_weeks
+from shared.weeks import WEEKDAYS, InvalidWeek, Week, session_weeks
 
 
 def test_monday_weeks_are_iso_weeks():

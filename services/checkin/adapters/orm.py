@@ -123,4 +123,12 @@ initiative_check_ins = Table(
     Index("ix_initiative_check_ins_time", "initiative_id", "checked_in_at"),
 )
 
+# The weeks whose week_closed marker is in the outbox: each is closed once.
+week_markers = Table(
+    "week_markers", metadata,
+    Column("session_id", Uuid, ForeignKey("sessions.id"), primary_key=True),
+    Column("week", String(8), primary_key=True),
+    Column("closed_at", UtcDateTime(), nullable=False),
+)
+
 outbox = outbox_table(metadata)

@@ -208,6 +208,18 @@ class SqlRepository:
         total = self.db.execute(select(func.count()).select_from(c).where(c.c.initiative_id == initiative_id)).scalar_one()
         return [InitiativeCheckIn(**r) for r in rows], total
 
+    # Week markers -----------------------------------------------------------------------
+    def all_sessions(self) -> list[Session]:
+        ids = self.db.execute(select(orm.sessions.c.id).order_by(orm.sessions.c.start_date)).scalars()
+        return [self.get_session(i) for i in ids]
+
+    def marked_weeks(self, session_id) -> set[str]:
+        return set(self.db.execute(select(orm.week_markers.c.week).where(
+            orm.week_markers.c.session_id == session_id)).scalars())
+
+    def add_week_marker(self, session_id, week: str, at) -> None:
+        self.db.execute(orm.week_markers.insert().values(session_id=session_id, week=week, closed_at=at))
+
     # Outbox ------------------------------------------------------------------------------
     def add_event(self, event: Event) -> None:
         add_to_outbox(self.db, orm.outbox, event, event.occurred_at)

@@ -29,6 +29,7 @@ from shared.access import (
 )
 from shared.events import Event
 from shared.tokens import Principal
+from shared.weeks import session_weeks
 
 ADMINS = ("owner", "admin")
 KIND_NAMES = {"session": "Session", "objective": "Objective", "key_result": "Key Result",
@@ -333,6 +334,36 @@ def record_initiative_check_in(cmd: commands.RecordInitiativeCheckIn, *, uow, cl
                payload={"check_in": entry.state(), "initiative": state}, principal=cmd.principal, at=now)
         uow.commit()
     return entry, initiative
+
+
+# --- Closing weeks -----------------------------------------------------------------------------
+
+def close_ended_weeks(*, uow, clock, grace_seconds: int) -> int:
+    """Emit `week_closed` for every Session week that ended more than `grace_seconds` ago.
+
+    Its sequence number is taken under the Session row's lock, so every event committed before
+    it has a lower number: a consumer that has applied all lower numbers has the whole week."""
+    now, closed = clock.now(), 0
+    with uow:
+        sessions = uow.repo.all_sessions()
+    for session in sessions:
+        with uow:
+            marked = uow.repo.marked_weeks(session.id)
+            for week in session_weeks(session.start_date, session.end_date, session.week_start_day):
+                starts_at, ends_at = week.bounds(session.timezone)
+                if (now - ends_at).total_seconds() < grace_seconds:
+                    break
+                if week.label in marked:
+                    continue
+                uow.repo.add_week_marker(session.id, week.label, now)
+                uow.repo.add_event(Event.new(
+                    "checkin.session.week_closed", occurred_at=now, workspace_id=session.workspace_id,
+                    session_id=session.id, entity_id=session.id, sequence=uow.repo.next_sequence(session.id),
+                    payload={"session_id": session.id, "week": week.label, "starts_at": starts_at,
+                             "ends_at": ends_at}))
+                closed += 1
+            uow.commit()
+    return closed
 
 
 # --- History import --------------------------------------------------------------------------

@@ -38,6 +38,7 @@ ROUTES = (
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots", ("GET",)),
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/compare", ("GET",)),
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/trend", ("GET",)),
+    Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/verify", ("GET",)),
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/<string:week>", ("GET",)),
     Route("exports", "export", "/exports", ("POST",)),
     Route("exports", "export", "/exports/<uuid:job_id>", ("GET",)),

@@ -44,10 +44,13 @@ item_versions = Table(
     Column("entity_id", Uuid, nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("occurred_at", UtcDateTime(), nullable=False),
+    # When it counts: when it occurred, or - for an event that arrived after its week was closed
+    # (a late amendment) - the end of the last week closed before it, so sealed weeks never change.
+    Column("effective_at", UtcDateTime(), nullable=False),
     Column("event_id", Uuid, nullable=False, unique=True),
     Column("state", JSON, nullable=False),
     UniqueConstraint("entity_id", "sequence", name="uq_item_versions_entity_sequence"),
-    Index("ix_item_versions_session_time", "session_id", "occurred_at"),
+    Index("ix_item_versions_session_effective", "session_id", "effective_at"),
 )
 
 check_ins = Table(
@@ -61,7 +64,10 @@ check_ins = Table(
     Column("comment", Text, nullable=False),
     Column("author_id", Uuid, nullable=True),
     Column("checked_in_at", UtcDateTime(), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("effective_at", UtcDateTime(), nullable=False),
     Index("ix_snapshot_check_ins_session_time", "session_id", "checked_in_at"),
+    Index("ix_snapshot_check_ins_session_effective", "session_id", "effective_at"),
 )
 
 # A week is "saved" when its Session had activity in it.
@@ -70,6 +76,46 @@ session_weeks = Table(
     Column("session_id", Uuid, primary_key=True),
     Column("week", String(8), primary_key=True),
     Column("events", Integer, nullable=False),
+)
+
+# Which per-Session sequence numbers have been applied: a week can be sealed once every number
+# below its week_closed marker's is here.
+applied_sequences = Table(
+    "applied_sequences", metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+)
+
+week_closes = Table(
+    "week_closes", metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("week", String(8), primary_key=True),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),
+    Column("close_sequence", Integer, nullable=False),
+)
+
+# One row per sealed week: no item is copied; the hash covers the week's state and the previous
+# sealed week's hash (a tamper-evident chain).
+sealed_weeks = Table(
+    "sealed_weeks", metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("week", String(8), primary_key=True),
+    Column("ends_at", UtcDateTime(), nullable=False),
+    Column("close_sequence", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("previous_hash", String(64), nullable=True),
+    Column("sealed_at", UtcDateTime(), nullable=False),
+)
+
+# Events that arrived before their Session's own event (several workers, any order): kept here,
+# acknowledged, and applied as soon as the Session is known.
+parked_events = Table(
+    "parked_events", metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("session_id", Uuid, nullable=False, index=True),
+    Column("body", JSON, nullable=False),
+    Column("parked_at", UtcDateTime(), nullable=False),
 )
 
 processed_events = processed_events_table(metadata)

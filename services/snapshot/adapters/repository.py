@@ -24,8 +24,11 @@ class SnapshotRepository:
         mark_processed(self.db, orm.processed_events, CONSUMER, event_id, now)
 
     # sessions
-    def get_session(self, session_id) -> dict | None:
-        row = self.db.execute(select(orm.sessions).where(orm.sessions.c.id == session_id)).mappings().first()
+    def get_session(self, session_id, *, lock: bool = False) -> dict | None:
+        """lock: hold the Session's row until commit, so the events of one Session apply one at a
+        time (a late event and the closing of its week must not pass each other)."""
+        query = select(orm.sessions).where(orm.sessions.c.id == session_id)
+        row = self.db.execute(query.with_for_update() if lock else query).mappings().first()
         return dict(row) if row else None
 
     def put_session(self, state: dict) -> None:
@@ -53,24 +56,91 @@ class SnapshotRepository:
         return list(self.db.execute(select(orm.session_weeks.c.week).where(
             orm.session_weeks.c.session_id == session_id).order_by(orm.session_weeks.c.week)).scalars())
 
+    # events waiting for their Session
+    def park(self, event_id, session_id, body: dict, now: datetime) -> None:
+        exists = self.db.execute(select(orm.parked_events.c.event_id).where(
+            orm.parked_events.c.event_id == event_id)).first()
+        if not exists:
+            self.db.execute(orm.parked_events.insert().values(event_id=event_id, session_id=session_id,
+                                                              body=body, parked_at=now))
+
+    def unpark(self, event_id) -> None:
+        self.db.execute(orm.parked_events.delete().where(orm.parked_events.c.event_id == event_id))
+
+    def parked_for_known_sessions(self, session_id=None) -> list[dict]:
+        p = orm.parked_events
+        query = select(p.c.body).where(select(orm.sessions.c.id).where(orm.sessions.c.id == p.c.session_id).exists())
+        if session_id is not None:
+            query = query.where(p.c.session_id == session_id)
+        return list(self.db.execute(query.order_by(p.c.parked_at)).scalars())
+
+    # weeks closing and sealing
+    def record_sequence(self, session_id, sequence: int) -> None:
+        self.db.execute(orm.applied_sequences.insert().values(session_id=session_id, sequence=sequence))
+
+    def applied_below(self, session_id, sequence: int) -> int:
+        a = orm.applied_sequences
+        return self.db.execute(select(func.count()).select_from(a).where(
+            a.c.session_id == session_id, a.c.sequence < sequence)).scalar_one()
+
+    def effective_time(self, session_id, occurred_at: datetime, sequence: int) -> datetime:
+        """When an event counts: the end of the last week closed before it arrived in the
+        Session's stream, if that is later than when it occurred (a late amendment)."""
+        w = orm.week_closes
+        latest = self.db.execute(select(func.max(w.c.ends_at)).where(
+            w.c.session_id == session_id, w.c.close_sequence < sequence)).scalar_one()
+        return max(occurred_at, latest) if latest else occurred_at
+
+    def add_closure(self, session_id, week: str, starts_at: datetime, ends_at: datetime, sequence: int) -> None:
+        """Record a closed week; events applied before the marker but after it in the stream
+        are late for it: they move to its end."""
+        self.db.execute(orm.week_closes.insert().values(
+            session_id=session_id, week=week, starts_at=starts_at, ends_at=ends_at, close_sequence=sequence))
+        for table in (orm.item_versions, orm.check_ins):
+            self.db.execute(update(table).where(
+                table.c.session_id == session_id, table.c.sequence > sequence, table.c.effective_at < ends_at,
+            ).values(effective_at=ends_at))
+
+    def closures(self, session_id) -> list[dict]:
+        w = orm.week_closes
+        return [dict(r) for r in self.db.execute(select(w).where(w.c.session_id == session_id)
+                                                 .order_by(w.c.ends_at)).mappings()]
+
+    def pending_closures(self, session_id) -> list[dict]:
+        w, s = orm.week_closes, orm.sealed_weeks
+        rows = self.db.execute(select(w).where(w.c.session_id == session_id, ~select(s.c.week).where(
+            s.c.session_id == w.c.session_id, s.c.week == w.c.week).exists()).order_by(w.c.ends_at)).mappings()
+        return [dict(r) for r in rows]
+
+    def seals(self, session_id) -> list[dict]:
+        s = orm.sealed_weeks
+        return [dict(r) for r in self.db.execute(select(s).where(s.c.session_id == session_id)
+                                                 .order_by(s.c.ends_at)).mappings()]
+
+    def add_seal(self, **values) -> None:
+        self.db.execute(orm.sealed_weeks.insert().values(**values))
+
+    def session_ids(self) -> list:
+        return list(self.db.execute(select(orm.sessions.c.id)).scalars())
+
     # items
-    def add_version(self, *, session_id, entity_type: str, entity_id, sequence: int,
-                    occurred_at: datetime, event_id, state: dict) -> None:
+    def add_version(self, *, session_id, entity_type: str, entity_id, sequence: int, occurred_at: datetime,
+                    effective_at: datetime, event_id, state: dict) -> None:
         self.db.execute(orm.item_versions.insert().values(
             session_id=session_id, entity_type=entity_type, entity_id=entity_id, sequence=sequence,
-            occurred_at=occurred_at, event_id=event_id, state=state))
+            occurred_at=occurred_at, effective_at=effective_at, event_id=event_id, state=state))
 
-    def add_check_in(self, session_id, state: dict) -> None:
-        self.db.execute(orm.check_ins.insert().values(session_id=session_id, **state))
+    def add_check_in(self, session_id, state: dict, *, sequence: int, effective_at: datetime) -> None:
+        self.db.execute(orm.check_ins.insert().values(session_id=session_id, sequence=sequence,
+                                                      effective_at=effective_at, **state))
 
     def states_as_of(self, session_id, moment: datetime) -> dict[str, list[dict]]:
         """The newest version of every item that occurred before `moment`, by entity type."""
         v = orm.item_versions
         ranked = select(
             v.c.entity_type, v.c.state,
-            func.row_number().over(partition_by=v.c.entity_id,
-                                   order_by=(v.c.occurred_at.desc(), v.c.sequence.desc())).label("rank"),
-        ).where(v.c.session_id == session_id, v.c.occurred_at < moment).subquery()
+            func.row_number().over(partition_by=v.c.entity_id, order_by=v.c.sequence.desc()).label("rank"),
+        ).where(v.c.session_id == session_id, v.c.effective_at < moment).subquery()
         rows = self.db.execute(select(ranked.c.entity_type, ranked.c.state).where(ranked.c.rank == 1))
         out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}
         for entity_type, state in rows:
@@ -82,17 +152,27 @@ class SnapshotRepository:
         """When each Key Result last had a Check-in, before a moment."""
         c = orm.check_ins
         rows = self.db.execute(select(c.c.key_result_id, func.max(c.c.checked_in_at)).where(
-            c.c.session_id == session_id, c.c.checked_in_at < before).group_by(c.c.key_result_id))
+            c.c.session_id == session_id, c.c.effective_at < before).group_by(c.c.key_result_id))
         return {str(kr): at for kr, at in rows}
 
     def check_in_times(self, session_id) -> list[datetime]:
-        return list(self.db.execute(select(orm.check_ins.c.checked_in_at).where(
+        """When each Check-in counts."""
+        return list(self.db.execute(select(orm.check_ins.c.effective_at).where(
             orm.check_ins.c.session_id == session_id)).scalars())
 
     def check_ins_between(self, session_id, start: datetime, end: datetime) -> list[dict]:
+        """The Check-ins that count in [start, end): made then, or arrived late from earlier."""
+        c = orm.check_ins
+        rows = self.db.execute(select(c).where(
+            c.c.session_id == session_id, c.c.effective_at >= start, c.c.effective_at < end,
+        ).order_by(c.c.checked_in_at.desc(), c.c.id)).mappings()
+        return [dict(r) | {"late": r["effective_at"] > r["checked_in_at"]} for r in rows]
+
+    def late_amendments(self, session_id, start: datetime, end: datetime) -> list[dict]:
+        """Check-ins made in [start, end) that arrived after that week was closed."""
         c = orm.check_ins
         rows = self.db.execute(select(c).where(
             c.c.session_id == session_id, c.c.checked_in_at >= start, c.c.checked_in_at < end,
-        ).order_by(c.c.checked_in_at.desc())).mappings()
-        return [dict(r) for r in rows]
+            c.c.effective_at >= end).order_by(c.c.checked_in_at.desc(), c.c.id)).mappings()
+        return [dict(r) | {"late": True} for r in rows]
 

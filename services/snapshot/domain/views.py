@@ -4,16 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-CURRENT, PAST, FUTURE, NO_SNAPSHOT = "current", "past", "future", "no_snapshot"
+CURRENT, PAST, SEALED, FUTURE, NO_SNAPSHOT = "current", "past", "sealed", "future", "no_snapshot"
 
 
-def week_status(starts_at: datetime, ends_at: datetime, now: datetime, saved: bool) -> str:
-    """The current week is always live; a past week is saved only if its Session had activity."""
+def week_status(starts_at: datetime, ends_at: datetime, now: datetime, saved: bool, sealed: bool = False) -> str:
+    """The current week is always live; a past week is saved only if its Session had activity,
+    and `past` until it is sealed (every event before its end applied)."""
     if now < starts_at:
         return FUTURE
     if now < ends_at:
         return CURRENT
-    return PAST if saved else NO_SNAPSHOT
+    if not saved:
+        return NO_SNAPSHOT
+    return SEALED if sealed else PAST
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,15 @@ class SnapshotCompare(MethodView):
         return handlers.compare(current_principal(), session_id, query["from_"], query["to"], uow=container().uow())
 
 
+@snapshots.route("/sessions/<uuid:session_id>/snapshots/verify")
+class SnapshotChain(MethodView):
+    @snapshots.response(200, schemas.Chain)
+    def get(self, session_id):
+        """Recompute the sealed weeks' hash chain and compare it with what was sealed"""
+        handlers.get_session(current_principal(), session_id, uow=container().uow())  # access first
+        return handlers.verify_chain(session_id, uow=container().uow())
+
+
 @snapshots.route("/sessions/<uuid:session_id>/snapshots/trend")
 class SnapshotTrend(MethodView):
     @snapshots.response(200, schemas.Trend)

@@ -77,6 +77,7 @@ class ObjectiveOut(Schema):
 
 
 class CheckInOut(Schema):
+    late = fields.Boolean(metadata={"description": "made in an earlier week, arrived after it was closed"})
     id = fields.UUID()
     key_result_id = fields.UUID()
     value = fields.Float()
@@ -109,14 +110,36 @@ class WeekView(Schema):
     week = fields.String()
     starts_at = fields.AwareDateTime()
     ends_at = fields.AwareDateTime()
-    status = fields.String(metadata={"description": "current, past, future or no_snapshot"})
+    status = fields.String(metadata={"description": "current, sealed, past (ended, being sealed), future or no_snapshot"})
     nearest_saved = fields.Nested(NearestSaved)
     owner = fields.String()
     objectives = fields.List(fields.Nested(ObjectiveOut))
     check_ins = fields.List(fields.Nested(CheckInOut))
+    late_amendments = fields.List(fields.Nested(CheckInOut), metadata={
+        "description": "Check-ins made this week that arrived after it was closed: they count in a later week"})
+    seal = fields.Nested(lambda: Seal(), allow_none=True)
     deltas = fields.Nested(WeekDeltas)
     signals = fields.Dict(keys=fields.String(), values=fields.Integer(),
                           metadata={"description": "how many shown items carry each review signal"})
+
+
+class Seal(Schema):
+    content_hash = fields.String()
+    previous_hash = fields.String(allow_none=True)
+    sealed_at = fields.AwareDateTime()
+
+
+class ChainWeek(Schema):
+    week = fields.String()
+    content_hash = fields.String()
+    recomputed = fields.String()
+    ok = fields.Boolean()
+
+
+class Chain(Schema):
+    session_id = fields.UUID()
+    valid = fields.Boolean()
+    weeks = fields.List(fields.Nested(ChainWeek))
 
 
 class CalendarWeek(Schema):

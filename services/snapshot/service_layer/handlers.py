@@ -1,19 +1,18 @@
 """Use cases of the snapshot service: apply the live Session's events, answer week views."""
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 from services.snapshot.domain.review import deltas, initiative_signals, key_result_signals, moved_late, summary
+from services.snapshot.domain.seal import content_hash
 from services.snapshot.domain.views import OwnerFilter, build_tree, week_status
-from services.snapshot.domain.weeks import InvalidWeek, Week, session_weeks
 from shared.access import NotFound, ensure_readable
-from shared.events import Event
-from shared.messaging import RetryLater
+from shared.events import Event, decode
 from shared.tokens import Principal
+from shared.weeks import InvalidWeek, Week, session_weeks
 
 SESSION_EVENTS = ("checkin.session.created", "checkin.session.updated", "checkin.session.archived")
-
-
-class SessionNotYetKnown(RetryLater):
-    """An item event arrived before its Session's: retried (requeued) until it is known."""
+WEEK_CLOSED = "checkin.session.week_closed"
 
 
 class WeekOutsideSession(Exception):
@@ -21,35 +20,109 @@ class WeekOutsideSession(Exception):
 
 
 def apply_event(event: Event, *, uow, clock) -> bool:
-    """Apply one event with its processed-event record in one transaction. Returns False for a
-    duplicate (already applied), which changes nothing."""
+    """Apply one event with its processed-event record in one transaction, then seal whatever
+    weeks it completes. Returns False for a duplicate (already applied), which changes nothing.
+    Order does not matter: each item version counts from its effective time and ranks by its
+    per-Session sequence."""
     payload = event.load_payload()
+    session_id = event.session_id
     with uow:
         if uow.repo.already_processed(event.event_id):
-            return False
-        if event.event_type in SESSION_EVENTS:
-            uow.repo.put_session(payload)
-            session = uow.repo.get_session(payload["id"])
+            duplicate = True
         else:
-            session = uow.repo.get_session(event.session_id)
-            if session is None:
-                raise SessionNotYetKnown(str(event.session_id))
-            _, entity_type, action = event.event_type.split(".")
-            wire = event.payload  # stored as on the wire: JSON-ready strings
-            _add_version(uow, event, entity_type, wire[entity_type] if action == "checked_in" else wire)
-            if event.event_type == "checkin.key_result.checked_in":
-                uow.repo.add_check_in(event.session_id, payload["check_in"])
-        week = Week.of_instant(event.occurred_at, session["timezone"], session["week_start_day"])
-        uow.repo.count_activity(event.session_id or payload["id"], week.label)
-        uow.repo.mark_processed(event.event_id, clock.now())
-        uow.commit()
-    return True
+            duplicate = False
+            if event.event_type in SESSION_EVENTS:
+                uow.repo.put_session(payload)
+            session = uow.repo.get_session(session_id, lock=True)
+            if session is None:  # its Session's event is still on its way: keep it for then
+                uow.repo.park(event.event_id, session_id, event.to_wire(), clock.now())
+                uow.commit()
+                return True
+            if event.event_type == WEEK_CLOSED:
+                uow.repo.add_closure(session_id, payload["week"], payload["starts_at"], payload["ends_at"],
+                                     event.sequence)
+            else:
+                if event.event_type not in SESSION_EVENTS:
+                    _add_item_event(uow, event, payload)
+                week = Week.of_instant(event.occurred_at, session["timezone"], session["week_start_day"])
+                uow.repo.count_activity(session_id, week.label)
+            if event.sequence is not None:
+                uow.repo.record_sequence(session_id, event.sequence)
+            uow.repo.mark_processed(event.event_id, clock.now())
+            uow.repo.unpark(event.event_id)
+            uow.commit()
+    apply_parked(session_id, uow=uow, clock=clock)
+    seal_ready_weeks(session_id, uow=uow, clock=clock)  # also after a duplicate: a crash may have come between
+    return not duplicate
 
 
-def _add_version(uow, event: Event, entity_type: str, state: dict) -> None:
-    uow.repo.add_version(session_id=event.session_id, entity_type=entity_type,
-                         entity_id=event.entity_id, sequence=event.sequence or 0,
-                         occurred_at=event.occurred_at, event_id=event.event_id, state=state)
+def apply_parked(session_id=None, *, uow, clock) -> int:
+    """Apply the parked events whose Session is now known (of one Session, or all)."""
+    with uow:
+        bodies = uow.repo.parked_for_known_sessions(session_id)
+    for body in bodies:
+        apply_event(decode(body), uow=uow, clock=clock)
+    return len(bodies)
+
+
+def _add_item_event(uow, event: Event, payload: dict) -> None:
+    _, entity_type, action = event.event_type.split(".")
+    effective_at = uow.repo.effective_time(event.session_id, event.occurred_at, event.sequence)
+    wire = event.payload  # stored as on the wire: JSON-ready strings
+    uow.repo.add_version(session_id=event.session_id, entity_type=entity_type, entity_id=event.entity_id,
+                         sequence=event.sequence, occurred_at=event.occurred_at, effective_at=effective_at,
+                         event_id=event.event_id, state=wire[entity_type] if action == "checked_in" else wire)
+    if event.event_type == "checkin.key_result.checked_in":
+        uow.repo.add_check_in(event.session_id, payload["check_in"], sequence=event.sequence,
+                              effective_at=effective_at)
+
+
+def _week_content(uow, session_id, closure: dict) -> tuple[dict, list[dict]]:
+    return (uow.repo.states_as_of(session_id, closure["ends_at"]),
+            uow.repo.check_ins_between(session_id, closure["starts_at"], closure["ends_at"]))
+
+
+def seal_ready_weeks(session_id, *, uow, clock) -> list[str]:
+    """Seal, in order, each closed week whose every earlier event (by sequence) is applied."""
+    sealed = []
+    with uow:
+        if uow.repo.get_session(session_id, lock=True) is None:
+            return sealed
+        seals = uow.repo.seals(session_id)
+        previous = seals[-1]["content_hash"] if seals else None
+        for closure in uow.repo.pending_closures(session_id):
+            if uow.repo.applied_below(session_id, closure["close_sequence"]) != closure["close_sequence"] - 1:
+                break  # an event before the marker is still on its way
+            states, check_ins = _week_content(uow, session_id, closure)
+            digest = content_hash(closure["week"], states, check_ins, previous)
+            uow.repo.add_seal(session_id=session_id, week=closure["week"], ends_at=closure["ends_at"],
+                              close_sequence=closure["close_sequence"], content_hash=digest,
+                              previous_hash=previous, sealed_at=clock.now())
+            previous = digest
+            sealed.append(closure["week"])
+        if sealed:
+            try:
+                uow.commit()
+            except IntegrityError:  # another worker sealed the same weeks, with the same hashes
+                return []
+    return sealed
+
+
+def verify_chain(session_id, *, uow) -> dict:
+    """Recompute every sealed week's hash from the stored history and compare."""
+    with uow:
+        weeks, previous, valid = [], None, True
+        starts = {c["week"]: c["starts_at"] for c in uow.repo.closures(session_id)}
+        for seal in uow.repo.seals(session_id):
+            closure = {"week": seal["week"], "starts_at": starts[seal["week"]], "ends_at": seal["ends_at"]}
+            states, check_ins = _week_content(uow, session_id, closure)
+            recomputed = content_hash(seal["week"], states, check_ins, previous)
+            ok = recomputed == seal["content_hash"] and seal["previous_hash"] == previous
+            valid = valid and ok
+            weeks.append({"week": seal["week"], "content_hash": seal["content_hash"], "recomputed": recomputed,
+                          "ok": ok})
+            previous = recomputed
+    return {"session_id": session_id, "valid": valid, "weeks": weeks}
 
 
 def _readable_session(uow, principal: Principal, session_id) -> dict:
@@ -93,12 +166,14 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         tz = session["timezone"]
         starts_at, ends_at = week.bounds(tz)
         saved = uow.repo.saved_weeks(session_id)
+        seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
         now = clock.now()
-        status = week_status(starts_at, ends_at, now, week.label in saved)
+        status = week_status(starts_at, ends_at, now, week.label in saved, seal is not None)
         before = max((w for w in saved if w < week.label), default=None)
         view = {
             "session": session, "week": week.label, "starts_at": starts_at, "ends_at": ends_at,
-            "status": status, "owner": owner, "objectives": [], "check_ins": [],
+            "status": status, "owner": owner, "objectives": [], "check_ins": [], "late_amendments": [],
+            "seal": seal,
             "nearest_saved": {"before": before, "after": min((w for w in saved if w > week.label), default=None)},
             "deltas": {"against": None, "new": [], "removed": []}, "signals": summary([]),
         }
@@ -128,6 +203,8 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
             objectives=tree,
             check_ins=[c for c in uow.repo.check_ins_between(session_id, starts_at, ends_at)
                        if str(c["key_result_id"]) in shown],
+            late_amendments=[c for c in uow.repo.late_amendments(session_id, starts_at, ends_at)
+                             if str(c["key_result_id"]) in shown],
             deltas={"against": before,
                     "new": [i for i in changes["new"] if owner == "all" or i["id"] in shown],
                     "removed": [i for i in changes["removed"] if owner == "all"]},
@@ -141,6 +218,7 @@ def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
         activity = dict(uow.repo.activity(session_id))
+        sealed = {s["week"] for s in uow.repo.seals(session_id)}
         check_in_weeks: dict[str, int] = {}
         for moment in uow.repo.check_in_times(session_id):
             label = Week.of_instant(moment, session["timezone"], session["week_start_day"]).label
@@ -150,7 +228,7 @@ def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
         starts_at, ends_at = week.bounds(session["timezone"])
         months.setdefault(week.start.strftime("%Y-%m"), []).append({
             "week": week.label, "starts_at": starts_at, "ends_at": ends_at,
-            "status": week_status(starts_at, ends_at, now, week.label in activity),
+            "status": week_status(starts_at, ends_at, now, week.label in activity, week.label in sealed),
             "changes": activity.get(week.label, 0), "check_ins": check_in_weeks.get(week.label, 0)})
     return {"session": session, "months": [{"month": m, "weeks": w} for m, w in months.items()]}
 
@@ -199,5 +277,5 @@ def trend(principal: Principal, session_id, *, uow, clock) -> dict:
     return {"session": session, "weeks": [w.label for w in shown], "key_results": list(series.values())}
 
 
-__all__ = ["apply_event", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek",
-           "WeekOutsideSession", "InvalidComparison", "SessionNotYetKnown"]
+__all__ = ["apply_event", "seal_ready_weeks", "verify_chain", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek",
+           "WeekOutsideSession", "InvalidComparison", "apply_parked"]

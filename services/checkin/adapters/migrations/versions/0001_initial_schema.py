@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 10:08:02.542621
+Create Date: 2026-11-25 10:29:11.012573
 """
 import sqlalchemy as sa
 from alembic import op
@@ -91,6 +91,13 @@ def upgrade() -> None:
     with op.batch_alter_table('objectives', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_objectives_session_id'), ['session_id'], unique=False)
 
+    op.create_table('week_markers',
+    sa.Column('session_id', sa.Uuid(), nullable=False),
+    sa.Column('week', sa.String(length=8), nullable=False),
+    sa.Column('closed_at', shared.db.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ),
+    sa.PrimaryKeyConstraint('session_id', 'week')
+    )
     op.create_table('initiative_check_ins',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('initiative_id', sa.Uuid(), nullable=False),
@@ -179,6 +186,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_initiative_check_ins_time')
 
     op.drop_table('initiative_check_ins')
+    op.drop_table('week_markers')
     with op.batch_alter_table('objectives', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_objectives_session_id'))
 
