@@ -4,6 +4,7 @@
     okrsnap migrate     bring every service's database schema up to date
     okrsnap user add    create a user in a Workspace
     okrsnap demo        seed the demo Workspace with weeks of history
+    okrsnap verify      recompute the sealed weeks' hash chains
 """
 from __future__ import annotations
 
@@ -79,6 +80,25 @@ def user_add(email: str, workspace: str, role: str, password: str) -> None:
     except IdentityError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"{account.email} is {role} of {space.name} ({space.id})")
+
+
+@main.command()
+def verify() -> None:
+    """Recompute every sealed week's hash chain; exit 1 if any week was changed."""
+    from services.snapshot.service_layer import handlers
+
+    snapshot = _containers(_settings())["snapshot"]
+    broken = 0
+    with snapshot.uow() as uow:
+        session_ids = uow.repo.session_ids()
+    for session_id in session_ids:
+        chain = handlers.verify_chain(session_id, uow=snapshot.uow())
+        bad = [w["week"] for w in chain["weeks"] if not w["ok"]]
+        broken += bool(bad)
+        state = "ok" if not bad else f"CHANGED from {bad[0]} on"
+        click.echo(f"session {session_id}: {len(chain['weeks'])} sealed weeks, {state}")
+    if broken:
+        raise click.ClickException(f"{broken} Session(s) have sealed weeks that no longer match their seal")
 
 
 @main.command()

@@ -175,11 +175,22 @@ def test_demo_has_weeks_of_history(embedded_okrsnap):
 
     def past_week_has_key_results():
         view = api.get(f"{app.url}/sessions/{session['id']}/snapshots/{past}").json()
-        return view if view["status"] == "past" and view["objectives"] else None
+        return view if view["status"] in ("past", "sealed") and view["objectives"] else None
 
     view = wait_until(past_week_has_key_results, timeout=60, message="demo history in a past week")
     assert sum(len(o["key_results"]) for o in view["objectives"]) == 5
     assert view["check_ins"], "the demo's past week carries Check-ins"
+
+    # The relay closes the ended weeks; the worker seals them in a verified chain.
+    def sealed():
+        view = api.get(f"{app.url}/sessions/{session['id']}/snapshots/{past}").json()
+        return view if view["status"] == "sealed" else None
+
+    view = wait_until(sealed, timeout=60, message="the demo's past week sealed")
+    assert len(view["seal"]["content_hash"]) == 64
+    chain = api.get(f"{app.url}/sessions/{session['id']}/snapshots/verify").json()
+    assert chain["valid"] and len(chain["weeks"]) >= WEEKS_OF_HISTORY - 1
+    assert "sealed weeks, ok" in app.cli("verify")
 
 
 def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap):
