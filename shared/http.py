@@ -2,7 +2,10 @@
 the internal-token check, health and request limits."""
 from __future__ import annotations
 
+import json
 import logging
+from datetime import date, datetime
+from uuid import UUID
 
 import marshmallow as ma
 from flask import Flask, g, request
@@ -135,3 +138,37 @@ def register_access_errors(app: Flask) -> None:
     @app.errorhandler(Forbidden)
     def _forbidden(exc: Forbidden):
         return error_response(403, str(exc))
+
+
+def _project(obj, schema: ma.Schema):
+    """The schema's fields of a JSON-ready dict, nested schemas followed: what schema.dump()
+    would keep, without converting values that are already JSON-ready."""
+    out = {}
+    for name, field in schema.fields.items():
+        if field.load_only or name not in obj:
+            continue
+        value = obj[name]
+        if value is not None:
+            if isinstance(field, ma.fields.Nested):
+                value = [_project(v, field.schema) for v in value] if field.many else _project(value, field.schema)
+            elif isinstance(field, ma.fields.List) and isinstance(field.inner, ma.fields.Nested):
+                value = [_project(v, field.inner.schema) for v in value]
+        out[field.data_key or name] = value
+    return out
+
+
+def _json_default(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def fast_json(schema: ma.Schema, obj: dict, status: int = 200):
+    """For large read models already in wire form (a week of 10,000 Key Results): the documented
+    schema's shape, serialised by the json module instead of field by field."""
+    from flask import Response
+
+    body = json.dumps(_project(obj, schema), default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status=status, mimetype="application/json")

@@ -197,3 +197,19 @@ def test_sealed_rows_are_refused_by_the_database_and_tampering_is_detected(tmp_p
     chain = snapshot.verify_chain(uuid.UUID(IDS["session"]), uow=store.uow())
     assert not chain["valid"]
     assert [w["week"] for w in chain["weeks"] if not w["ok"]] == ["2026-W43", "2026-W44"]  # and all after it
+
+
+def test_the_fast_week_view_serialiser_matches_the_documented_schema(tmp_path):
+    import json
+
+    from flask import Flask
+
+    from services.snapshot.entrypoints.schemas import WeekView
+    from shared.http import fast_json
+
+    views = _views(_store(tmp_path, EVENTS))
+    with Flask(__name__).app_context():
+        for week in ("2026-W41", "2026-W43", "2026-W45", "bob-W44"):
+            fast = json.loads(fast_json(WeekView(), views[week]).get_data())
+            assert fast == json.loads(json.dumps(WeekView().dump(views[week]))), week
+    assert "canvas" not in json.dumps(fast)  # fields outside the schema never leave

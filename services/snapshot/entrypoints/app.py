@@ -11,11 +11,13 @@ from shared.http import (
     container,
     current_principal,
     error_response,
+    fast_json,
     register_access_errors,
     require_internal_token,
 )
 from shared.http import create_app as create_base_app
 
+WEEK_VIEW = schemas.WeekView()
 snapshots = Blueprint("snapshots", __name__, description="Weekly Snapshots of a Session")
 
 
@@ -72,8 +74,8 @@ class WeekSnapshot(MethodView):
     def get(self, query, session_id, week):
         """The Session as it looked at the end of a week"""
         c = container()
-        return handlers.week_view(current_principal(), session_id, week, query["owner"],
-                                  uow=c.uow(), clock=c.clock)
+        view = handlers.week_view(current_principal(), session_id, week, query["owner"], uow=c.uow(), clock=c.clock)
+        return fast_json(WEEK_VIEW, view)
 
 
 def create_app(container: Snapshot | None = None):

@@ -1,6 +1,9 @@
 """Use cases of the snapshot service: apply the live Session's events, answer week views."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from sqlalchemy.exc import IntegrityError
 
 from services.snapshot.domain.review import deltas, initiative_signals, key_result_signals, moved_late, summary
@@ -19,7 +22,7 @@ class WeekOutsideSession(Exception):
     pass
 
 
-def apply_event(event: Event, *, uow, clock) -> bool:
+def apply_event(event: Event, *, uow, clock, parked: bool = False) -> bool:
     """Apply one event with its processed-event record in one transaction, then seal whatever
     weeks it completes. Returns False for a duplicate (already applied), which changes nothing.
     Order does not matter: each item version counts from its effective time and ranks by its
@@ -28,6 +31,8 @@ def apply_event(event: Event, *, uow, clock) -> bool:
     session_id = event.session_id
     with uow:
         if uow.repo.already_processed(event.event_id):
+            # A crash may have come between applying and sealing: finish the sealing.
+            seal_pending = uow.repo.has_pending_closures(session_id)
             duplicate = True
         else:
             duplicate = False
@@ -49,10 +54,14 @@ def apply_event(event: Event, *, uow, clock) -> bool:
             if event.sequence is not None:
                 uow.repo.record_sequence(session_id, event.sequence)
             uow.repo.mark_processed(event.event_id, clock.now())
-            uow.repo.unpark(event.event_id)
+            if parked:
+                uow.repo.unpark(event.event_id)
+            seal_pending = event.event_type == WEEK_CLOSED or uow.repo.has_pending_closures(session_id)
             uow.commit()
-    apply_parked(session_id, uow=uow, clock=clock)
-    seal_ready_weeks(session_id, uow=uow, clock=clock)  # also after a duplicate: a crash may have come between
+    if event.event_type in SESSION_EVENTS and not duplicate:
+        apply_parked(session_id, uow=uow, clock=clock)
+    if seal_pending:
+        seal_ready_weeks(session_id, uow=uow, clock=clock)
     return not duplicate
 
 
@@ -61,7 +70,7 @@ def apply_parked(session_id=None, *, uow, clock) -> int:
     with uow:
         bodies = uow.repo.parked_for_known_sessions(session_id)
     for body in bodies:
-        apply_event(decode(body), uow=uow, clock=clock)
+        apply_event(decode(body), uow=uow, clock=clock, parked=True)
     return len(bodies)
 
 
@@ -155,8 +164,29 @@ def _week(session: dict, weeks: list[Week], label: str) -> Week:
     return week
 
 
-def _states(uow, session_id, week: Week, tz: str) -> dict:
-    return uow.repo.states_as_of(session_id, week.bounds(tz)[1])
+_SEALED_STATES: OrderedDict = OrderedDict()  # (session, week, hash) -> states; sealed weeks never change
+_SEALED_CACHE_SIZE = 16
+_SEALED_LOCK = threading.Lock()
+
+
+def _states(uow, session_id, week: Week, tz: str, seal: dict | None = None) -> dict:
+    """A week's item states; those of a sealed week are kept in memory (read-only: callers copy
+    what they change)."""
+    ends_at = week.bounds(tz)[1]
+    if seal is None:
+        return uow.repo.states_as_of(session_id, ends_at)
+    key = (str(session_id), week.label, seal["content_hash"])
+    with _SEALED_LOCK:
+        states = _SEALED_STATES.get(key)
+        if states is not None:
+            _SEALED_STATES.move_to_end(key)
+            return states
+    states = uow.repo.states_as_of(session_id, ends_at)
+    with _SEALED_LOCK:
+        _SEALED_STATES[key] = states
+        while len(_SEALED_STATES) > _SEALED_CACHE_SIZE:
+            _SEALED_STATES.popitem(last=False)
+    return states
 
 
 def week_view(principal: Principal, session_id, week_label: str, owner: str, *, uow, clock) -> dict:
@@ -166,7 +196,8 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         tz = session["timezone"]
         starts_at, ends_at = week.bounds(tz)
         saved = uow.repo.saved_weeks(session_id)
-        seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
+        seals = {s["week"]: s for s in uow.repo.seals(session_id)}
+        seal = seals.get(week.label)
         now = clock.now()
         status = week_status(starts_at, ends_at, now, week.label in saved, seal is not None)
         before = max((w for w in saved if w < week.label), default=None)
@@ -179,8 +210,9 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         }
         if status in ("no_snapshot", "future"):
             return view
-        states = uow.repo.states_as_of(session_id, ends_at)
-        previous = _states(uow, session_id, Week.parse(before, session["week_start_day"]), tz) if before else None
+        states = _states(uow, session_id, week, tz, seal)
+        previous = (_states(uow, session_id, Week.parse(before, session["week_start_day"]), tz, seals.get(before))
+                    if before else None)
         last_check_ins = uow.repo.last_check_ins(session_id, ends_at)
         changes = deltas(previous, states)
         as_of = min(now, ends_at)
