@@ -27,7 +27,7 @@ from shared import tokens
 from shared.clock import FixedClock
 from shared.events import Event
 from shared.settings import Settings
-from shared.weeks import Week, session_weeks
+from shared.weeks import Week
 
 KEY_RESULTS = int(os.environ.get("OKRSNAP_BENCH_KEY_RESULTS", 10_000))
 WEEKS = 26

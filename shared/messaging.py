@@ -238,10 +238,16 @@ class EventConsumer(ConsumerProducerMixin):
     """Decode, validate, apply (handler commits with the processed-event record), then ack.
 
     Malformed or unprocessable messages go to the queue's dead-letter queue with the reason in a
-    header. A handler failure (database down...) requeues, up to DELIVERY_LIMIT deliveries."""
+    header. A handler failure (database down...) requeues, up to DELIVERY_LIMIT deliveries.
+
+    With `handle_batch`, the messages that arrive together (up to `batch_size`, or what came within
+    `batch_wait` seconds) are applied in one transaction and acked after its commit; if the batch
+    fails, each message is handled on its own, so one bad event costs only itself."""
 
     def __init__(self, *, connection: Connection, topology: Topology, consumer: str, purpose: str,
-                 handle: Callable[[Event], None], prefetch_count: int = 20):
+                 handle: Callable[[Event], None], prefetch_count: int = 20,
+                 handle_batch: Callable[[list[Event]], object] | None = None, batch_size: int = 20,
+                 batch_wait: float = 0.02):
         self.connection = connection
         self.topology = topology
         self.queue_name = topology.queue_name(consumer, purpose)
@@ -250,6 +256,16 @@ class EventConsumer(ConsumerProducerMixin):
         self.prefetch_count = prefetch_count
         self._failures: dict[str, int] = {}  # the embedded transport counts no deliveries
         self.processed = 0
+        self.handle_batch = handle_batch
+        self.batch_size = min(batch_size, prefetch_count)
+        self.batch_wait = batch_wait
+        self._batch: list[tuple[Event, object]] = []
+        self._batch_started = 0.0
+
+    def run(self, _tokens=1, **kwargs):
+        # Wake often enough to flush a partial batch quickly when the queue goes quiet.
+        kwargs.setdefault("safety_interval", self.batch_wait if self.handle_batch else 1)
+        return super().run(_tokens, **kwargs)
 
     def get_consumers(self, Consumer, channel):
         self.topology.declare(channel)
@@ -260,6 +276,8 @@ class EventConsumer(ConsumerProducerMixin):
         )]
 
     def on_iteration(self):
+        if self._batch and time.monotonic() - self._batch_started >= self.batch_wait:
+            self._flush()
         beat()
         try:
             self.connection.heartbeat_check()
@@ -275,6 +293,30 @@ class EventConsumer(ConsumerProducerMixin):
         except ValidationError as exc:
             self.dead_letter(message, f"invalid event: {exc.messages}")
             return
+        if self.handle_batch is None:
+            self._handle_one(event, message)
+            return
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        self._batch.append((event, message))
+        if len(self._batch) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        try:
+            self.handle_batch([event for event, _ in batch])
+        except Exception:  # noqa: BLE001 - nothing was applied: each message now goes on its own
+            log.info("a batch of %d failed; handling its messages one by one", len(batch), exc_info=True)
+            for event, message in batch:
+                self._handle_one(event, message)
+            return
+        for event, message in batch:
+            self._failures.pop(str(event.event_id), None)
+            message.ack()
+        self.processed += len(batch)
+
+    def _handle_one(self, event: Event, message) -> None:
         backoff, deadline = 0.05, time.monotonic() + RETRY_IN_PLACE_SECONDS
         while True:
             try:

@@ -21,11 +21,14 @@ class Snapshot(ServiceContainer):
     def apply(self, event) -> bool:
         return handlers.apply_event(event, uow=self.uow(), clock=self.clock)
 
+    def apply_batch(self, events) -> int:
+        return handlers.apply_events(events, uow=self.uow(), clock=self.clock)
+
     def consumer(self, connection=None, prefetch_count: int = 20) -> EventConsumer:
         return EventConsumer(
             connection=connection or broker_connection(self.settings),
             topology=topology_for(self.settings), consumer=self.SERVICE, purpose="events",
-            handle=self.apply, prefetch_count=prefetch_count,
+            handle=self.apply, handle_batch=self.apply_batch, prefetch_count=prefetch_count,
         )
 
 

@@ -62,3 +62,28 @@ def test_invalid_events_and_bugs_end_in_the_dead_letter_queue():
         outcomes.append(message.outcome)
     assert outcomes[:-1] == ["requeue"] * (messaging.DELIVERY_LIMIT - 1)
     assert consumer.dead_lettered and consumer.dead_lettered[-1].startswith("failed 5 times")
+
+
+def test_a_batch_is_acked_after_one_commit_and_a_failed_batch_goes_one_by_one():
+    batches, singles = [], []
+
+    def handle_batch(events):
+        batches.append(len(events))
+        if any(e.payload.get("job_id") == poison for e in events):
+            raise ZeroDivisionError("one bad event in the batch")
+
+    consumer = _consumer(singles.append)
+    consumer.handle_batch, consumer.batch_size = handle_batch, 3
+    poison = None
+    messages = [FakeMessage() for _ in range(3)]
+    for message in messages:
+        consumer.on_message(_wire(), message)
+    assert batches == [3] and [m.outcome for m in messages] == ["ack"] * 3 and singles == []
+
+    wires = [_wire() for _ in range(3)]
+    poison = wires[1]["payload"]["job_id"]
+    messages = [FakeMessage() for _ in range(3)]
+    for wire, message in zip(wires, messages):
+        consumer.on_message(wire, message)
+    assert batches == [3, 3] and len(singles) == 3  # each handled on its own after the batch failed
+    assert [m.outcome for m in messages] == ["ack"] * 3 and consumer.processed == 6

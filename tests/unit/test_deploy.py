@@ -784,7 +784,7 @@ def test_healthcheck_http_is_unhealthy_when_nothing_listens():
 
 def test_healthcheck_http_gives_up_at_its_deadline(http_url):
     healthy, reason = healthcheck.check_http(f"{http_url}/slow", timeout=0.5)
-    assert not healthy and "0.5" in reason  # the deadline, not the slow answer, decided
+    assert not healthy and ("0.5" in reason or "timed out" in reason)  # the deadline decided
     assert healthcheck.HTTP_TIMEOUT == 3.0
 
 

@@ -24,6 +24,16 @@ class SnapshotRepository:
     def mark_processed(self, event_id, now: datetime) -> None:
         mark_processed(self.db, orm.processed_events, CONSUMER, event_id, now)
 
+    def processed_among(self, event_ids) -> set:
+        p = orm.processed_events
+        rows = self.db.execute(select(p.c.event_id).where(p.c.consumer == CONSUMER,
+                                                          p.c.event_id.in_([str(i) for i in event_ids])))
+        return {row.event_id for row in rows}
+
+    def mark_processed_many(self, event_ids, now: datetime) -> None:
+        self.db.execute(orm.processed_events.insert(),
+                        [{"consumer": CONSUMER, "event_id": str(i), "processed_at": now} for i in event_ids])
+
     # sessions
     def get_session(self, session_id, *, lock: bool = False) -> dict | None:
         """lock: hold the Session's row until commit, so the events of one Session apply one at a
@@ -41,12 +51,12 @@ class SnapshotRepository:
         elif current["version"] < values["version"]:
             self.db.execute(update(orm.sessions).where(orm.sessions.c.id == state["id"]).values(**values))
 
-    def count_activity(self, session_id, week: str) -> None:
+    def count_activity(self, session_id, week: str, events: int = 1) -> None:
         changed = self.db.execute(update(orm.session_weeks).where(
             orm.session_weeks.c.session_id == session_id, orm.session_weeks.c.week == week,
-        ).values(events=orm.session_weeks.c.events + 1)).rowcount
+        ).values(events=orm.session_weeks.c.events + events)).rowcount
         if not changed:
-            self.db.execute(orm.session_weeks.insert().values(session_id=session_id, week=week, events=1))
+            self.db.execute(orm.session_weeks.insert().values(session_id=session_id, week=week, events=events))
 
     def activity(self, session_id) -> list[tuple[str, int]]:
         """(week, events applied in it) for every week that had any."""
@@ -76,21 +86,19 @@ class SnapshotRepository:
         return list(self.db.execute(query.order_by(p.c.parked_at)).scalars())
 
     # weeks closing and sealing
-    def record_sequence(self, session_id, sequence: int) -> None:
-        self.db.execute(orm.applied_sequences.insert().values(session_id=session_id, sequence=sequence))
+    def record_sequences(self, pairs: list[tuple]) -> None:
+        self.db.execute(orm.applied_sequences.insert(), [{"session_id": s, "sequence": q} for s, q in pairs])
 
     def applied_below(self, session_id, sequence: int) -> int:
         a = orm.applied_sequences
         return self.db.execute(select(func.count()).select_from(a).where(
             a.c.session_id == session_id, a.c.sequence < sequence)).scalar_one()
 
-    def effective_time(self, session_id, occurred_at: datetime, sequence: int) -> datetime:
-        """When an event counts: the end of the last week closed before it arrived in the
-        Session's stream, if that is later than when it occurred (a late amendment)."""
+    def closure_bounds(self, session_id) -> list[tuple[int, datetime]]:
+        """(close sequence, week end) of every closed week, for effective times."""
         w = orm.week_closes
-        latest = self.db.execute(select(func.max(w.c.ends_at)).where(
-            w.c.session_id == session_id, w.c.close_sequence < sequence)).scalar_one()
-        return max(occurred_at, latest) if latest else occurred_at
+        return [tuple(r) for r in self.db.execute(select(w.c.close_sequence, w.c.ends_at).where(
+            w.c.session_id == session_id))]
 
     def add_closure(self, session_id, week: str, starts_at: datetime, ends_at: datetime, sequence: int) -> None:
         """Record a closed week; events applied before the marker but after it in the stream
@@ -129,16 +137,14 @@ class SnapshotRepository:
     def session_ids(self) -> list:
         return list(self.db.execute(select(orm.sessions.c.id)).scalars())
 
-    # items
-    def add_version(self, *, session_id, entity_type: str, entity_id, sequence: int, occurred_at: datetime,
-                    effective_at: datetime, event_id, state: dict) -> None:
-        self.db.execute(orm.item_versions.insert().values(
-            session_id=session_id, entity_type=entity_type, entity_id=entity_id, sequence=sequence,
-            occurred_at=occurred_at, effective_at=effective_at, event_id=event_id, state=state))
+    # items (many rows per statement: a batch of events costs a handful of round trips)
+    def add_versions(self, rows: list[dict]) -> None:
+        if rows:
+            self.db.execute(orm.item_versions.insert(), rows)
 
-    def add_check_in(self, session_id, state: dict, *, sequence: int, effective_at: datetime) -> None:
-        self.db.execute(orm.check_ins.insert().values(session_id=session_id, sequence=sequence,
-                                                      effective_at=effective_at, **state))
+    def add_check_ins(self, rows: list[dict]) -> None:
+        if rows:
+            self.db.execute(orm.check_ins.insert(), rows)
 
     def states_as_of(self, session_id, moment: datetime) -> dict[str, list[dict]]:
         """The newest version (by sequence) of every item that counts before `moment`."""

@@ -1,6 +1,7 @@
 """Use cases of the snapshot service: apply the live Session's events, answer week views."""
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 
@@ -14,6 +15,7 @@ from shared.events import Event, decode
 from shared.tokens import Principal
 from shared.weeks import InvalidWeek, Week, session_weeks
 
+log = logging.getLogger(__name__)
 SESSION_EVENTS = ("checkin.session.created", "checkin.session.updated", "checkin.session.archived")
 WEEK_CLOSED = "checkin.session.week_closed"
 
@@ -23,67 +25,98 @@ class WeekOutsideSession(Exception):
 
 
 def apply_event(event: Event, *, uow, clock, parked: bool = False) -> bool:
-    """Apply one event with its processed-event record in one transaction, then seal whatever
-    weeks it completes. Returns False for a duplicate (already applied), which changes nothing.
-    Order does not matter: each item version counts from its effective time and ranks by its
-    per-Session sequence."""
-    payload = event.load_payload()
-    session_id = event.session_id
+    """Apply one event (see apply_events). Returns False for a duplicate, which changes nothing."""
+    return apply_events([event], uow=uow, clock=clock, parked=parked) == 1
+
+
+def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> int:
+    """Apply events with their processed-event records in one transaction, then seal whatever
+    weeks they complete; returns how many were new. Order does not matter: each item version
+    counts from its effective time and ranks by its per-Session sequence. A batch costs a
+    handful of statements, whatever its size."""
+    events = list({e.event_id: e for e in events}.values())  # a redelivery inside the batch
+    sessions_seen: set = set()
     with uow:
-        if uow.repo.already_processed(event.event_id):
-            # A crash may have come between applying and sealing: finish the sealing.
-            seal_pending = uow.repo.has_pending_closures(session_id)
-            duplicate = True
-        else:
-            duplicate = False
+        done = uow.repo.processed_among([e.event_id for e in events])
+        fresh = [e for e in events if str(e.event_id) not in done]
+        sessions_seen.update(e.session_id for e in events)
+        payloads = {e.event_id: e.load_payload() for e in fresh}
+        for event in sorted(fresh, key=lambda e: e.sequence or 0):
             if event.event_type in SESSION_EVENTS:
-                uow.repo.put_session(payload)
-            session = uow.repo.get_session(session_id, lock=True)
-            if session is None:  # its Session's event is still on its way: keep it for then
-                uow.repo.park(event.event_id, session_id, event.to_wire(), clock.now())
-                uow.commit()
-                return True
-            if event.event_type == WEEK_CLOSED:
-                uow.repo.add_closure(session_id, payload["week"], payload["starts_at"], payload["ends_at"],
-                                     event.sequence)
+                uow.repo.put_session(payloads[event.event_id])
+        # Lock each Session once, in a fixed order (two workers never wait on each other in a cycle).
+        sessions = {sid: uow.repo.get_session(sid, lock=True) for sid in sorted({e.session_id for e in fresh}, key=str)}
+        applied = []
+        for event in fresh:
+            if sessions[event.session_id] is None:  # its Session's event is still on its way
+                uow.repo.park(event.event_id, event.session_id, event.to_wire(), clock.now())
             else:
-                if event.event_type not in SESSION_EVENTS:
-                    _add_item_event(uow, event, payload)
-                week = Week.of_instant(event.occurred_at, session["timezone"], session["week_start_day"])
-                uow.repo.count_activity(session_id, week.label)
-            if event.sequence is not None:
-                uow.repo.record_sequence(session_id, event.sequence)
-            uow.repo.mark_processed(event.event_id, clock.now())
-            if parked:
-                uow.repo.unpark(event.event_id)
-            seal_pending = event.event_type == WEEK_CLOSED or uow.repo.has_pending_closures(session_id)
-            uow.commit()
-    if event.event_type in SESSION_EVENTS and not duplicate:
-        apply_parked(session_id, uow=uow, clock=clock)
-    if seal_pending:
+                applied.append(event)
+        for event in applied:
+            if event.event_type == WEEK_CLOSED:
+                payload = payloads[event.event_id]
+                uow.repo.add_closure(event.session_id, payload["week"], payload["starts_at"], payload["ends_at"],
+                                     event.sequence)
+        bounds = {sid: uow.repo.closure_bounds(sid) for sid in {e.session_id for e in applied}}
+        versions, check_ins, activity = [], [], {}
+        for event in applied:
+            if event.event_type == WEEK_CLOSED:
+                continue
+            session = sessions[event.session_id]
+            if event.event_type not in SESSION_EVENTS:
+                effective_at = _effective(event, bounds[event.session_id])
+                _, entity_type, action = event.event_type.split(".")
+                versions.append({
+                    "session_id": event.session_id, "entity_type": entity_type, "entity_id": event.entity_id,
+                    "sequence": event.sequence, "occurred_at": event.occurred_at, "effective_at": effective_at,
+                    "event_id": event.event_id,  # stored as on the wire: JSON-ready strings
+                    "state": event.payload[entity_type] if action == "checked_in" else event.payload})
+                if event.event_type == "checkin.key_result.checked_in":
+                    check_ins.append(dict(payloads[event.event_id]["check_in"], session_id=event.session_id,
+                                          sequence=event.sequence, effective_at=effective_at))
+            week = Week.of_instant(event.occurred_at, session["timezone"], session["week_start_day"]).label
+            activity[(event.session_id, week)] = activity.get((event.session_id, week), 0) + 1
+        uow.repo.add_versions(versions)
+        uow.repo.add_check_ins(check_ins)
+        for (session_id, week), count in sorted(activity.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+            uow.repo.count_activity(session_id, week, count)
+        if applied:
+            uow.repo.record_sequences([(e.session_id, e.sequence) for e in applied if e.sequence is not None])
+            uow.repo.mark_processed_many([e.event_id for e in applied], clock.now())
+        if parked:  # applied now, or already applied from another delivery
+            for event in events:
+                if sessions.get(event.session_id) is not None or str(event.event_id) in done:
+                    uow.repo.unpark(event.event_id)
+        uow.commit()
+    # A Session's own event may have committed on another worker while we parked (or an earlier
+    # try failed after its commit): whoever looks after the other's commit applies them.
+    if not parked:  # (applying parked events never parks new ones for a known Session)
+        for session_id in sessions_seen:
+            apply_parked(session_id, uow=uow, clock=clock)
+    for session_id in sessions_seen:  # also after duplicates: a crash may have come before sealing
         seal_ready_weeks(session_id, uow=uow, clock=clock)
-    return not duplicate
+    return len(fresh)
+
+
+def _effective(event: Event, bounds: list[tuple[int, object]]):
+    """When an event counts: the end of the last week closed before it in the Session's stream,
+    if that is later than when it occurred (a late amendment)."""
+    ends = [ends_at for close_sequence, ends_at in bounds if close_sequence < event.sequence]
+    return max([event.occurred_at, *ends])
 
 
 def apply_parked(session_id=None, *, uow, clock) -> int:
     """Apply the parked events whose Session is now known (of one Session, or all)."""
     with uow:
         bodies = uow.repo.parked_for_known_sessions(session_id)
-    for body in bodies:
-        apply_event(decode(body), uow=uow, clock=clock, parked=True)
+    if not bodies:
+        return 0
+    try:
+        apply_events([decode(body) for body in bodies], uow=uow, clock=clock, parked=True)
+    except IntegrityError:  # another worker applied them at the same moment
+        log.info("parked events of %s were applied elsewhere meanwhile", session_id)
+        return 0
     return len(bodies)
-
-
-def _add_item_event(uow, event: Event, payload: dict) -> None:
-    _, entity_type, action = event.event_type.split(".")
-    effective_at = uow.repo.effective_time(event.session_id, event.occurred_at, event.sequence)
-    wire = event.payload  # stored as on the wire: JSON-ready strings
-    uow.repo.add_version(session_id=event.session_id, entity_type=entity_type, entity_id=event.entity_id,
-                         sequence=event.sequence, occurred_at=event.occurred_at, effective_at=effective_at,
-                         event_id=event.event_id, state=wire[entity_type] if action == "checked_in" else wire)
-    if event.event_type == "checkin.key_result.checked_in":
-        uow.repo.add_check_in(event.session_id, payload["check_in"], sequence=event.sequence,
-                              effective_at=effective_at)
 
 
 def _week_content(uow, session_id, closure: dict) -> tuple[dict, list[dict]]:
@@ -95,7 +128,7 @@ def seal_ready_weeks(session_id, *, uow, clock) -> list[str]:
     """Seal, in order, each closed week whose every earlier event (by sequence) is applied."""
     sealed = []
     with uow:
-        if uow.repo.get_session(session_id, lock=True) is None:
+        if not uow.repo.has_pending_closures(session_id) or uow.repo.get_session(session_id, lock=True) is None:
             return sealed
         seals = uow.repo.seals(session_id)
         previous = seals[-1]["content_hash"] if seals else None
@@ -309,5 +342,5 @@ def trend(principal: Principal, session_id, *, uow, clock) -> dict:
     return {"session": session, "weeks": [w.label for w in shown], "key_results": list(series.values())}
 
 
-__all__ = ["apply_event", "seal_ready_weeks", "verify_chain", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek",
+__all__ = ["apply_event", "apply_events", "seal_ready_weeks", "verify_chain", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek",
            "WeekOutsideSession", "InvalidComparison", "apply_parked"]
