@@ -113,8 +113,8 @@ def run() -> dict:
             applied, apply_seconds, seal_seconds = 0, 0.0, []
             for week, batch, marker in weeks:
                 began = time.perf_counter()
-                for event in batch:
-                    store.apply(event)
+                for i in range(0, len(batch), 20):  # as the consumer applies them: batches of 20
+                    store.apply_batch(batch[i:i + 20])
                 apply_seconds += time.perf_counter() - began
                 applied += len(batch)
                 began = time.perf_counter()
@@ -171,7 +171,7 @@ def run() -> dict:
 
 
 def report(r: dict) -> str:
-    stored_rows = r["stored"]["item_versions"] + r["stored"]["check_ins"] + r["stored"]["sealed_weeks"]
+    state_rows = r["stored"]["item_versions"] + r["stored"]["sealed_weeks"]
     ms = lambda s: f"{s * 1000:,.1f} ms"  # noqa: E731
     return f"""## Snapshots at scale ({r['key_results']:,} Key Results, {r['weeks']} weeks, 5% weekly churn)
 
@@ -183,9 +183,10 @@ def report(r: dict) -> str:
 | week view p99, all | {ms(r['view_all_p99'])} | | | |
 | week view p50 / p99, one owner | {ms(r['view_owner_p50'])} / {ms(r['view_owner_p99'])} | | | |
 | sealing a week (marker applied, state hashed), median / max | {ms(r['seal_p50'])} / {ms(r['seal_max'])} | | | < 1 s |
-| rows stored (versions + Check-ins + seals) | {stored_rows:,} | {r['items'] + r['changes']:,} items + changes | {stored_rows / (r['items'] + r['changes']):.2f}x | < 1.5x |
-| rows a full-copy design would store (items x weeks) | {r['full_copy']:,} | | {stored_rows / r['full_copy']:.2f}x of it | |
-| events applied per second (handler, no broker) | {r['apply_rate']:,.0f} | | | |
+| state rows stored (item versions + seals) | {state_rows:,} | {r['items'] + r['changes']:,} items + changes | {state_rows / (r['items'] + r['changes']):.2f}x | < 1.5x |
+| Check-in log rows (each Check-in's value, status, comment) | {r['stored']['check_ins']:,} | | | |
+| rows a full-copy design would store (items x weeks) | {r['full_copy']:,} | | {state_rows / r['full_copy']:.2f}x of it | |
+| events applied per second (batches of 20, no broker) | {r['apply_rate']:,.0f} | | | |
 """
 
 

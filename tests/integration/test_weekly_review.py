@@ -147,9 +147,10 @@ def test_a_session_walked_through_its_weeks(tmp_path):
     assert seals == ["2026-W41", "2026-W42", "2026-W43", "2026-W44"] and views["chain"]["valid"]
     assert w43["seal"]["previous_hash"] == views["chain"]["weeks"][1]["content_hash"]
 
-    weeks = {w["week"]: (w["status"], w["changes"], w["check_ins"])
+    weeks = {w["week"]: (w["status"], w["items"], w["changes"], w["check_ins"])
              for m in views["calendar"]["months"] for w in m["weeks"]}
-    assert weeks["2026-W41"] == ("sealed", 6, 1) and weeks["2026-W42"] == ("no_snapshot", 0, 0)
+    assert weeks["2026-W41"] == ("sealed", 4, 6, 1) and weeks["2026-W42"] == ("no_snapshot", None, 0, 0)
+    assert weeks["2026-W44"] == ("sealed", 4, 3, 0)  # Churn came; Pilots went, disconnected first
     assert weeks["2026-W45"][0] == "current" and weeks["2026-W52"][0] == "future"
     assert [m["month"] for m in views["calendar"]["months"]] == ["2026-10", "2026-11", "2026-12"]
 

@@ -39,9 +39,9 @@ OBJECTIVES = [
     {"id": "other", "title": "Other", "owner_id": BOB, "parent_id": None},
 ]
 KEY_RESULTS = [
-    {"id": "k1", "objective_id": "team", "owner_id": ALICE, "progress": 0.5},
-    {"id": "k2", "objective_id": "team", "owner_id": BOB, "progress": 1.0},
-    {"id": "k3", "objective_id": "other", "owner_id": None, "progress": 0.0},
+    {"id": "k1", "title": "a", "objective_id": "team", "owner_id": ALICE, "progress": 0.5},
+    {"id": "k2", "title": "b", "objective_id": "team", "owner_id": BOB, "progress": 1.0},
+    {"id": "k3", "title": "c", "objective_id": "other", "owner_id": None, "progress": 0.0},
 ]
 
 INITIATIVES = [{"id": "i1", "title": "Launch", "key_result_ids": ["k1", "k2"]}]
@@ -61,6 +61,8 @@ def test_unassigned_filter_and_all():
     assert [k["id"] for o in unassigned for k in o["key_results"]] == ["k3"]
     everything = build_tree(OBJECTIVES, KEY_RESULTS, INITIATIVES, OwnerFilter("all"))
     assert not any(o["context"] for o in everything) and len(everything) == 3
+    # An outline of the tree: each parent before its children, siblings by title.
+    assert [(o["id"], o["depth"]) for o in everything] == [("root", 0), ("team", 1), ("other", 0)]
     # An Initiative connected to several Key Results shows under each.
     assert [[i["id"] for i in k["initiatives"]] for k in everything[1]["key_results"]] == [["i1"], ["i1"]]
 

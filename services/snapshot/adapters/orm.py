@@ -105,6 +105,8 @@ sealed_weeks = Table(
     Column("close_sequence", Integer, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("previous_hash", String(64), nullable=True),
+    Column("item_count", Integer, nullable=False),
+    Column("check_in_count", Integer, nullable=False),
     Column("sealed_at", UtcDateTime(), nullable=False),
 )
 

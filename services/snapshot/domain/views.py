@@ -35,8 +35,9 @@ class OwnerFilter:
 
 def build_tree(objectives: list[dict], key_results: list[dict], initiatives: list[dict],
                owner: OwnerFilter) -> list[dict]:
-    """Objectives (flat list, parent_id links) with their Key Results, filtered by owner; each Key
-    Result lists the Initiatives connected to it (one connected to several shows under each).
+    """Objectives as a tree in outline order (parents first, `depth` from 0, siblings by title)
+    with their Key Results, filtered by owner; each Key Result lists the Initiatives connected to
+    it (one connected to several shows under each).
 
     An item of the owner is shown plainly; the Objectives above it are kept as context
     (`context: true`) so the relation to the wider Session stays visible."""
@@ -60,12 +61,25 @@ def build_tree(objectives: list[dict], key_results: list[dict], initiatives: lis
         while parent is not None and parent in by_id and parent not in shown:
             shown[parent] = True
             parent = by_id[parent].get("parent_id")
-    out = []
+    def order(item: dict):
+        return (item["title"].casefold(), item["id"])
+
+    children: dict = {}
     for objective in objectives:
-        if objective["id"] not in shown:
-            continue
-        out.append(dict(objective, context=shown[objective["id"]], progress=progress.get(objective["id"]),
-                        key_results=krs_by_objective.get(objective["id"], [])))
+        if objective["id"] in shown:
+            parent = objective.get("parent_id")
+            children.setdefault(parent if parent in shown else None, []).append(objective)
+    out = []
+
+    def visit(objective: dict, depth: int) -> None:  # the tree, as an outline: parents first
+        out.append(dict(objective, depth=depth, context=shown[objective["id"]],
+                        progress=progress.get(objective["id"]),
+                        key_results=sorted(krs_by_objective.get(objective["id"], []), key=order)))
+        for child in sorted(children.get(objective["id"], []), key=order):
+            visit(child, depth + 1)
+
+    for root in sorted(children.get(None, []), key=order):
+        visit(root, 0)
     return out
 
 

@@ -71,6 +71,7 @@ class ObjectiveOut(Schema):
     title = fields.String()
     owner_id = fields.String(allow_none=True)
     parent_id = fields.String(allow_none=True)
+    depth = fields.Integer(metadata={"description": "0 for a top Objective; the list is the tree in outline order"})
     progress = fields.Float(allow_none=True)
     context = fields.Boolean(metadata={"description": "shown only as context of a filtered owner's items"})
     key_results = fields.List(fields.Nested(KeyResultOut))
@@ -146,8 +147,9 @@ class CalendarWeek(Schema):
     week = fields.String()
     starts_at = fields.AwareDateTime()
     ends_at = fields.AwareDateTime()
-    status = fields.String(metadata={"description": "current, past, future or no_snapshot"})
-    changes = fields.Integer()
+    status = fields.String(metadata={"description": "sealed, current, past (ended, being sealed), future or no_snapshot"})
+    items = fields.Integer(allow_none=True, metadata={"description": "Objectives, Key Results and Initiatives at its end"})
+    changes = fields.Integer(metadata={"description": "events in the week"})
     check_ins = fields.Integer()
 
 

@@ -139,7 +139,8 @@ def seal_ready_weeks(session_id, *, uow, clock) -> list[str]:
             digest = content_hash(closure["week"], states, check_ins, previous)
             uow.repo.add_seal(session_id=session_id, week=closure["week"], ends_at=closure["ends_at"],
                               close_sequence=closure["close_sequence"], content_hash=digest,
-                              previous_hash=previous, sealed_at=clock.now())
+                              previous_hash=previous, item_count=sum(len(v) for v in states.values()),
+                              check_in_count=len(check_ins), sealed_at=clock.now())
             previous = digest
             sealed.append(closure["week"])
         if sealed:
@@ -283,18 +284,23 @@ def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
         activity = dict(uow.repo.activity(session_id))
-        sealed = {s["week"] for s in uow.repo.seals(session_id)}
+        sealed = {s["week"]: s for s in uow.repo.seals(session_id)}
         check_in_weeks: dict[str, int] = {}
         for moment in uow.repo.check_in_times(session_id):
             label = Week.of_instant(moment, session["timezone"], session["week_start_day"]).label
             check_in_weeks[label] = check_in_weeks.get(label, 0) + 1
-    now, months = clock.now(), {}
-    for week in weeks:
-        starts_at, ends_at = week.bounds(session["timezone"])
-        months.setdefault(week.start.strftime("%Y-%m"), []).append({
-            "week": week.label, "starts_at": starts_at, "ends_at": ends_at,
-            "status": week_status(starts_at, ends_at, now, week.label in activity, week.label in sealed),
-            "changes": activity.get(week.label, 0), "check_ins": check_in_weeks.get(week.label, 0)})
+        now, months = clock.now(), {}
+        for week in weeks:
+            starts_at, ends_at = week.bounds(session["timezone"])
+            status = week_status(starts_at, ends_at, now, week.label in activity, week.label in sealed)
+            items = None
+            if status == "sealed":
+                items = sealed[week.label]["item_count"]
+            elif status in ("current", "past"):  # live, or not sealed yet: counted now
+                items = sum(len(v) for v in uow.repo.states_as_of(session_id, min(ends_at, now)).values())
+            months.setdefault(week.start.strftime("%Y-%m"), []).append({
+                "week": week.label, "starts_at": starts_at, "ends_at": ends_at, "status": status, "items": items,
+                "changes": activity.get(week.label, 0), "check_ins": check_in_weeks.get(week.label, 0)})
     return {"session": session, "months": [{"month": m, "weeks": w} for m, w in months.items()]}
 
 

@@ -2,12 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 10:34:36.708850
+Create Date: 2026-11-25 11:00:53.146875
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import shared.db
+
 
 revision = '0001'
 down_revision = None
@@ -80,6 +80,8 @@ def upgrade() -> None:
     sa.Column('close_sequence', sa.Integer(), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('previous_hash', sa.String(length=64), nullable=True),
+    sa.Column('item_count', sa.Integer(), nullable=False),
+    sa.Column('check_in_count', sa.Integer(), nullable=False),
     sa.Column('sealed_at', shared.db.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('session_id', 'week')
     )
