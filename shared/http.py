@@ -140,20 +140,39 @@ def register_access_errors(app: Flask) -> None:
         return error_response(403, str(exc))
 
 
+_PLANS: dict[int, tuple] = {}
+
+
+def _plan(schema: ma.Schema) -> tuple:
+    """What to copy from a dict for a schema: (field name, output key, nested plan, many), built
+    once per schema object."""
+    plan = _PLANS.get(id(schema))
+    if plan is None:
+        steps = []
+        for name, field in schema.fields.items():
+            if field.load_only:
+                continue
+            nested, many = None, False
+            if isinstance(field, ma.fields.Nested):
+                nested, many = field.schema, field.many
+            elif isinstance(field, ma.fields.List) and isinstance(field.inner, ma.fields.Nested):
+                nested, many = field.inner.schema, True
+            steps.append((name, field.data_key or name, nested, many))
+        plan = _PLANS[id(schema)] = (schema, tuple(steps))  # the schema kept alive: its id stays unique
+    return plan[1]
+
+
 def _project(obj, schema: ma.Schema):
     """The schema's fields of a JSON-ready dict, nested schemas followed: what schema.dump()
     would keep, without converting values that are already JSON-ready."""
     out = {}
-    for name, field in schema.fields.items():
-        if field.load_only or name not in obj:
+    for name, key, nested, many in _plan(schema):
+        if name not in obj:
             continue
         value = obj[name]
-        if value is not None:
-            if isinstance(field, ma.fields.Nested):
-                value = [_project(v, field.schema) for v in value] if field.many else _project(value, field.schema)
-            elif isinstance(field, ma.fields.List) and isinstance(field.inner, ma.fields.Nested):
-                value = [_project(v, field.inner.schema) for v in value]
-        out[field.data_key or name] = value
+        if nested is not None and value is not None:
+            value = [_project(v, nested) for v in value] if many else _project(value, nested)
+        out[key] = value
     return out
 
 

@@ -7,6 +7,7 @@ ack; a message they cannot process is dead-lettered with the reason and the cons
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     select,
     update,
 )
@@ -380,3 +382,53 @@ class EventConsumer(ConsumerProducerMixin):
             message.reject(requeue=False)
             return
         message.ack()
+
+
+def recover_embedded_deliveries(settings, consumer: str, purpose: str, session_factory: Callable[[], Session],
+                                processed: Table, processed_as: str | None = None) -> tuple[int, int]:
+    """Embedded broker only, at a worker's start: kombu's SQLAlchemy transport marks a delivered
+    message invisible and never brings it back, acked or not, so a worker killed mid-delivery
+    would lose what it held. Messages whose event this consumer has recorded are deleted; the
+    others are made visible again (consumers are idempotent). Safe while one worker per queue runs,
+    as `okrsnap up` does. Returns (deleted, restored)."""
+    if not settings.embedded_broker:
+        return 0, 0
+    from sqlalchemy import create_engine, text
+
+    queue = topology_for(settings).queue_name(consumer, purpose)
+    engine = create_engine(settings.broker_url.removeprefix("sqla+"), connect_args={"timeout": 30})
+    try:
+        with engine.begin() as conn:
+            if "kombu_message" not in {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}:
+                return 0, 0
+            rows = conn.execute(text(
+                "SELECT m.id, m.payload FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
+                "WHERE q.name = :queue AND m.visible = 0"), {"queue": queue}).all()
+            by_event: dict[str, list[int]] = {}
+            for message_id, payload in rows:
+                try:
+                    message = json.loads(payload)
+                    body = message["body"]
+                    if message.get("properties", {}).get("body_encoding") == "base64":
+                        body = base64.b64decode(body)
+                    event_id = json.loads(body)["event_id"]
+                except (ValueError, KeyError, TypeError):
+                    event_id = ""
+                by_event.setdefault(event_id, []).append(message_id)
+            with session_factory() as session:
+                done = set(session.execute(select(processed.c.event_id).where(
+                    processed.c.consumer == (processed_as or consumer),
+                    processed.c.event_id.in_(list(by_event)))).scalars())
+            finished = [m for event_id, ids in by_event.items() if event_id in done for m in ids]
+            pending = [m for event_id, ids in by_event.items() if event_id not in done for m in ids]
+            for chunk in range(0, len(finished), 500):
+                conn.execute(text("DELETE FROM kombu_message WHERE id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)), {"ids": finished[chunk:chunk + 500]})
+            for chunk in range(0, len(pending), 500):
+                conn.execute(text("UPDATE kombu_message SET visible = 1 WHERE id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)), {"ids": pending[chunk:chunk + 500]})
+    finally:
+        engine.dispose()
+    if pending:
+        log.warning("%s: %d deliveries held by a worker that stopped are queued again", queue, len(pending))
+    return len(finished), len(pending)

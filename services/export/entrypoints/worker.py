@@ -1,10 +1,22 @@
 """`python -m services.export.entrypoints.worker`: claims requested exports and builds them."""
+import threading
+
+from services.export.adapters import orm
+from services.export.adapters.repository import CONSUMER
 from services.export.bootstrap import bootstrap
+from shared.messaging import recover_embedded_deliveries
 from shared.process import run_until_signalled
 
 
 def main() -> None:
-    run_until_signalled(bootstrap().worker().run, name="export-worker")
+    container = bootstrap()
+
+    def run(stop: threading.Event) -> None:
+        recover_embedded_deliveries(container.settings, "export", "jobs", container.database.session,
+                                    orm.processed_events, processed_as=CONSUMER)
+        container.worker().run(stop)
+
+    run_until_signalled(run, name="export-worker")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """The snapshot service's HTTP API (internal: reached through the gateway only)."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -18,6 +22,30 @@ from shared.http import (
 from shared.http import create_app as create_base_app
 
 WEEK_VIEW = schemas.WeekView()
+
+
+class RenderedViews:
+    """Rendered views of sealed weeks, per process: a sealed week never changes, so its view is
+    computed once (keyed by its seal and the late amendments listed on it)."""
+
+    def __init__(self, size: int = 64):
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key, body: bytes) -> None:
+        with self._lock:
+            self._items[key] = body
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_RENDERED = RenderedViews()
 snapshots = Blueprint("snapshots", __name__, description="Weekly Snapshots of a Session")
 
 
@@ -74,8 +102,16 @@ class WeekSnapshot(MethodView):
     def get(self, query, session_id, week):
         """The Session as it looked at the end of a week"""
         c = container()
-        view = handlers.week_view(current_principal(), session_id, week, query["owner"], uow=c.uow(), clock=c.clock)
-        return fast_json(WEEK_VIEW, view)
+        principal = current_principal()
+        key = handlers.sealed_week_key(principal, session_id, week, query["owner"], uow=c.uow())
+        body = _RENDERED.get(key) if key else None
+        if body is None:
+            view = handlers.week_view(principal, session_id, week, query["owner"], uow=c.uow(), clock=c.clock)
+            response = fast_json(WEEK_VIEW, view)
+            if key:
+                _RENDERED.put(key, response.get_data())
+            return response
+        return Response(body, mimetype="application/json")
 
 
 def create_app(container: Snapshot | None = None):

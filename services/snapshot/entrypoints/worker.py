@@ -3,8 +3,10 @@ seals closed weeks. Several may run at once: each event is applied once, in any 
 import logging
 import threading
 
+from services.snapshot.adapters import orm
 from services.snapshot.bootstrap import bootstrap
 from services.snapshot.service_layer import handlers
+from shared.messaging import recover_embedded_deliveries
 from shared.process import run_until_signalled
 
 log = logging.getLogger("snapshot-worker")
@@ -23,6 +25,8 @@ def main() -> None:
                 log.exception("applying parked events failed")
 
     def run(stop: threading.Event) -> None:
+        recover_embedded_deliveries(container.settings, "snapshot", "events", container.database.session,
+                                    orm.processed_events)
         consumer = container.consumer()
         threading.Thread(target=lambda: (stop.wait(), setattr(consumer, "should_stop", True)),
                          daemon=True).start()

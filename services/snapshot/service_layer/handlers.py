@@ -278,6 +278,20 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         return view
 
 
+def sealed_week_key(principal: Principal, session_id, week_label: str, owner: str, *, uow) -> tuple | None:
+    """For a sealed week, what its view depends on (its seal, and the late amendments listed on
+    it since); None for any other week. Checks access like the view itself."""
+    with uow:
+        session, weeks = _session_and_weeks(uow, principal, session_id)
+        week = _week(session, weeks, week_label)
+        seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
+        if seal is None:
+            return None
+        starts_at, ends_at = week.bounds(session["timezone"])
+        late = len(uow.repo.late_amendments(session_id, starts_at, ends_at))
+    return str(session_id), week.label, owner, seal["content_hash"], late
+
+
 def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
     """Every week of the Session, grouped by month (of the week's first day), for the month and
     week controls."""
