@@ -103,7 +103,9 @@ def run() -> dict:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             start = date(2026, 1, 5)
-            clock = FixedClock(datetime(2026, 7, 20, 12, tzinfo=timezone.utc))  # after the 26 weeks
+            # Wednesday of the last week: 25 weeks sealed, the 26th live.
+            clock = FixedClock(datetime.combine(start + timedelta(weeks=WEEKS - 1, days=2), datetime.min.time(),
+                                                tzinfo=timezone.utc) + timedelta(hours=12))
             settings = Settings.from_env({"OKRSNAP_ENV": "test", "OKRSNAP_DATA_DIR": str(Path(tmp)),
                                           "OKRSNAP_DATABASE_URL": url.render_as_string(False)})
             store = bootstrap(settings, clock=clock)
@@ -117,6 +119,8 @@ def run() -> dict:
                     store.apply_batch(batch[i:i + 20])
                 apply_seconds += time.perf_counter() - began
                 applied += len(batch)
+                if week is weeks[-1][0]:
+                    break  # the live week: not closed yet
                 began = time.perf_counter()
                 store.apply(marker)  # applies the marker and seals the week
                 seal_seconds.append(time.perf_counter() - began)
@@ -141,8 +145,13 @@ def run() -> dict:
                     assert response.status_code == 200, response.json
                 return samples
 
+            cold_all = timed(f"/sessions/{session_id}/snapshots/{mid.label}", 1)[0]
             view_all = timed(f"/sessions/{session_id}/snapshots/{mid.label}")
+            cold_owner = timed(f"/sessions/{session_id}/snapshots/{mid.label}?owner={owners[0]}", 1)[0]
             view_owner = timed(f"/sessions/{session_id}/snapshots/{mid.label}?owner={owners[0]}")
+            live = weeks[-1][0].label
+            live_all = timed(f"/sessions/{session_id}/snapshots/{live}", 10)
+            live_owner = timed(f"/sessions/{session_id}/snapshots/{live}?owner={owners[0]}", 10)
             raw = []
             with psycopg.connect(url.set(drivername="postgresql").render_as_string(False),
                                  options="-csearch_path=snapshot") as conn:
@@ -161,6 +170,9 @@ def run() -> dict:
                 "seal_max": max(seal_seconds), "sealed": sealed,
                 "view_all_p50": statistics.median(view_all), "view_all_p99": _percentile(view_all, 0.99),
                 "view_owner_p50": statistics.median(view_owner), "view_owner_p99": _percentile(view_owner, 0.99),
+                "cold_all": cold_all, "cold_owner": cold_owner,
+                "live_all_p50": statistics.median(live_all), "live_all_p99": _percentile(live_all, 0.99),
+                "live_owner_p50": statistics.median(live_owner), "live_owner_p99": _percentile(live_owner, 0.99),
                 "raw_p50": statistics.median(raw), "stored": stored, "items": items, "changes": changes,
                 "full_copy": items * WEEKS,
             }
@@ -168,6 +180,12 @@ def run() -> dict:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+NOTES = """A sealed week never changes, so each process renders its view once (keyed by its seal and
+the late amendments listed on it) and serves it from memory after that; the first request and
+the live week show the work itself: reading the week's state, the previous week's for deltas,
+signals, and JSON for every item."""
 
 
 def report(r: dict) -> str:
@@ -179,14 +197,18 @@ def report(r: dict) -> str:
 
 | measure | okrsnap | raw baseline | ratio | target |
 | --- | ---: | ---: | ---: | --- |
-| week view p50, all ({r['rows_read']:,} items, HTTP app incl. JSON) | {ms(r['view_all_p50'])} | {ms(r['raw_p50'])} (raw SQL, same rows) | {r['view_all_p50'] / r['raw_p50']:.1f}x | < 100 ms, within 3x |
-| week view p99, all | {ms(r['view_all_p99'])} | | | |
-| week view p50 / p99, one owner | {ms(r['view_owner_p50'])} / {ms(r['view_owner_p99'])} | | | |
+| sealed week view p50 / p99, all ({r['rows_read']:,} items, HTTP app incl. JSON) | {ms(r['view_all_p50'])} / {ms(r['view_all_p99'])} | {ms(r['raw_p50'])} (raw SQL read of the same rows) | {r['view_all_p50'] / r['raw_p50']:.2f}x | < 100 ms, within 3x |
+| sealed week view p50 / p99, one owner | {ms(r['view_owner_p50'])} / {ms(r['view_owner_p99'])} | | {r['view_owner_p50'] / r['raw_p50']:.2f}x | |
+| sealed week view, first request in a process (all / one owner) | {ms(r['cold_all'])} / {ms(r['cold_owner'])} | | {r['cold_all'] / r['raw_p50']:.1f}x | |
+| live (current) week view p50 / p99, all | {ms(r['live_all_p50'])} / {ms(r['live_all_p99'])} | | {r['live_all_p50'] / r['raw_p50']:.1f}x | |
+| live (current) week view p50 / p99, one owner | {ms(r['live_owner_p50'])} / {ms(r['live_owner_p99'])} | | {r['live_owner_p50'] / r['raw_p50']:.1f}x | |
 | sealing a week (marker applied, state hashed), median / max | {ms(r['seal_p50'])} / {ms(r['seal_max'])} | | | < 1 s |
 | state rows stored (item versions + seals) | {state_rows:,} | {r['items'] + r['changes']:,} items + changes | {state_rows / (r['items'] + r['changes']):.2f}x | < 1.5x |
 | Check-in log rows (each Check-in's value, status, comment) | {r['stored']['check_ins']:,} | | | |
 | rows a full-copy design would store (items x weeks) | {r['full_copy']:,} | | {state_rows / r['full_copy']:.2f}x of it | |
 | events applied per second (batches of 20, no broker) | {r['apply_rate']:,.0f} | | | |
+
+{NOTES}
 """
 
 
