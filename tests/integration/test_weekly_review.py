@@ -214,3 +214,30 @@ def test_the_fast_week_view_serialiser_matches_the_documented_schema(tmp_path):
             fast = json.loads(fast_json(WeekView(), views[week]).get_data())
             assert fast == json.loads(json.dumps(WeekView().dump(views[week]))), week
     assert "canvas" not in json.dumps(fast)  # fields outside the schema never leave
+
+
+def test_a_reused_live_view_never_hides_a_new_event(tmp_path):
+    from services.snapshot.entrypoints.app import create_app
+    from shared.events import Event
+    from tests.helpers import internal_headers
+
+    store = _store(tmp_path, EVENTS)
+    client = create_app(store).test_client()
+    headers = internal_headers(store.settings, "snapshot", ANN, {WS: "viewer"})
+    path = f"/sessions/{IDS['session']}/snapshots/2026-W45"
+
+    def revenue():
+        view = client.get(path, headers=headers).json
+        return next(k for o in view["objectives"] for k in o["key_results"] if k["title"] == "Revenue")
+
+    assert revenue()["current_value"] == 60.0
+    assert revenue()["current_value"] == 60.0  # served again, unchanged
+    checked = next(e for e in reversed(EVENTS) if e.event_type == "checkin.key_result.checked_in")
+    state = dict(checked.payload["key_result"], current_value=75.0, progress=0.75, version=99)
+    store.apply(Event.new("checkin.key_result.checked_in", occurred_at=NOW, workspace_id=WS,
+                          session_id=uuid.UUID(IDS["session"]), entity_id=uuid.UUID(IDS["kr1"]),
+                          sequence=max(e.sequence for e in EVENTS) + 1, payload={
+                              "check_in": dict(checked.payload["check_in"], id=str(uuid.uuid4()), value=75.0,
+                                               checked_in_at=NOW),
+                              "key_result": state}))
+    assert revenue()["current_value"] == 75.0

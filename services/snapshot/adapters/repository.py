@@ -89,6 +89,13 @@ class SnapshotRepository:
     def record_sequences(self, pairs: list[tuple]) -> None:
         self.db.execute(orm.applied_sequences.insert(), [{"session_id": s, "sequence": q} for s, q in pairs])
 
+    def applied_count(self, session_id) -> tuple[int, int]:
+        """(how many, highest) of the Session's events applied: changes whenever one is."""
+        a = orm.applied_sequences
+        count, highest = self.db.execute(select(func.count(), func.max(a.c.sequence)).where(
+            a.c.session_id == session_id)).one()
+        return count, highest or 0
+
     def applied_below(self, session_id, sequence: int) -> int:
         a = orm.applied_sequences
         return self.db.execute(select(func.count()).select_from(a).where(

@@ -25,8 +25,8 @@ WEEK_VIEW = schemas.WeekView()
 
 
 class RenderedViews:
-    """Rendered views of sealed weeks, per process: a sealed week never changes, so its view is
-    computed once (keyed by its seal and the late amendments listed on it)."""
+    """Rendered week views, per process, keyed by what they depend on (see week_view_key): a
+    sealed week's is computed once; the live week's once per change (or minute)."""
 
     def __init__(self, size: int = 64):
         self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
@@ -103,7 +103,7 @@ class WeekSnapshot(MethodView):
         """The Session as it looked at the end of a week"""
         c = container()
         principal = current_principal()
-        key = handlers.sealed_week_key(principal, session_id, week, query["owner"], uow=c.uow())
+        key = handlers.week_view_key(principal, session_id, week, query["owner"], uow=c.uow(), clock=c.clock)
         body = _RENDERED.get(key) if key else None
         if body is None:
             view = handlers.week_view(principal, session_id, week, query["owner"], uow=c.uow(), clock=c.clock)

@@ -278,18 +278,27 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         return view
 
 
-def sealed_week_key(principal: Principal, session_id, week_label: str, owner: str, *, uow) -> tuple | None:
-    """For a sealed week, what its view depends on (its seal, and the late amendments listed on
-    it since); None for any other week. Checks access like the view itself."""
+LIVE_VIEW_SECONDS = 60  # how long a live week's rendered view may be reused when nothing changed
+
+
+def week_view_key(principal: Principal, session_id, week_label: str, owner: str, *, uow, clock) -> tuple | None:
+    """What a week's view depends on, for reusing it rendered; None where it cannot be reused.
+    A sealed week: its seal and the late amendments listed on it since. The live week: the
+    events applied so far, within a minute (the stale signal moves with the clock). Checks access
+    like the view itself."""
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
         week = _week(session, weeks, week_label)
-        seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
-        if seal is None:
-            return None
         starts_at, ends_at = week.bounds(session["timezone"])
-        late = len(uow.repo.late_amendments(session_id, starts_at, ends_at))
-    return str(session_id), week.label, owner, seal["content_hash"], late
+        seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
+        if seal is not None:
+            late = len(uow.repo.late_amendments(session_id, starts_at, ends_at))
+            return str(session_id), week.label, owner, seal["content_hash"], late
+        now = clock.now()
+        if starts_at <= now < ends_at:
+            applied = uow.repo.applied_count(session_id)
+            return str(session_id), week.label, owner, "live", applied, int(now.timestamp() // LIVE_VIEW_SECONDS)
+    return None
 
 
 def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
