@@ -248,7 +248,7 @@ class EventConsumer(ConsumerProducerMixin):
 
     def __init__(self, *, connection: Connection, topology: Topology, consumer: str, purpose: str,
                  handle: Callable[[Event], None], prefetch_count: int = 20,
-                 handle_batch: Callable[[list[Event]], object] | None = None, batch_size: int = 20,
+                 handle_batch: Callable[[list[Event]], object] | None = None, batch_size: int = 50,
                  batch_wait: float = 0.02):
         self.connection = connection
         self.topology = topology

@@ -24,7 +24,7 @@ class Snapshot(ServiceContainer):
     def apply_batch(self, events) -> int:
         return handlers.apply_events(events, uow=self.uow(), clock=self.clock)
 
-    def consumer(self, connection=None, prefetch_count: int = 20) -> EventConsumer:
+    def consumer(self, connection=None, prefetch_count: int = 50) -> EventConsumer:
         return EventConsumer(
             connection=connection or broker_connection(self.settings),
             topology=topology_for(self.settings), consumer=self.SERVICE, purpose="events",
