@@ -54,10 +54,13 @@ def verify(secret: str, token: str, *, typ: str, audience: str) -> dict:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts for, as the gateway vouched: a user and their Workspace roles."""
+    """Who a request acts for, as the gateway vouched: a user, the Workspaces whose Goals/OKRs
+    they may reach with their role, and the Workspaces they belong to without Goals/OKRs access
+    (those grant nothing; they only let `explain` say why)."""
 
     user_id: str | None
     workspaces: dict[str, str] = field(default_factory=dict)
+    without_okr_access: frozenset[str] = frozenset()
 
     @property
     def anonymous(self) -> bool:
@@ -66,12 +69,19 @@ class Principal:
     def member_of(self, workspace_id) -> bool:
         return str(workspace_id) in self.workspaces
 
+    def role_in(self, workspace_id) -> str | None:
+        return self.workspaces.get(str(workspace_id))
+
     def to_claims(self) -> dict:
-        return {"ws": dict(self.workspaces)}
+        claims = {"ws": dict(self.workspaces)}
+        if self.without_okr_access:
+            claims["ws_no_okr"] = sorted(self.without_okr_access)
+        return claims
 
     @classmethod
     def from_claims(cls, claims: dict) -> "Principal":
-        return cls(claims.get("sub") or None, dict(claims.get("ws") or {}))
+        return cls(claims.get("sub") or None, dict(claims.get("ws") or {}),
+                   frozenset(str(w) for w in claims.get("ws_no_okr") or ()))
 
 
 INTERNAL_HEADER = "X-Okrsnap-Internal-Token"

@@ -40,6 +40,7 @@ ROUTES = (
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/trend", ("GET",)),
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/verify", ("GET",)),
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/<string:week>", ("GET",)),
+    Route("access", "checkin", "/access/explain", ("GET",)),
     Route("exports", "export", "/exports", ("POST",)),
     Route("exports", "export", "/exports/<uuid:job_id>", ("GET",)),
     Route("exports", "export", "/exports/<uuid:job_id>/download", ("GET",), authenticated=False),
