@@ -52,6 +52,18 @@ class SessionState(Strict):
     version = fields.Integer(required=True, strict=True)
 
 
+class SessionStateV2(SessionState):
+    """v2 adds who may see the Session: the whole Workspace, or only the listed members (and
+    the Workspace's owners and admins)."""
+
+    visibility = fields.String(required=True, validate=validate.OneOf(("workspace", "restricted")))
+    members = fields.List(fields.UUID(), required=True)
+
+
+def _session_v1_to_v2(payload: dict) -> dict:
+    return payload | {"visibility": "workspace", "members": []}
+
+
 class ObjectiveState(Strict):
     id = fields.UUID(required=True)
     session_id = fields.UUID(required=True)
@@ -154,6 +166,9 @@ CATALOGUE: dict[tuple[str, int], type[Schema]] = {
     ("checkin.session.created", 1): SessionState,
     ("checkin.session.updated", 1): SessionState,
     ("checkin.session.archived", 1): SessionState,
+    ("checkin.session.created", 2): SessionStateV2,
+    ("checkin.session.updated", 2): SessionStateV2,
+    ("checkin.session.archived", 2): SessionStateV2,
     ("checkin.session.week_closed", 1): WeekClosed,
     ("checkin.objective.created", 1): ObjectiveState,
     ("checkin.objective.updated", 1): ObjectiveState,
@@ -170,6 +185,14 @@ CATALOGUE: dict[tuple[str, int], type[Schema]] = {
     ("checkin.initiative.checked_in", 1): InitiativeCheckedIn,
     ("export.job.requested", 1): ExportRequested,
 }
+
+# (name, old version) -> (new version, function): a reader upcasts an old event, never edits it.
+UPCASTERS = {
+    ("checkin.session.created", 1): (2, _session_v1_to_v2),
+    ("checkin.session.updated", 1): (2, _session_v1_to_v2),
+    ("checkin.session.archived", 1): (2, _session_v1_to_v2),
+}
+LATEST = {name: max(v for n, v in CATALOGUE if n == name) for name, _ in CATALOGUE}
 
 
 class EnvelopeSchema(Schema):
@@ -203,7 +226,8 @@ class Event:
 
     @classmethod
     def new(cls, event_type: str, *, occurred_at: datetime, workspace_id, entity_id, payload: dict,
-            session_id=None, sequence=None, actor_id=None, version: int = 1) -> "Event":
+            session_id=None, sequence=None, actor_id=None, version: int | None = None) -> "Event":
+        version = version or LATEST.get(event_type, 1)
         schema = payload_schema(event_type, version)
         # Validate what we are about to promise on the wire, then keep the wire form.
         wire_payload = schema.dump(schema.load(schema.dump(payload)))
@@ -214,7 +238,12 @@ class Event:
         return EnvelopeSchema().dump(self.__dict__)
 
     def load_payload(self) -> dict[str, Any]:
-        return payload_schema(self.event_type, self.event_version).load(self.payload)
+        """The payload validated against its own version, then upcast to the latest one."""
+        payload, version = payload_schema(self.event_type, self.event_version).load(self.payload), self.event_version
+        while (self.event_type, version) in UPCASTERS:
+            version, upcast = UPCASTERS[(self.event_type, version)]
+            payload = upcast(payload)
+        return payload
 
 
 def payload_schema(event_type: str, version: int) -> Schema:

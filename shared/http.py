@@ -129,15 +129,11 @@ def error_response(code: int, message: str, errors: list[dict] | None = None):
 
 
 def register_access_errors(app: Flask) -> None:
-    from shared.access import Forbidden, NotFound
+    from shared.access import AccessDenied
 
-    @app.errorhandler(NotFound)
-    def _not_found(exc: NotFound):
-        return error_response(404, str(exc))
-
-    @app.errorhandler(Forbidden)
-    def _forbidden(exc: Forbidden):
-        return error_response(403, str(exc))
+    @app.errorhandler(AccessDenied)
+    def _denied(exc: AccessDenied):
+        return error_response(exc.status, exc.message)
 
 
 _PLANS: dict[int, tuple] = {}

@@ -18,7 +18,7 @@ from services.checkin.entrypoints.app import create_app as checkin_app
 from services.gateway.bootstrap import bootstrap as gateway_bootstrap
 from services.gateway.entrypoints.app import create_app as gateway_app
 from services.gateway.service_layer import handlers as identity
-from shared.events import decode
+from shared.events import LATEST, decode
 from shared.messaging import declare_topology
 from tests.conftest import make_settings
 
@@ -170,7 +170,7 @@ def test_every_change_emits_its_versioned_event_with_the_full_state(stack, owner
     assert [body["sequence"] for _, body in events] == list(range(1, len(steps) + 1))
     for (name, body), (_, answered) in zip(events, steps):
         event = decode(body)  # the consumer's validation: catalogue schema of that version
-        assert (event.event_type, event.event_version) == (name, 1)
+        assert (event.event_type, event.event_version) == (name, LATEST[name])
         assert body["occurred_at"].endswith("+00:00") and body["workspace_id"] == ws
         assert body["session_id"] == sid and body["actor_id"] == owner["id"]
         state = body["payload"].get("key_result") or body["payload"].get("initiative") or body["payload"]

@@ -32,6 +32,10 @@ def _uuids(values) -> list:
     return [v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)) for v in values or []]
 
 
+def _members(session: Session) -> dict:
+    return {"members": [str(m) for m in session.members]}
+
+
 class SqlRepository:
     def __init__(self, db: DbSession):
         self.db = db
@@ -49,7 +53,8 @@ class SqlRepository:
 
     # Sessions ----------------------------------------------------------------------------
     def add_session(self, session: Session) -> None:
-        self.db.execute(orm.sessions.insert().values(**_row(orm.sessions, session), last_sequence=0))
+        self.db.execute(orm.sessions.insert().values(**_row(orm.sessions, session) | _members(session),
+                                                     last_sequence=0))
 
     def get_session(self, session_id, *, for_update: bool = False) -> Session | None:
         query = select(orm.sessions).where(orm.sessions.c.id == session_id)
@@ -58,10 +63,11 @@ class SqlRepository:
             return None
         values = dict(row)
         values.pop("last_sequence")
+        values["members"] = _uuids(values["members"])
         return Session(**values)
 
     def save_session(self, session: Session) -> None:
-        self._save(orm.sessions, session)
+        self._save(orm.sessions, session, _members(session))
 
     def list_sessions(self, workspace_id) -> list[Session]:
         ids = self.db.execute(select(orm.sessions.c.id).where(orm.sessions.c.workspace_id == workspace_id)

@@ -21,6 +21,8 @@ class CreateSession:
     week_start_day: str = "monday"
     checkin_cadence: str = "weekly"
     checkin_weekday: str = "friday"
+    visibility: str = "workspace"
+    members: tuple = ()
 
 
 @dataclass(frozen=True)

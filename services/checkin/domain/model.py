@@ -21,6 +21,7 @@ from shared.events import (
 )
 
 MAX_SESSION_DAYS = 366
+VISIBILITIES = ("workspace", "restricted")
 EARLIEST, LATEST = date(1970, 1, 1), date(2200, 12, 31)  # keeps week arithmetic far from date limits
 
 
@@ -113,12 +114,15 @@ class Session(Entity):
     checkin_cadence: str = "weekly"
     checkin_weekday: str = "friday"
     status: str = "active"  # active | archived
+    visibility: str = "workspace"  # workspace | restricted (its members, owners and admins)
+    members: list = field(default_factory=list)
     version: int = 1
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
     MUTABLE = ("name", "start_date", "end_date", "timezone", "week_start_day", "checkin_cadence",
-               "checkin_weekday")
+               "checkin_weekday", "visibility", "members")
+    ACCESS_FIELDS = ("visibility", "members")  # changing who may see it takes an owner or admin
 
     def __post_init__(self):
         self.validate()
@@ -142,6 +146,8 @@ class Session(Entity):
             raise DomainError("Unknown weekday.", "checkin_weekday")
         if self.checkin_cadence not in CADENCES:
             raise DomainError("Unknown Check-in cadence.", "checkin_cadence")
+        if self.visibility not in VISIBILITIES:
+            raise DomainError("Visibility is workspace or restricted.", "visibility")
 
     @property
     def archived(self) -> bool:

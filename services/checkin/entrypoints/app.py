@@ -28,6 +28,7 @@ objectives = Blueprint("objectives", __name__, description="Objectives (a cascad
 key_results = Blueprint("key_results", __name__, description="Key Results")
 initiatives = Blueprint("initiatives", __name__, description="Initiatives and their connected Key Results")
 check_ins = Blueprint("check_ins", __name__, description="Check-ins: why progress moved")
+access_blp = Blueprint("access", __name__, description="Why you can or cannot reach something")
 
 IF_MATCH = {"If-Match": {"description": "the item's version (its ETag); required", "required": True,
                          "schema": {"type": "string"}}}
@@ -53,7 +54,12 @@ def _update(kind: str, item_id, changes: dict):
     c = container()
     item = handlers.update_item(commands.UpdateItem(current_principal(), kind, item_id, _expected_version(),
                                                     changes), uow=c.uow(), clock=c.clock, members=c.members)
-    return _tagged(item)
+    return _tagged(_shown(item) if kind == "initiative" else item)
+
+
+def _shown(initiative):
+    """A changed Initiative as its editor may see it (no canvas link without canvas permission)."""
+    return handlers.present_initiative(current_principal(), initiative, uow=container().uow())
 
 
 def _remove(kind: str, item_id):
@@ -76,7 +82,7 @@ class WorkspaceSessions(MethodView):
         """Create a Session"""
         c = container()
         return _tagged(handlers.create_session(commands.CreateSession(current_principal(), workspace_id, **body),
-                                               uow=c.uow(), clock=c.clock), 201)
+                                               uow=c.uow(), clock=c.clock, members=c.members), 201)
 
     @sessions.response(200, schemas.SessionOut(many=True))
     def get(self, workspace_id):
@@ -216,8 +222,8 @@ class SessionInitiatives(MethodView):
     def post(self, body, session_id):
         """Add an Initiative, optionally connected to Key Results"""
         c = container()
-        return _tagged(handlers.add_initiative(commands.AddInitiative(current_principal(), session_id, **body),
-                                               uow=c.uow(), clock=c.clock, members=c.members), 201)
+        return _tagged(_shown(handlers.add_initiative(commands.AddInitiative(current_principal(), session_id, **body),
+                                                      uow=c.uow(), clock=c.clock, members=c.members)), 201)
 
 
 @initiatives.route("/initiatives/<uuid:initiative_id>")
@@ -241,21 +247,29 @@ class InitiativeDetail(MethodView):
         _remove("initiative", initiative_id)
 
 
+@initiatives.route("/initiatives/<uuid:initiative_id>/canvas")
+class InitiativeCanvas(MethodView):
+    @initiatives.response(200, schemas.CanvasView)
+    def get(self, initiative_id):
+        """Open an Initiative's canvas: its link, for members with canvas permission (else 403)"""
+        return handlers.open_canvas(current_principal(), initiative_id, uow=container().uow())
+
+
 @initiatives.route("/initiatives/<uuid:initiative_id>/key-results/<uuid:key_result_id>")
 class InitiativeConnection(MethodView):
     @initiatives.response(200, schemas.InitiativeOut)
     def put(self, initiative_id, key_result_id):
         """Connect a Key Result"""
         c = container()
-        return _tagged(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id),
-                                        uow=c.uow(), clock=c.clock))
+        return _tagged(_shown(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id),
+                                               uow=c.uow(), clock=c.clock)))
 
     @initiatives.response(200, schemas.InitiativeOut)
     def delete(self, initiative_id, key_result_id):
         """Disconnect a Key Result"""
         c = container()
-        return _tagged(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id, False),
-                                        uow=c.uow(), clock=c.clock))
+        return _tagged(_shown(handlers.connect(commands.Connect(current_principal(), initiative_id, key_result_id,
+                                                               False), uow=c.uow(), clock=c.clock)))
 
 
 # --- Check-ins -----------------------------------------------------------------------------
@@ -289,7 +303,7 @@ class InitiativeCheckIns(MethodView):
         c = container()
         entry, initiative = handlers.record_initiative_check_in(
             commands.RecordInitiativeCheckIn(current_principal(), initiative_id, **body), uow=c.uow(), clock=c.clock)
-        return {"check_in": entry, "initiative": initiative}
+        return {"check_in": entry, "initiative": _shown(initiative)}
 
     @check_ins.arguments(schemas.Page, location="query")
     @check_ins.response(200, schemas.InitiativeCheckInPage)
@@ -300,7 +314,16 @@ class InitiativeCheckIns(MethodView):
         return {"items": items, "total": total, **page}
 
 
-BLUEPRINTS = (sessions, objectives, key_results, initiatives, check_ins)
+@access_blp.route("/access/explain")
+class AccessExplain(MethodView):
+    @access_blp.arguments(schemas.AccessQuery, location="query")
+    @access_blp.response(200, schemas.AccessExplained)
+    def get(self, query):
+        """Why you can or cannot see, check in on, change, or open a resource (kind:id)"""
+        return handlers.explain_access(current_principal(), query["resource"], uow=container().uow())
+
+
+BLUEPRINTS = (sessions, objectives, key_results, initiatives, check_ins, access_blp)
 
 
 def create_app(container: Checkin | None = None):

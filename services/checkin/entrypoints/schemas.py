@@ -36,6 +36,10 @@ class SessionFields(Strict):
     week_start_day = fields.String(validate=validate.OneOf(WEEKDAYS))
     checkin_cadence = fields.String(validate=validate.OneOf(CADENCES))
     checkin_weekday = fields.String(validate=validate.OneOf(WEEKDAYS))
+    visibility = fields.String(validate=validate.OneOf(("workspace", "restricted")),
+                               metadata={"description": "workspace: every member; restricted: the listed "
+                                                        "members, owners and admins (owners and admins set it)"})
+    members = fields.List(fields.UUID(), **MEMBERS)
 
 
 class SessionCreate(SessionFields):
@@ -46,6 +50,8 @@ class SessionCreate(SessionFields):
     week_start_day = fields.String(load_default="monday", validate=validate.OneOf(WEEKDAYS))
     checkin_cadence = fields.String(load_default="weekly", validate=validate.OneOf(CADENCES))
     checkin_weekday = fields.String(load_default="friday", validate=validate.OneOf(WEEKDAYS))
+    visibility = fields.String(load_default="workspace", validate=validate.OneOf(("workspace", "restricted")))
+    members = fields.List(fields.UUID(), load_default=list, **MEMBERS)
 
 
 class SessionPatch(SessionFields, AtLeastOne):
@@ -63,6 +69,8 @@ class SessionOut(Schema):
     checkin_cadence = fields.String()
     checkin_weekday = fields.String()
     status = fields.String(metadata={"description": "active or archived (read-only, still reviewable)"})
+    visibility = fields.String()
+    members = fields.List(fields.UUID())
     version = fields.Integer()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
@@ -168,8 +176,9 @@ class CanvasIn(Strict):
 
 class CanvasOut(Schema):
     title = fields.String()
-    url = fields.String()
-    access = fields.List(fields.UUID())
+    url = fields.String(allow_none=True, metadata={"description": "null without canvas permission"})
+    access = fields.List(fields.UUID(), metadata={"description": "empty without canvas permission"})
+    can_open = fields.Boolean(dump_default=True, metadata={"description": "whether you may open the canvas"})
 
 
 class InitiativeFields(Strict):
@@ -205,6 +214,34 @@ class InitiativeOut(Schema):
 
 
 # --- Check-ins -----------------------------------------------------------------------------
+
+class CanvasView(Schema):
+    initiative_id = fields.UUID()
+    title = fields.String()
+    url = fields.String()
+    access = fields.List(fields.UUID())
+
+
+class AccessQuery(Strict):
+    resource = fields.String(required=True, validate=validate.Regexp(
+        r"^(workspace|session|objective|key_result|initiative|canvas):[0-9a-fA-F-]{36}$",
+        error="Name a resource as <kind>:<id>, kind one of workspace, session, objective, key_result, "
+              "initiative, canvas."), metadata={"description": "e.g. objective:3f2c…"})
+
+
+class AccessReason(Schema):
+    code = fields.String()
+    message = fields.String()
+
+
+class AccessExplained(Schema):
+    resource = fields.String()
+    can_view = fields.Boolean()
+    can_check_in = fields.Boolean()
+    can_edit = fields.Boolean()
+    can_open_canvas = fields.Boolean(allow_none=True)
+    reasons = fields.List(fields.Nested(AccessReason))
+
 
 class CheckInCreate(Strict):
     value = fields.Float(required=True, **NUMBER)

@@ -3,6 +3,7 @@ the entity's full new state to the outbox in that same transaction."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
 from services.checkin.domain import commands, views
@@ -20,18 +21,21 @@ from services.checkin.domain.model import (
     remove,
     weighted_progress,
 )
+from shared import access
 from shared.access import (
-    Forbidden,
+    AccessDenied,
+    Decision,
     NotFound,
-    can_read,
-    ensure_readable,
-    ensure_writable,
+    ensure,
+    item_facts,
+    private_guards,
+    session_facts,
+    visible_items,
 )
 from shared.events import Event
 from shared.tokens import Principal
 from shared.weeks import session_weeks
 
-ADMINS = ("owner", "admin")
 KIND_NAMES = {"session": "Session", "objective": "Objective", "key_result": "Key Result",
               "initiative": "Initiative"}
 
@@ -53,7 +57,7 @@ def _readable_session(uow, principal: Principal, session_id) -> Session:
     session = uow.repo.get_session(session_id)
     if session is None:
         raise NotFound("Session")
-    ensure_readable(principal, session.workspace_id, "Session")
+    ensure(principal, access.VIEW, "Session", workspace_id=session.workspace_id, session=session_facts(session))
     return session
 
 
@@ -66,21 +70,71 @@ def _get(uow, kind: str, item_id, *, for_update: bool = False):
     return item
 
 
-def _readable(uow, principal: Principal, kind: str, item_id, *, for_update: bool = False):
-    """The item and its Session; anything the principal may not read is "not found" under the
-    item's own name, so a foreign id and an unknown one answer alike."""
+def _facts(uow, principal: Principal, kind: str, item, session: Session):
+    """What `decide` needs to know of an item: its owner, the private Objectives above it, its
+    canvas. An Initiative is seen through the Key Results it connects to (any one will do)."""
+    if kind == "session":
+        return None
+    guards = private_guards(uow.repo.list_objectives(session.id))
+    if kind == "objective":
+        return item_facts(item.owner_id, guards.get(str(item.id), ()))
+    if kind == "key_result":
+        return item_facts(item.owner_id, guards.get(str(item.objective_id), ()))
+    connected = [kr for kr in (uow.repo.get_key_result(k) for k in item.key_result_ids) if kr is not None]
+    seen = visible_items(principal, session_facts(session), [], connected, [item],
+                         privacy_objectives=uow.repo.list_objectives(session.id))
+    if str(item.id) not in seen.initiatives:
+        return access.ItemFacts(item.owner_id and str(item.owner_id), reachable=False)
+    return item_facts(item.owner_id, (), item.canvas)
+
+
+def _allowed(uow, principal: Principal, action: str, kind: str, item_id, *, for_update: bool = False):
+    """The item and its Session, if `decide` allows the action; anything the principal may not
+    see is "not found" under the item's own name, so a foreign id and an unknown one answer alike."""
     item = _get(uow, kind, item_id, for_update=for_update)
     session = item if kind == "session" else uow.repo.get_session(item.session_id)
-    if session is None or not can_read(principal, session.workspace_id):
+    if session is None:
         raise NotFound(KIND_NAMES[kind])
+    _ensure(principal, action, kind, session, _facts(uow, principal, kind, item, session))
     return item, session
 
 
-def _writable(uow, principal: Principal, kind: str, item_id, *, for_update: bool = False):
-    item, session = _readable(uow, principal, kind, item_id, for_update=for_update)
-    ensure_writable(principal, session.workspace_id, KIND_NAMES[kind])
-    session.ensure_editable()
+def _ensure(principal: Principal, action: str, kind: str, session: Session, item=None) -> None:
+    try:
+        ensure(principal, action, KIND_NAMES[kind], workspace_id=session.workspace_id,
+               session=session_facts(session), item=item)
+    except AccessDenied as denied:
+        if denied.decision.reason == "archived":
+            session.ensure_editable()  # 409 naming the Session
+        raise
+
+
+def _readable(uow, principal: Principal, kind: str, item_id, *, for_update: bool = False):
+    return _allowed(uow, principal, access.VIEW, kind, item_id, for_update=for_update)
+
+
+def _writable(uow, principal: Principal, kind: str, item_id, *, for_update: bool = False,
+              action: str = access.EDIT):
+    return _allowed(uow, principal, action, kind, item_id, for_update=for_update)
+
+
+def _adding_to(uow, principal: Principal, kind: str, item_id):
+    """Adding an item to a Session or under an Objective: the parent must be seen, and the
+    principal's role must allow changes to the (unarchived) Session."""
+    item, session = _readable(uow, principal, kind, item_id)
+    _ensure(principal, access.EDIT, kind, session)
     return item, session
+
+
+def _visible_key_result(uow, principal: Principal, session: Session, key_result_id, field: str) -> KeyResult:
+    key_result = uow.repo.get_key_result(key_result_id)
+    if key_result is None or key_result.session_id != session.id:
+        raise NotFound("Key Result")
+    guards = private_guards(uow.repo.list_objectives(session.id))
+    if not access.can(principal, access.VIEW, workspace_id=session.workspace_id, session=session_facts(session),
+                      item=item_facts(key_result.owner_id, guards.get(str(key_result.objective_id), ()))):
+        raise NotFound("Key Result")
+    return key_result
 
 
 def _save(uow, kind: str, item) -> None:
@@ -97,6 +151,18 @@ def _check_parent(uow, session: Session, objective_id, parent_id) -> None:
     ensure_no_cycle(objective_id, parent_id, uow.repo.parents(session.id))
 
 
+def _check_visible_parent(uow, principal: Principal, session: Session, parent_id) -> None:
+    """A parent the principal cannot see answers like one that does not exist."""
+    if parent_id is None:
+        return
+    parent = uow.repo.get_objective(parent_id)
+    guards = private_guards(uow.repo.list_objectives(session.id))
+    if parent is None or parent.session_id != session.id or not access.can(
+            principal, access.VIEW, workspace_id=session.workspace_id, session=session_facts(session),
+            item=item_facts(parent.owner_id, guards.get(str(parent.id), ()))):
+        raise DomainError("The parent Objective is not in this Session.", "parent_id")
+
+
 def _check_members(members, principal: Principal, session: Session, named: dict) -> None:
     """Owners, visibility and canvas access lists name Workspace members only (one lookup)."""
     wanted = {field: {v for v in values if v is not None} for field, values in named.items()}
@@ -111,6 +177,8 @@ def _people(fields_: dict) -> dict:
     named = {}
     if "owner_id" in fields_:
         named["owner_id"] = [fields_["owner_id"]]
+    if "members" in fields_:
+        named["members"] = list(fields_["members"] or [])
     if "visible_to" in fields_:
         named["visible_to"] = list(fields_["visible_to"] or [])
     if fields_.get("canvas"):
@@ -124,12 +192,16 @@ def _canvas(value: dict | None) -> Canvas | None:
 
 # --- Sessions ------------------------------------------------------------------------------
 
-def create_session(cmd: commands.CreateSession, *, uow, clock) -> Session:
-    ensure_writable(cmd.principal, cmd.workspace_id, "Workspace")
+def create_session(cmd: commands.CreateSession, *, uow, clock, members=None) -> Session:
+    ensure(cmd.principal, access.CREATE_SESSION, "Workspace", workspace_id=cmd.workspace_id)
+    if cmd.visibility != "workspace" or cmd.members:
+        ensure(cmd.principal, access.RESTRICT, "Workspace", workspace_id=cmd.workspace_id)
     now = clock.now()
     session = Session(new_id(), cmd.workspace_id, cmd.name, cmd.start_date, cmd.end_date, cmd.timezone,
                       cmd.week_start_day, cmd.checkin_cadence, cmd.checkin_weekday,
-                      created_at=now, updated_at=now)
+                      visibility=cmd.visibility, members=list(cmd.members), created_at=now, updated_at=now)
+    if members is not None and cmd.members:
+        _check_members(members, cmd.principal, session, {"members": cmd.members})
     with uow:
         uow.repo.add_session(session)
         _event(uow, "checkin.session.created", session=session, entity_id=session.id,
@@ -141,9 +213,8 @@ def create_session(cmd: commands.CreateSession, *, uow, clock) -> Session:
 def archive_session(cmd: commands.ArchiveSession, *, uow, clock) -> Session:
     now = clock.now()
     with uow:
-        session, _ = _writable(uow, cmd.principal, "session", cmd.session_id, for_update=True)
-        if cmd.principal.workspaces.get(str(session.workspace_id)) not in ADMINS:
-            raise Forbidden("Only a Workspace owner or admin may archive a Session.")
+        session, _ = _writable(uow, cmd.principal, "session", cmd.session_id, for_update=True,
+                               action=access.ARCHIVE)
         session.archive(now)
         uow.repo.save_session(session)
         _event(uow, "checkin.session.archived", session=session, entity_id=session.id,
@@ -213,8 +284,9 @@ def _check_in(uow, session: Session, key_result: KeyResult, principal: Principal
 def add_objective(cmd: commands.AddObjective, *, uow, clock, members) -> Objective:
     now = clock.now()
     with uow:
-        session, _ = _writable(uow, cmd.principal, "session", cmd.session_id)
+        session, _ = _adding_to(uow, cmd.principal, "session", cmd.session_id)
         _check_members(members, cmd.principal, session, {"owner_id": [cmd.owner_id], "visible_to": cmd.visible_to})
+        _check_visible_parent(uow, cmd.principal, session, cmd.parent_id)
         objective = _new_objective(uow, session, cmd.principal, now, title=cmd.title,
                                    description=cmd.description, owner_id=cmd.owner_id,
                                    parent_id=cmd.parent_id, private=cmd.private, visible_to=cmd.visible_to)
@@ -225,7 +297,7 @@ def add_objective(cmd: commands.AddObjective, *, uow, clock, members) -> Objecti
 def add_key_result(cmd: commands.AddKeyResult, *, uow, clock, members) -> KeyResult:
     now = clock.now()
     with uow:
-        objective, session = _writable(uow, cmd.principal, "objective", cmd.objective_id)
+        objective, session = _adding_to(uow, cmd.principal, "objective", cmd.objective_id)
         _check_members(members, cmd.principal, session, {"owner_id": [cmd.owner_id]})
         key_result = _new_key_result(
             uow, session, objective, cmd.principal, now, title=cmd.title, start_value=cmd.start_value,
@@ -238,8 +310,13 @@ def add_key_result(cmd: commands.AddKeyResult, *, uow, clock, members) -> KeyRes
 def add_initiative(cmd: commands.AddInitiative, *, uow, clock, members) -> Initiative:
     now = clock.now()
     with uow:
-        session, _ = _writable(uow, cmd.principal, "session", cmd.session_id)
+        session, _ = _adding_to(uow, cmd.principal, "session", cmd.session_id)
         _check_members(members, cmd.principal, session, _people({"owner_id": cmd.owner_id, "canvas": cmd.canvas}))
+        for position, key_result_id in enumerate(cmd.key_result_ids):
+            try:
+                _visible_key_result(uow, cmd.principal, session, key_result_id, "key_result_ids")
+            except AccessDenied:
+                raise DomainError("No such Key Result in this Session.", f"key_result_ids.{position}") from None
         initiative = _new_initiative(uow, session, cmd.principal, now, title=cmd.title, status=cmd.status,
                                      owner_id=cmd.owner_id, canvas=cmd.canvas,
                                      key_result_ids=cmd.key_result_ids)
@@ -255,8 +332,12 @@ def update_item(cmd: commands.UpdateItem, *, uow, clock, members):
         item, session = _writable(uow, cmd.principal, cmd.kind, cmd.item_id, for_update=True)
         check_version(item, cmd.expected_version)
         changes = dict(cmd.changes)
+        if cmd.kind == "session" and set(changes) & set(Session.ACCESS_FIELDS):
+            ensure(cmd.principal, access.RESTRICT, "Session", workspace_id=session.workspace_id,
+                   session=session_facts(session))
         _check_members(members, cmd.principal, session, _people(changes))
         if cmd.kind == "objective" and "parent_id" in changes:
+            _check_visible_parent(uow, cmd.principal, session, changes["parent_id"])
             _check_parent(uow, session, item.id, changes["parent_id"])
         if cmd.kind == "initiative" and "canvas" in changes:
             changes["canvas"] = _canvas(changes["canvas"])
@@ -296,10 +377,8 @@ def connect(cmd: commands.Connect, *, uow, clock) -> Initiative:
     with uow:
         initiative, session = _writable(uow, cmd.principal, "initiative", cmd.initiative_id, for_update=True)
         if cmd.connected:
-            key_result = uow.repo.get_key_result(cmd.key_result_id)
-            if key_result is None or key_result.session_id != session.id:
-                raise NotFound("Key Result")
-            initiative.connect(key_result, now)
+            initiative.connect(_visible_key_result(uow, cmd.principal, session, cmd.key_result_id, "key_result_id"),
+                               now)
         else:
             initiative.disconnect(cmd.key_result_id, now)
         uow.repo.save_initiative(initiative)
@@ -315,7 +394,8 @@ def connect(cmd: commands.Connect, *, uow, clock) -> Initiative:
 def record_check_in(cmd: commands.RecordCheckIn, *, uow, clock):
     now = clock.now()
     with uow:
-        key_result, session = _writable(uow, cmd.principal, "key_result", cmd.key_result_id, for_update=True)
+        key_result, session = _writable(uow, cmd.principal, "key_result", cmd.key_result_id, for_update=True,
+                                        action=access.CHECK_IN)
         entry = _check_in(uow, session, key_result, cmd.principal, now, value=cmd.value, status=cmd.status,
                           confidence=cmd.confidence, comment=cmd.comment)
         uow.commit()
@@ -325,7 +405,8 @@ def record_check_in(cmd: commands.RecordCheckIn, *, uow, clock):
 def record_initiative_check_in(cmd: commands.RecordInitiativeCheckIn, *, uow, clock):
     now = clock.now()
     with uow:
-        initiative, session = _writable(uow, cmd.principal, "initiative", cmd.initiative_id, for_update=True)
+        initiative, session = _writable(uow, cmd.principal, "initiative", cmd.initiative_id, for_update=True,
+                                        action=access.CHECK_IN)
         entry = initiative.check_in(status=cmd.status, comment=cmd.comment,
                                     author_id=_actor(cmd.principal), at=now)
         state = initiative.state()
@@ -371,9 +452,7 @@ def close_ended_weeks(*, uow, clock, grace_seconds: int) -> int:
 def import_history(cmd: commands.ImportHistory, *, uow, clock, members) -> Session:
     """A Session's past, replayed in time order in one transaction: every event keeps its
     original time, so the Snapshots of the past weeks fill as if it had happened here."""
-    ensure_writable(cmd.principal, cmd.workspace_id, "Workspace")
-    if cmd.principal.workspaces.get(str(cmd.workspace_id)) not in ADMINS:
-        raise Forbidden("Only a Workspace owner or admin may import history.")
+    ensure(cmd.principal, access.IMPORT, "Workspace", workspace_id=cmd.workspace_id)
     doc, now = cmd.document, clock.now()
     spec = dict(doc["session"])
     created_at = spec.pop("created_at")
@@ -438,15 +517,42 @@ def get_item(principal: Principal, kind: str, item_id, *, uow):
 
 
 def list_sessions(principal: Principal, workspace_id, *, uow) -> list[Session]:
-    ensure_readable(principal, workspace_id, "Workspace")
+    ensure(principal, access.VIEW, "Workspace", workspace_id=workspace_id)
     with uow:
-        return uow.repo.list_sessions(workspace_id)
+        return [s for s in uow.repo.list_sessions(workspace_id)
+                if access.can(principal, access.VIEW, workspace_id=workspace_id, session=session_facts(s))]
+
+
+def _present(initiative: Initiative, seen: access.Visibility) -> Initiative:
+    """An Initiative as this principal may see it: connections to hidden Key Results left out,
+    the canvas link only with canvas permission."""
+    canvas = initiative.canvas
+    if canvas is not None:
+        opens = str(initiative.id) in seen.canvases
+        canvas = {"title": canvas.title, "url": canvas.url if opens else None,
+                  "access": list(canvas.access) if opens else [], "can_open": opens}
+    return replace(initiative, canvas=canvas,
+                   key_result_ids=[k for k in initiative.key_result_ids if str(k) in seen.key_results])
 
 
 def _session_items(uow, principal: Principal, session_id):
+    """The Session and the items of it the principal may see."""
     session = _readable_session(uow, principal, session_id)
-    return (session, uow.repo.list_objectives(session.id), uow.repo.list_key_results(session.id),
-            uow.repo.list_initiatives(session.id))
+    objectives = uow.repo.list_objectives(session.id)
+    key_results = uow.repo.list_key_results(session.id)
+    initiatives = uow.repo.list_initiatives(session.id)
+    seen = visible_items(principal, session_facts(session), objectives, key_results, initiatives)
+    return (session, [o for o in objectives if str(o.id) in seen.objectives],
+            [k for k in key_results if str(k.id) in seen.key_results],
+            [_present(i, seen) for i in initiatives if str(i.id) in seen.initiatives])
+
+
+def visible_in_session(principal: Principal, session_id, *, uow) -> dict:
+    """Ids of what the principal sees of a Session (tests compare it with the Snapshot's)."""
+    with uow:
+        _, objectives, key_results, initiatives = _session_items(uow, principal, session_id)
+    return {"objective": {str(o.id) for o in objectives}, "key_result": {str(k.id) for k in key_results},
+            "initiative": {str(i.id) for i in initiatives}}
 
 
 def session_tree(principal: Principal, session_id, *, uow) -> dict:
@@ -461,28 +567,115 @@ def session_list(principal: Principal, session_id, query: views.ListQuery, *, uo
     return views.list_items(objectives, key_results, initiatives, query)
 
 
+def _seen(uow, principal: Principal, session: Session, key_results, initiatives) -> access.Visibility:
+    return visible_items(principal, session_facts(session), [], key_results, initiatives,
+                         privacy_objectives=uow.repo.list_objectives(session.id))
+
+
 def objective_detail(principal: Principal, objective_id, *, uow) -> dict:
     with uow:
         objective, session = _readable(uow, principal, "objective", objective_id)
+        # Key Results share their Objective's visibility: whoever sees it sees them.
         key_results = [kr for kr in uow.repo.list_key_results(session.id) if kr.objective_id == objective.id]
     return {"objective": objective, "progress": weighted_progress(key_results), "key_results": key_results}
 
 
 def key_result_detail(principal: Principal, key_result_id, *, uow) -> dict:
     with uow:
-        key_result, _ = _readable(uow, principal, "key_result", key_result_id)
+        key_result, session = _readable(uow, principal, "key_result", key_result_id)
         check_ins, total = uow.repo.list_check_ins(key_result.id, limit=10, offset=0)
-        return {"key_result": key_result, "initiatives": uow.repo.initiatives_of(key_result.id),
+        initiatives = uow.repo.initiatives_of(key_result.id)
+        connected = {k for i in initiatives for k in i.key_result_ids}
+        seen = _seen(uow, principal, session, [k for k in map(uow.repo.get_key_result, connected) if k],
+                     initiatives)
+        return {"key_result": key_result, "initiatives": [_present(i, seen) for i in initiatives],
                 "check_ins": check_ins, "check_in_count": total}
 
 
 def initiative_detail(principal: Principal, initiative_id, *, uow) -> dict:
     with uow:
-        initiative, _ = _readable(uow, principal, "initiative", initiative_id)
-        key_results = [uow.repo.get_key_result(k) for k in initiative.key_result_ids]
+        initiative, session = _readable(uow, principal, "initiative", initiative_id)
+        key_results = [k for k in map(uow.repo.get_key_result, initiative.key_result_ids) if k]
+        seen = _seen(uow, principal, session, key_results, [initiative])
         check_ins, total = uow.repo.list_initiative_check_ins(initiative.id, limit=10, offset=0)
-        return {"initiative": initiative, "key_results": [k for k in key_results if k],
+        return {"initiative": _present(initiative, seen),
+                "key_results": [k for k in key_results if str(k.id) in seen.key_results],
                 "check_ins": check_ins, "check_in_count": total}
+
+
+def open_canvas(principal: Principal, initiative_id, *, uow) -> dict:
+    """An Initiative's canvas link: 403 that says so without canvas permission (the Initiative
+    itself stays visible wherever its Key Results are)."""
+    with uow:
+        initiative, _ = _allowed(uow, principal, access.OPEN_CANVAS, "initiative", initiative_id)
+    if initiative.canvas is None:
+        raise NotFound("Canvas")
+    return {"initiative_id": initiative.id, **initiative.canvas.state()}
+
+
+def present_initiative(principal: Principal, initiative: Initiative, *, uow) -> Initiative:
+    """A changed Initiative as its editor may see it (the canvas link needs canvas permission)."""
+    with uow:
+        session = uow.repo.get_session(initiative.session_id)
+        key_results = [k for k in map(uow.repo.get_key_result, initiative.key_result_ids) if k]
+        return _present(initiative, _seen(uow, principal, session, key_results, [initiative]))
+
+
+# --- Explaining access -----------------------------------------------------------------------
+
+EXPLAIN_KINDS = {"session": "session", "objective": "objective", "key_result": "key_result",
+                 "initiative": "initiative", "canvas": "initiative"}
+
+
+def explain_access(principal: Principal, resource: str, *, uow) -> dict:
+    """Why the principal can or cannot see and change a resource. Someone outside its Workspace
+    learns nothing, not even that it exists: they get the answer an unknown id gets."""
+    kind, _, raw_id = resource.partition(":")
+    unknown = {"resource": resource, "can_view": False, "can_check_in": False, "can_edit": False,
+               "can_open_canvas": None, "reasons": [{"code": "not_found", "message":
+                   "Nothing by that id is visible to you: it does not exist, or you are not a member of "
+                   "its Workspace."}]}
+    try:
+        item_id = uuid.UUID(raw_id)
+    except ValueError:
+        return unknown
+
+    def reason(decision: Decision) -> list[dict]:
+        return [] if decision.allowed else [{"code": decision.reason, "message": decision.message}]
+
+    with uow:
+        if kind == "workspace":
+            decision = access.decide(principal, access.VIEW, workspace_id=item_id)
+            if decision.reason == "not_member":
+                return unknown
+            edit = access.decide(principal, access.CREATE_SESSION, workspace_id=item_id)
+            return {"resource": resource, "can_view": decision.allowed, "can_check_in": edit.allowed,
+                    "can_edit": edit.allowed, "can_open_canvas": None, "reasons": reason(decision) or reason(edit)}
+        entity_kind = EXPLAIN_KINDS[kind]
+        try:
+            item = _get(uow, entity_kind, item_id)
+        except AccessDenied:
+            return unknown
+        session = item if entity_kind == "session" else uow.repo.get_session(item.session_id)
+        if session is None:
+            return unknown
+        facts = dict(workspace_id=session.workspace_id, session=session_facts(session),
+                     item=_facts(uow, principal, entity_kind, item, session))
+        view = access.decide(principal, access.VIEW, **facts)
+        if view.reason in ("not_member", "not_signed_in"):
+            return unknown
+        edit = access.decide(principal, access.EDIT, **facts)
+        check_in = access.decide(principal, access.CHECK_IN, **facts)
+        canvas = None
+        if entity_kind == "initiative":
+            canvas = access.decide(principal, access.OPEN_CANVAS, **facts)
+            if kind == "canvas" and item.canvas is None:
+                return unknown
+        reasons = reason(view) or (reason(canvas) if kind == "canvas" and canvas else []) \
+            or reason(edit) or reason(check_in)
+        return {"resource": resource, "can_view": view.allowed, "can_check_in": check_in.allowed,
+                "can_edit": edit.allowed, "can_open_canvas": canvas.allowed if canvas else None,
+                "reasons": reasons}
 
 
 def list_check_ins(principal: Principal, kind: str, item_id, *, uow, limit: int, offset: int):

@@ -33,6 +33,8 @@ sessions = Table(
     Column("checkin_cadence", String(10), nullable=False),
     Column("checkin_weekday", String(10), nullable=False),
     Column("status", String(10), nullable=False),
+    Column("visibility", String(10), nullable=False, server_default="workspace"),
+    Column("members", JSON, nullable=False, server_default="[]"),
     Column("version", Integer, nullable=False),
 )
 

@@ -45,6 +45,7 @@ class SnapshotRepository:
     def put_session(self, state: dict) -> None:
         """Insert, or replace with a newer version (events may arrive out of order)."""
         values = {c.name: state[c.name] for c in orm.sessions.columns}
+        values["members"] = [str(m) for m in values["members"]]
         current = self.get_session(state["id"])
         if current is None:
             self.db.execute(orm.sessions.insert().values(**values))
@@ -197,3 +198,34 @@ class SnapshotRepository:
             c.c.effective_at >= end).order_by(c.c.checked_in_at.desc(), c.c.id)).mappings()
         return [dict(r) | {"late": True} for r in rows]
 
+    # who may see what (the newest privacy of every item, whatever week is read)
+    def latest_states(self, session_id) -> dict[str, list[dict]]:
+        """The newest version of every item of the Session, removed ones included."""
+        v = orm.item_versions
+        ranked = select(
+            v.c.entity_type, cast(v.c.state, Text).label("state"),
+            func.row_number().over(partition_by=v.c.entity_id, order_by=v.c.sequence.desc()).label("rank"),
+        ).where(v.c.session_id == session_id).subquery()
+        rows = self.db.execute(select(ranked.c.entity_type, ranked.c.state).where(ranked.c.rank == 1)).all()
+        states = json.loads("[" + ",".join(row.state for row in rows) + "]")
+        out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}
+        for row, state in zip(rows, states):
+            out.setdefault(row.entity_type, []).append(state)
+        return out
+
+    def privacy_version(self, session_id) -> int:
+        """Grows whenever an Objective or Initiative changes (privacy, owners, canvases live there)."""
+        v = orm.item_versions
+        return self.db.execute(select(func.count()).where(
+            v.c.session_id == session_id, v.c.entity_type.in_(("objective", "initiative")))).scalar_one()
+
+    def version_marks(self, session_id) -> list[tuple[str, datetime]]:
+        """(item id, when it counts) of every item version: activity, for per-principal counts."""
+        v = orm.item_versions
+        return [(str(e), at) for e, at in self.db.execute(select(v.c.entity_id, v.c.effective_at).where(
+            v.c.session_id == session_id))]
+
+    def check_in_marks(self, session_id) -> list[tuple[str, datetime]]:
+        c = orm.check_ins
+        return [(str(k), at) for k, at in self.db.execute(select(c.c.key_result_id, c.c.effective_at).where(
+            c.c.session_id == session_id))]

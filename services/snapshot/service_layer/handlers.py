@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from services.snapshot.domain.review import deltas, initiative_signals, key_result_signals, moved_late, summary
 from services.snapshot.domain.seal import content_hash
 from services.snapshot.domain.views import OwnerFilter, build_tree, week_status
-from shared.access import NotFound, ensure_readable
+from shared import access
+from shared.access import NotFound, Visibility, ensure, session_facts, visible_items
 from shared.events import Event, decode
 from shared.tokens import Principal
 from shared.weeks import InvalidWeek, Week, session_weeks
@@ -172,8 +173,48 @@ def _readable_session(uow, principal: Principal, session_id) -> dict:
     session = uow.repo.get_session(session_id)
     if session is None:
         raise NotFound("Session")
-    ensure_readable(principal, session["workspace_id"], "Session")
+    ensure(principal, access.VIEW, "Session", workspace_id=session["workspace_id"], session=session_facts(session))
     return session
+
+
+def _audience(uow, principal: Principal, session: dict) -> Visibility | None:
+    """What of the Session the principal sees, decided on each item's newest privacy (access is
+    today's, whatever week is read); None: everything."""
+    if principal.role_in(session["workspace_id"]) in access.ADMINS:
+        return None
+    latest = uow.repo.latest_states(session["id"])
+    seen = visible_items(principal, session_facts(session), latest["objective"], latest["key_result"],
+                         latest["initiative"])
+    return None if seen.everything else seen
+
+
+def _only_seen(states: dict, seen: Visibility | None) -> dict:
+    """A week's states without what the principal may not see (connections to hidden Key Results
+    left out too), so no tree, count, delta or signal can show it."""
+    if seen is None:
+        return states
+    return {"objective": [o for o in states["objective"] if o["id"] in seen.objectives],
+            "key_result": [k for k in states["key_result"] if k["id"] in seen.key_results],
+            "initiative": [dict(i, key_result_ids=[k for k in i.get("key_result_ids", []) if k in seen.key_results])
+                           for i in states["initiative"] if i["id"] in seen.initiatives]}
+
+
+def _visible_activity(uow, session: dict, seen: Visibility | None) -> tuple[dict, dict]:
+    """Changes and Check-ins per week among what the principal sees: (week -> changes, week ->
+    Check-ins). Only computed for a principal from whom something is hidden."""
+    tz, start = session["timezone"], session["week_start_day"]
+    shown = seen.objectives | seen.key_results | seen.initiatives
+    changes: dict[str, int] = {}
+    for entity_id, at in uow.repo.version_marks(session["id"]):
+        if entity_id in shown:
+            label = Week.of_instant(at, tz, start).label
+            changes[label] = changes.get(label, 0) + 1
+    check_ins: dict[str, int] = {}
+    for key_result_id, at in uow.repo.check_in_marks(session["id"]):
+        if key_result_id in seen.key_results:
+            label = Week.of_instant(at, tz, start).label
+            check_ins[label] = check_ins.get(label, 0) + 1
+    return changes, check_ins
 
 
 def get_session(principal: Principal, session_id, *, uow) -> dict:
@@ -229,7 +270,8 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         week = _week(session, weeks, week_label)
         tz = session["timezone"]
         starts_at, ends_at = week.bounds(tz)
-        saved = uow.repo.saved_weeks(session_id)
+        seen = _audience(uow, principal, session)
+        saved = uow.repo.saved_weeks(session_id) if seen is None else sorted(_visible_activity(uow, session, seen)[0])
         seals = {s["week"]: s for s in uow.repo.seals(session_id)}
         seal = seals.get(week.label)
         now = clock.now()
@@ -244,9 +286,9 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         }
         if status in ("no_snapshot", "future"):
             return view
-        states = _states(uow, session_id, week, tz, seal)
-        previous = (_states(uow, session_id, Week.parse(before, session["week_start_day"]), tz, seals.get(before))
-                    if before else None)
+        states = _only_seen(_states(uow, session_id, week, tz, seal), seen)
+        previous = (_only_seen(_states(uow, session_id, Week.parse(before, session["week_start_day"]), tz,
+                                       seals.get(before)), seen) if before else None)
         last_check_ins = uow.repo.last_check_ins(session_id, ends_at)
         changes = deltas(previous, states)
         as_of = min(now, ends_at)
@@ -290,14 +332,21 @@ def week_view_key(principal: Principal, session_id, week_label: str, owner: str,
         session, weeks = _session_and_weeks(uow, principal, session_id)
         week = _week(session, weeks, week_label)
         starts_at, ends_at = week.bounds(session["timezone"])
+        # Who reads it: owners and admins see everything; anyone else may be shown less, so their
+        # view is their own, and is rendered again when privacy, owners or canvases may have changed.
+        if principal.role_in(session["workspace_id"]) in access.ADMINS:
+            audience = ("everything",)
+        else:
+            audience = (principal.user_id, session["version"], uow.repo.privacy_version(session_id))
         seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
         if seal is not None:
             late = len(uow.repo.late_amendments(session_id, starts_at, ends_at))
-            return str(session_id), week.label, owner, seal["content_hash"], late
+            return str(session_id), week.label, owner, audience, seal["content_hash"], late
         now = clock.now()
         if starts_at <= now < ends_at:
             applied = uow.repo.applied_count(session_id)
-            return str(session_id), week.label, owner, "live", applied, int(now.timestamp() // LIVE_VIEW_SECONDS)
+            return (str(session_id), week.label, owner, audience, "live", applied,
+                    int(now.timestamp() // LIVE_VIEW_SECONDS))
     return None
 
 
@@ -306,21 +355,26 @@ def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
     week controls."""
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
-        activity = dict(uow.repo.activity(session_id))
+        seen = _audience(uow, principal, session)
         sealed = {s["week"]: s for s in uow.repo.seals(session_id)}
-        check_in_weeks: dict[str, int] = {}
-        for moment in uow.repo.check_in_times(session_id):
-            label = Week.of_instant(moment, session["timezone"], session["week_start_day"]).label
-            check_in_weeks[label] = check_in_weeks.get(label, 0) + 1
+        if seen is None:
+            activity = dict(uow.repo.activity(session_id))
+            check_in_weeks: dict[str, int] = {}
+            for moment in uow.repo.check_in_times(session_id):
+                label = Week.of_instant(moment, session["timezone"], session["week_start_day"]).label
+                check_in_weeks[label] = check_in_weeks.get(label, 0) + 1
+        else:  # counted among what this principal sees
+            activity, check_in_weeks = _visible_activity(uow, session, seen)
         now, months = clock.now(), {}
         for week in weeks:
             starts_at, ends_at = week.bounds(session["timezone"])
             status = week_status(starts_at, ends_at, now, week.label in activity, week.label in sealed)
             items = None
-            if status == "sealed":
+            if status == "sealed" and seen is None:
                 items = sealed[week.label]["item_count"]
-            elif status in ("current", "past"):  # live, or not sealed yet: counted now
-                items = sum(len(v) for v in uow.repo.states_as_of(session_id, min(ends_at, now)).values())
+            elif status in ("current", "past", "sealed"):  # live, not sealed yet, or filtered: counted now
+                items = sum(len(v) for v in _only_seen(uow.repo.states_as_of(session_id, min(ends_at, now)),
+                                                       seen).values())
             months.setdefault(week.start.strftime("%Y-%m"), []).append({
                 "week": week.label, "starts_at": starts_at, "ends_at": ends_at, "status": status, "items": items,
                 "changes": activity.get(week.label, 0), "check_ins": check_in_weeks.get(week.label, 0)})
@@ -334,8 +388,9 @@ def compare(principal: Principal, session_id, from_label: str, to_label: str, *,
         first, second = _week(session, weeks, from_label), _week(session, weeks, to_label)
         if not first < second:
             raise InvalidComparison("`from` must be a week before `to`.")
-        tz = session["timezone"]
-        then, now = _states(uow, session_id, first, tz), _states(uow, session_id, second, tz)
+        tz, seen = session["timezone"], _audience(uow, principal, session)
+        then = _only_seen(_states(uow, session_id, first, tz), seen)
+        now = _only_seen(_states(uow, session_id, second, tz), seen)
     changes = deltas(then, now)
     earlier = {kr["id"]: kr for kr in then["key_result"]}
     key_results = []
@@ -354,13 +409,14 @@ def trend(principal: Principal, session_id, *, uow, clock) -> dict:
     """Each Key Result's progress at the end of every saved week, ready for a chart."""
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
-        saved = set(uow.repo.saved_weeks(session_id))
+        seen = _audience(uow, principal, session)
+        saved = set(uow.repo.saved_weeks(session_id) if seen is None else _visible_activity(uow, session, seen)[0])
         now, tz = clock.now(), session["timezone"]
         shown = [w for w in weeks if w.label in saved and w.bounds(tz)[0] <= now]
         series: dict[str, dict] = {}
         for week in shown:
             ends_at = week.bounds(tz)[1]
-            for kr in uow.repo.states_as_of(session_id, ends_at)["key_result"]:
+            for kr in _only_seen(uow.repo.states_as_of(session_id, ends_at), seen)["key_result"]:
                 entry = series.setdefault(kr["id"], {"id": kr["id"], "title": kr["title"], "points": []})
                 entry["title"] = kr["title"]
                 entry["points"].append({"week": week.label, "progress": kr["progress"], "ends_at": ends_at})
