@@ -49,6 +49,14 @@ class Settings:
     seal_grace_seconds: int = 3600
     week_close_interval: float = 15.0
     service_database_urls: dict[str, str] = field(default_factory=dict)
+    # Identity and access (the gateway): rate limits are (requests, window seconds).
+    redis_url: str | None = None           # shared rate limits across processes; in process without
+    login_rate: tuple[int, int] = (10, 60)      # per email, on login, session and accept-invite
+    login_ip_rate: tuple[int, int] = (30, 60)   # per client IP, on the same routes
+    export_rate: tuple[int, int] = (20, 3600)   # per user, on expensive forwarded routes (POST /exports)
+    export_ip_rate: tuple[int, int] = (60, 3600)  # per client IP, on the same routes
+    trusted_proxies: int = 0               # proxies in front of the gateway whose X-Forwarded-For counts
+    session_ttl: int = 8 * 3600            # browser session cookie lifetime in seconds
 
     @property
     def production(self) -> bool:
@@ -111,7 +119,37 @@ class Settings:
                 for name in SERVICES
                 if env.get(f"OKRSNAP_{name.upper()}_DATABASE_URL")
             },
+            redis_url=env.get("OKRSNAP_REDIS_URL") or None,
+            login_rate=parse_rate(env, "OKRSNAP_LOGIN_RATE", "10/60"),
+            login_ip_rate=parse_rate(env, "OKRSNAP_LOGIN_IP_RATE", "30/60"),
+            export_rate=parse_rate(env, "OKRSNAP_EXPORT_RATE", "20/3600"),
+            export_ip_rate=parse_rate(env, "OKRSNAP_EXPORT_IP_RATE", "60/3600"),
+            trusted_proxies=_non_negative_int(env, "OKRSNAP_TRUSTED_PROXIES", 0),
+            session_ttl=_non_negative_int(env, "OKRSNAP_SESSION_TTL", 8 * 3600) or 8 * 3600,
         )
+
+
+def parse_rate(env: dict[str, str], name: str, default: str) -> tuple[int, int]:
+    """A rate limit written "<requests>/<seconds>", e.g. "10/60"."""
+    text = (env.get(name) or default).strip()
+    count, _, window = text.partition("/")
+    try:
+        parsed = int(count), int(window)
+    except ValueError:
+        raise ConfigurationError(f"{name} must look like 10/60 (requests per seconds), not {text!r}") from None
+    if parsed[0] < 1 or parsed[1] < 1:
+        raise ConfigurationError(f"{name}: requests and seconds must both be at least 1")
+    return parsed
+
+
+def _non_negative_int(env: dict[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name) or default)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must not be negative")
+    return value
 
 
 def _refuse_embedded_in_production(env: dict[str, str]) -> None:

@@ -1,4 +1,17 @@
-from sqlalchemy import Boolean, Column, ForeignKey, MetaData, String, Table, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+)
 
 from shared.db import UtcDateTime
 
@@ -26,3 +39,59 @@ memberships = Table(
     Column("role", String(20), nullable=False),
     Column("okr_access", Boolean, nullable=False),
 )
+
+# Access tokens revoked before their expiry (logout); rows past expires_at are pruned.
+revoked_tokens = Table(
+    "revoked_tokens", metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)
+
+personal_tokens = Table(
+    "personal_tokens", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+browser_sessions = Table(
+    "browser_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)
+
+invitations = Table(
+    "invitations", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("workspace_id", Uuid, ForeignKey("workspaces.id"), nullable=False, index=True),
+    Column("email", String(254), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("okr_access", Boolean, nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("invited_by", Uuid, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("accepted_at", UtcDateTime(), nullable=True),
+)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor_user_id", Uuid, nullable=True),
+    Column("actor_email", String(254), nullable=True),
+    Column("workspace_id", Uuid, nullable=True),
+    Column("action", String(40), nullable=False),
+    Column("target", Text, nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("user_agent", String(200), nullable=True),
+    Column("detail", JSON, nullable=True),
+)
+Index("ix_audit_events_workspace_id_id", audit_events.c.workspace_id, audit_events.c.id)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from services.gateway.adapters import orm
+from services.gateway.domain.credentials import AuditEvent, BrowserSession, Invitation, PersonalToken
 from services.gateway.domain.model import Membership, User, Workspace
 
 
@@ -61,3 +62,118 @@ class IdentityRepository:
             ).values(role=membership.role, okr_access=membership.okr_access))
         else:
             self.db.execute(orm.memberships.insert().values(**vars(membership)))
+
+    # -- members of one Workspace ------------------------------------------------------------
+
+    def lock_workspace(self, workspace_id) -> Workspace | None:
+        """The Workspace, locked until commit: member changes of one Workspace run one at a time,
+        so two owners demoting each other cannot leave it without an owner."""
+        row = self.db.execute(select(orm.workspaces).where(orm.workspaces.c.id == workspace_id)
+                              .with_for_update()).mappings().first()
+        return Workspace(**row) if row else None
+
+    def membership(self, workspace_id, user_id) -> Membership | None:
+        row = self.db.execute(select(orm.memberships).where(
+            orm.memberships.c.workspace_id == workspace_id,
+            orm.memberships.c.user_id == user_id)).mappings().first()
+        return Membership(**row) if row else None
+
+    def members_of(self, workspace_id) -> list[tuple[User, Membership]]:
+        rows = self.db.execute(
+            select(orm.users, orm.memberships.c.role, orm.memberships.c.okr_access)
+            .join(orm.memberships, orm.memberships.c.user_id == orm.users.c.id)
+            .where(orm.memberships.c.workspace_id == workspace_id).order_by(orm.users.c.email)).mappings()
+        return [(User(r["id"], r["email"], r["password_hash"], r["created_at"]),
+                 Membership(workspace_id, r["id"], r["role"], r["okr_access"])) for r in rows]
+
+    def owners_count(self, workspace_id) -> int:
+        return self.db.execute(select(func.count()).select_from(orm.memberships).where(
+            orm.memberships.c.workspace_id == workspace_id, orm.memberships.c.role == "owner")).scalar_one()
+
+    def remove_membership(self, workspace_id, user_id) -> None:
+        self.db.execute(delete(orm.memberships).where(
+            orm.memberships.c.workspace_id == workspace_id, orm.memberships.c.user_id == user_id))
+
+    # -- revoked access tokens ---------------------------------------------------------------
+
+    def revoke_jti(self, jti: str, expires_at) -> None:
+        if not self.is_revoked(jti):
+            self.db.execute(orm.revoked_tokens.insert().values(jti=jti, expires_at=expires_at))
+
+    def is_revoked(self, jti: str) -> bool:
+        return self.db.execute(select(orm.revoked_tokens.c.jti).where(
+            orm.revoked_tokens.c.jti == jti)).first() is not None
+
+    def prune_expired(self, now) -> None:
+        """Revocations of tokens that expired anyway, and ended browser sessions."""
+        self.db.execute(delete(orm.revoked_tokens).where(orm.revoked_tokens.c.expires_at < now))
+        self.db.execute(delete(orm.browser_sessions).where(orm.browser_sessions.c.expires_at < now))
+
+    # -- personal API tokens -----------------------------------------------------------------
+
+    def add_personal_token(self, token: PersonalToken) -> None:
+        self.db.execute(orm.personal_tokens.insert().values(**vars(token)))
+
+    def personal_token_by_hash(self, token_hash: str) -> PersonalToken | None:
+        row = self.db.execute(select(orm.personal_tokens).where(
+            orm.personal_tokens.c.token_hash == token_hash)).mappings().first()
+        return PersonalToken(**row) if row else None
+
+    def personal_token(self, user_id, token_id) -> PersonalToken | None:
+        row = self.db.execute(select(orm.personal_tokens).where(
+            orm.personal_tokens.c.id == token_id, orm.personal_tokens.c.user_id == user_id)).mappings().first()
+        return PersonalToken(**row) if row else None
+
+    def personal_tokens_of(self, user_id) -> list[PersonalToken]:
+        rows = self.db.execute(select(orm.personal_tokens).where(orm.personal_tokens.c.user_id == user_id)
+                               .order_by(orm.personal_tokens.c.created_at.desc())).mappings()
+        return [PersonalToken(**r) for r in rows]
+
+    def update_personal_token(self, token: PersonalToken) -> None:
+        self.db.execute(update(orm.personal_tokens).where(orm.personal_tokens.c.id == token.id).values(
+            last_used_at=token.last_used_at, revoked_at=token.revoked_at))
+
+    # -- browser sessions --------------------------------------------------------------------
+
+    def add_browser_session(self, session: BrowserSession) -> None:
+        self.db.execute(orm.browser_sessions.insert().values(**vars(session)))
+
+    def browser_session(self, id_hash: str) -> BrowserSession | None:
+        row = self.db.execute(select(orm.browser_sessions).where(
+            orm.browser_sessions.c.id_hash == id_hash)).mappings().first()
+        return BrowserSession(**row) if row else None
+
+    def remove_browser_session(self, id_hash: str) -> None:
+        self.db.execute(delete(orm.browser_sessions).where(orm.browser_sessions.c.id_hash == id_hash))
+
+    # -- invitations -------------------------------------------------------------------------
+
+    def add_invitation(self, invitation: Invitation) -> None:
+        self.db.execute(orm.invitations.insert().values(**vars(invitation)))
+
+    def withdraw_open_invitations(self, workspace_id, email: str) -> None:
+        self.db.execute(delete(orm.invitations).where(
+            orm.invitations.c.workspace_id == workspace_id, orm.invitations.c.email == email,
+            orm.invitations.c.accepted_at.is_(None)))
+
+    def invitation_by_hash(self, token_hash: str, *, lock: bool = False) -> Invitation | None:
+        query = select(orm.invitations).where(orm.invitations.c.token_hash == token_hash)
+        row = self.db.execute(query.with_for_update() if lock else query).mappings().first()
+        return Invitation(**row) if row else None
+
+    def mark_accepted(self, invitation: Invitation) -> None:
+        self.db.execute(update(orm.invitations).where(orm.invitations.c.id == invitation.id)
+                        .values(accepted_at=invitation.accepted_at))
+
+    # -- audit -------------------------------------------------------------------------------
+
+    def add_audit(self, event: AuditEvent) -> None:
+        values = {k: v for k, v in vars(event).items() if k != "id"}
+        self.db.execute(orm.audit_events.insert().values(**values))
+
+    def audit_page(self, workspace_id, limit: int, before: int | None) -> list[AuditEvent]:
+        query = select(orm.audit_events).where(orm.audit_events.c.workspace_id == workspace_id)
+        if before is not None:
+            query = query.where(orm.audit_events.c.id < before)
+        rows = self.db.execute(query.order_by(orm.audit_events.c.id.desc()).limit(limit)).mappings()
+        return [AuditEvent(**r) for r in rows]

@@ -66,3 +66,10 @@ class Identity:
     def workspace_roles(self) -> dict[str, str]:
         """Workspaces whose Goals/OKRs the user may reach, with their role."""
         return {str(m.workspace_id): m.role for m in self.memberships if m.okr_access}
+
+    def workspaces_without_okr_access(self) -> frozenset[str]:
+        """Workspaces the user belongs to with their Goals/OKRs access turned off."""
+        return frozenset(str(m.workspace_id) for m in self.memberships if not m.okr_access)
+
+    def membership_in(self, workspace_id) -> Membership | None:
+        return next((m for m in self.memberships if str(m.workspace_id) == str(workspace_id)), None)

@@ -14,6 +14,8 @@ class Route:
     workspace_param: str | None = None  # the gateway itself checks membership of this Workspace
     authenticated: bool = True          # False: the request carries its own credential (a link)
     max_body: int = 256 * 1024
+    expensive: bool = False             # rate limited per user and per client IP (OKRSNAP_EXPORT_RATE)
+    audit: str | None = None            # recorded in the audit log when the service answers 2xx
 
 
 ROUTES = (
@@ -31,6 +33,7 @@ ROUTES = (
     Route("key_results", "checkin", "/key-results/<uuid:key_result_id>", ("GET", "PATCH", "DELETE")),
     Route("initiatives", "checkin", "/sessions/<uuid:session_id>/initiatives", ("POST",)),
     Route("initiatives", "checkin", "/initiatives/<uuid:initiative_id>", ("GET", "PATCH", "DELETE")),
+    Route("initiatives", "checkin", "/initiatives/<uuid:initiative_id>/canvas", ("GET",)),
     Route("initiatives", "checkin", "/initiatives/<uuid:initiative_id>/key-results/<uuid:key_result_id>",
           ("PUT", "DELETE")),
     Route("check_ins", "checkin", "/key-results/<uuid:key_result_id>/check-ins", ("GET", "POST")),
@@ -41,7 +44,8 @@ ROUTES = (
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/verify", ("GET",)),
     Route("snapshots", "snapshot", "/sessions/<uuid:session_id>/snapshots/<string:week>", ("GET",)),
     Route("access", "checkin", "/access/explain", ("GET",)),
-    Route("exports", "export", "/exports", ("POST",)),
+    Route("exports", "export", "/exports", ("POST",), expensive=True, audit="export.requested"),
     Route("exports", "export", "/exports/<uuid:job_id>", ("GET",)),
-    Route("exports", "export", "/exports/<uuid:job_id>/download", ("GET",), authenticated=False),
+    Route("exports", "export", "/exports/<uuid:job_id>/download", ("GET",), authenticated=False,
+          audit="export.downloaded"),
 )

@@ -1,5 +1,7 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.gateway.domain.credentials import PAT_MAX_DAYS
+from shared.access import ROLES
 from shared.schemas import StrictSchema
 
 
@@ -34,3 +36,109 @@ class MembersQuery(StrictSchema):
 
 class MembersOut(Schema):
     members = fields.List(fields.UUID())
+
+
+# -- sessions, invitations, personal API tokens ----------------------------------------------
+
+class SessionOut(Schema):
+    csrf_token = fields.String(metadata={"description": "send it as X-CSRF-Token on POST, PUT, PATCH and DELETE"})
+    expires_at = fields.AwareDateTime()
+    user = fields.Nested(UserOut)
+
+
+class AcceptInviteIn(StrictSchema):
+    token = fields.String(required=True, validate=validate.Length(1, 200), load_only=True)
+    password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
+
+
+class PersonalTokenIn(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    expires_in_days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, PAT_MAX_DAYS),
+                                     metadata={"description": "none: the token lasts until revoked"})
+
+
+class PersonalTokenOut(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    created_at = fields.AwareDateTime()
+    last_used_at = fields.AwareDateTime(allow_none=True)
+    expires_at = fields.AwareDateTime(allow_none=True)
+    revoked = fields.Boolean()
+
+
+class PersonalTokenCreatedOut(PersonalTokenOut):
+    token = fields.String(metadata={"description": "the secret, shown this once: okrsnap_pat_..."})
+
+
+class PersonalTokensOut(Schema):
+    tokens = fields.List(fields.Nested(PersonalTokenOut))
+
+
+# -- Workspace members -------------------------------------------------------------------------
+
+class MemberOut(Schema):
+    id = fields.UUID()
+    email = fields.String()
+    role = fields.String()
+    okr_access = fields.Boolean()
+
+
+class MemberListOut(Schema):
+    members = fields.List(fields.Nested(MemberOut))
+
+
+class MemberInviteIn(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(1, 254))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    okr_access = fields.Boolean(load_default=True)
+
+
+class InvitationOut(Schema):
+    email = fields.String()
+    role = fields.String()
+    okr_access = fields.Boolean()
+    token = fields.String(metadata={"description": "one-time; POST /auth/accept-invite with it; shown once"})
+    expires_at = fields.AwareDateTime()
+
+
+class MemberInvitedOut(Schema):
+    member = fields.Nested(MemberOut, allow_none=True, metadata={"description": "the email had an account: added"})
+    invitation = fields.Nested(InvitationOut, allow_none=True, metadata={"description": "no account yet"})
+
+
+class MemberPatchIn(StrictSchema):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    okr_access = fields.Boolean()
+
+    @validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Send role, okr_access or both.", "_schema")
+
+
+# -- audit log ---------------------------------------------------------------------------------
+
+AUDIT_MAX_LIMIT = 200
+
+
+class AuditQuery(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, AUDIT_MAX_LIMIT))
+    before = fields.Integer(validate=validate.Range(min=1), metadata={"description": "next_before of the last page"})
+
+
+class AuditEventOut(Schema):
+    id = fields.Integer()
+    at = fields.AwareDateTime()
+    action = fields.String()
+    actor_user_id = fields.UUID(allow_none=True)
+    actor_email = fields.String(allow_none=True)
+    workspace_id = fields.UUID(allow_none=True)
+    target = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    detail = fields.Dict(allow_none=True)
+
+
+class AuditPageOut(Schema):
+    events = fields.List(fields.Nested(AuditEventOut))
+    next_before = fields.Integer(allow_none=True, metadata={"description": "pass as before for older events"})

@@ -1,11 +1,32 @@
-"""Identity use cases: add users to Workspaces, log in, resolve the principal of a token."""
+"""Identity use cases: users and Workspaces, logging in and out, the credentials a request may
+carry (access token, personal API token, browser session), Workspace members and invitations,
+and the audit log.
+
+Passwords are stored with werkzeug's salted scrypt (N=32768, r=8, p=1); a hash made with a weaker
+setting is replaced at the next successful login. Times of credentials and audit events follow the
+real wall clock (`clock` here is the container's wall_clock), never the settable business clock.
+"""
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from services.gateway.domain import members as rules
+from services.gateway.domain.credentials import (
+    INVITATION_DAYS,
+    USER_AGENT_MAX,
+    AuditEvent,
+    BrowserSession,
+    Invitation,
+    PersonalToken,
+    hash_secret,
+    is_pat,
+    new_pat_secret,
+    new_secret,
+)
 from services.gateway.domain.model import (
     Identity,
     IdentityError,
@@ -16,14 +37,71 @@ from services.gateway.domain.model import (
     normalise_email,
 )
 from shared import tokens
+from shared.clock import SystemClock
+
+PASSWORD_METHOD = "scrypt:32768:8:1"
+INVITATION_PREFIX = "okrsnap_inv_"
+MAX_PERSONAL_TOKENS = 50
+_WALL = SystemClock()
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=PASSWORD_METHOD)
+
 
 # Compared against when the email is unknown, so a login takes as long either way.
-_DUMMY_HASH = generate_password_hash("okrsnap-timing-equaliser")
+_DUMMY_HASH = hash_password("okrsnap-timing-equaliser")
 
 
 class LoginFailed(Exception):
     pass
 
+
+class InvitationInvalid(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a request came from, for the audit log."""
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+NO_CONTEXT = RequestContext()
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    identity: Identity
+    method: str                   # "access", "pat" or "session"
+    credential_id: str            # the access token's jti, the PAT's id, the session's id hash
+    expires_at: datetime | None
+
+
+def _audit(uow, now: datetime, action: str, ctx: RequestContext, *, actor: User | None = None,
+           actor_email: str | None = None, workspace_id=None, target=None, detail: dict | None = None) -> None:
+    uow.repo.add_audit(audit_event(now, action, ctx, actor_user_id=actor.id if actor else None,
+                                   actor_email=actor.email if actor else actor_email, workspace_id=workspace_id,
+                                   target=target, detail=detail))
+
+
+def audit_event(now: datetime, action: str, ctx: RequestContext, *, actor_user_id=None, actor_email=None,
+                workspace_id=None, target=None, detail: dict | None = None) -> AuditEvent:
+    """An audit event with its free-text parts cut to their column sizes."""
+    return AuditEvent(at=now, action=action, actor_user_id=actor_user_id,
+                      actor_email=actor_email[:254] if actor_email else None, workspace_id=workspace_id,
+                      target=str(target) if target is not None else None, ip=ctx.ip[:64] if ctx.ip else None,
+                      user_agent=ctx.user_agent[:USER_AGENT_MAX] if ctx.user_agent else None, detail=detail)
+
+
+def record(event: AuditEvent, *, uow) -> None:
+    with uow:
+        uow.repo.add_audit(event)
+        uow.commit()
+
+
+# -- users and Workspaces ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class AddUser:
@@ -44,10 +122,10 @@ def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
     with uow:
         user = uow.repo.user_by_email(email)
         if user is None:
-            user = User(uuid.uuid4(), email, generate_password_hash(cmd.password), now)
+            user = User(uuid.uuid4(), email, hash_password(cmd.password), now)
             uow.repo.add_user(user)
         else:
-            user.password_hash = generate_password_hash(cmd.password)
+            user.password_hash = hash_password(cmd.password)
             uow.repo.set_password(user)
         workspace = uow.repo.workspace_by_name(cmd.workspace.strip())
         if workspace is None:
@@ -58,34 +136,126 @@ def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
     return user, workspace
 
 
-def login(email: str, password: str, *, uow, settings) -> tuple[str, User]:
+# -- passwords, access tokens, browser sessions ---------------------------------------------------
+
+def _checked_user(uow, email: str, password: str, *, now, ctx, via: str) -> User:
+    """The user with this email and password, inside an open unit of work; a failure is audited
+    and committed before LoginFailed is raised."""
     try:
-        email = normalise_email(email)
+        normalised = normalise_email(email)
     except IdentityError:
-        email = ""
-    with uow:
-        user = uow.repo.user_by_email(email) if email else None
+        normalised = ""
+    user = uow.repo.user_by_email(normalised) if normalised else None
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+        _audit(uow, now, "login.failed", ctx, actor_email=normalised or email.strip(), detail={"via": via})
+        uow.commit()
         raise LoginFailed()
-    token = tokens.issue(settings.access_token_secret, typ=tokens.ACCESS, audience=tokens.API_AUDIENCE,
-                         subject=str(user.id), ttl=settings.access_token_ttl)
-    return token, user
+    if not user.password_hash.startswith(PASSWORD_METHOD + "$"):
+        user.password_hash = hash_password(password)
+        uow.repo.set_password(user)
+    return user
 
 
-def identity_for_token(token: str, *, uow, settings) -> Identity:
-    """The user behind a bearer token, with their current memberships (read on every request,
-    so a removed member loses access at once)."""
-    claims = tokens.verify(settings.access_token_secret, token, typ=tokens.ACCESS,
-                           audience=tokens.API_AUDIENCE)
+def _access_token(user: User, settings) -> str:
+    return tokens.issue(settings.access_token_secret, typ=tokens.ACCESS, audience=tokens.API_AUDIENCE,
+                        subject=str(user.id), ttl=settings.access_token_ttl)
+
+
+def login(email: str, password: str, *, uow, settings, clock=_WALL, ctx: RequestContext = NO_CONTEXT
+          ) -> tuple[str, User]:
+    with uow:
+        user = _checked_user(uow, email, password, now=clock.now(), ctx=ctx, via="password")
+        _audit(uow, clock.now(), "login", ctx, actor=user, detail={"via": "access_token"})
+        uow.commit()
+    return _access_token(user, settings), user
+
+
+def start_session(email: str, password: str, *, uow, settings, clock=_WALL, ctx: RequestContext = NO_CONTEXT
+                  ) -> tuple[str, BrowserSession, User]:
+    """A browser session: its secret (for the cookie) is returned once, only its hash is kept."""
+    now = clock.now()
+    with uow:
+        user = _checked_user(uow, email, password, now=now, ctx=ctx, via="session")
+        secret = new_secret()
+        session = BrowserSession(hash_secret(secret), user.id, now, now + timedelta(seconds=settings.session_ttl))
+        uow.repo.add_browser_session(session)
+        uow.repo.prune_expired(now)
+        _audit(uow, now, "login", ctx, actor=user, detail={"via": "session"})
+        uow.commit()
+    return secret, session, user
+
+
+def logout(auth: Authenticated, *, uow, clock=_WALL, ctx: RequestContext = NO_CONTEXT) -> None:
+    """Ends the credential the request was authenticated with, at once."""
+    if auth.method == "pat":
+        raise IdentityError("A personal API token is revoked with DELETE /api/v1/me/tokens/{id}.", "Authorization")
+    now = clock.now()
+    with uow:
+        if auth.method == "access":
+            # Kept a little past the token's expiry: verification allows a few seconds of leeway.
+            uow.repo.revoke_jti(auth.credential_id, (auth.expires_at or now) + timedelta(seconds=30))
+        else:
+            uow.repo.remove_browser_session(auth.credential_id)
+        uow.repo.prune_expired(now)
+        _audit(uow, now, "logout", ctx, actor=auth.identity.user, detail={"via": auth.method})
+        uow.commit()
+
+
+def _identity(uow, user_id) -> Identity:
+    """The user with their current memberships (read on every request, so a removed member or
+    a turned-off Goals/OKRs access takes effect at once)."""
+    user = uow.repo.user(user_id)
+    if user is None:
+        raise tokens.InvalidToken("unknown user")
+    return Identity(user, uow.repo.memberships(user_id))
+
+
+def authenticate_bearer(token: str, *, uow, settings, clock=_WALL) -> Authenticated:
+    if is_pat(token):
+        return _authenticate_pat(token, uow=uow, clock=clock)
+    claims = tokens.verify(settings.access_token_secret, token, typ=tokens.ACCESS, audience=tokens.API_AUDIENCE)
     try:
         user_id = uuid.UUID(claims["sub"])
     except ValueError:
         raise tokens.InvalidToken("bad subject") from None
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 64:
+        raise tokens.InvalidToken("no token id")
     with uow:
-        user = uow.repo.user(user_id)
-        if user is None:
-            raise tokens.InvalidToken("unknown user")
-        return Identity(user, uow.repo.memberships(user_id))
+        if uow.repo.is_revoked(jti):
+            raise tokens.InvalidToken("revoked")
+        return Authenticated(_identity(uow, user_id), "access", jti,
+                             datetime.fromtimestamp(claims["exp"], timezone.utc))
+
+
+PAT_TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+
+def _authenticate_pat(secret: str, *, uow, clock) -> Authenticated:
+    now = clock.now()
+    with uow:
+        pat = uow.repo.personal_token_by_hash(hash_secret(secret))
+        if pat is None or not pat.usable(now):
+            raise tokens.InvalidToken("unknown, revoked or expired personal token")
+        identity = _identity(uow, pat.user_id)
+        if pat.last_used_at is None or now - pat.last_used_at >= PAT_TOUCH_EVERY:
+            pat.last_used_at = now
+            uow.repo.update_personal_token(pat)
+            uow.commit()
+        return Authenticated(identity, "pat", str(pat.id), pat.expires_at)
+
+
+def authenticate_session(secret: str, *, uow, clock=_WALL) -> Authenticated:
+    now = clock.now()
+    with uow:
+        session = uow.repo.browser_session(hash_secret(secret))
+        if session is None or now >= session.expires_at:
+            raise tokens.InvalidToken("unknown or ended session")
+        return Authenticated(_identity(uow, session.user_id), "session", session.id_hash, session.expires_at)
+
+
+def identity_for_token(token: str, *, uow, settings) -> Identity:
+    return authenticate_bearer(token, uow=uow, settings=settings).identity
 
 
 def workspaces_of(user_id, *, uow):
@@ -100,3 +270,165 @@ def members_among(principal: tokens.Principal, workspace_id, user_ids, *, uow) -
         return set()
     with uow:
         return uow.repo.members_among(workspace_id, user_ids)
+
+
+# -- personal API tokens -------------------------------------------------------------------------
+
+def create_personal_token(auth: Authenticated, name: str, expires_in_days: int | None, *, uow, clock=_WALL,
+                          ctx: RequestContext = NO_CONTEXT) -> tuple[str, PersonalToken]:
+    """A token for scripts; its secret is returned once. A personal token cannot create more of
+    them: a leaked script token must not be able to mint itself a longer life."""
+    if auth.method == "pat":
+        raise rules.NotPermitted("A personal API token cannot create personal API tokens; "
+                                 "sign in with your password to create one.")
+    now = clock.now()
+    secret = new_pat_secret()
+    token = PersonalToken(uuid.uuid4(), auth.identity.user.id, name.strip(), hash_secret(secret), now,
+                          now + timedelta(days=expires_in_days) if expires_in_days else None)
+    with uow:
+        active = [t for t in uow.repo.personal_tokens_of(token.user_id) if t.usable(now)]
+        if len(active) >= MAX_PERSONAL_TOKENS:
+            raise rules.Conflict(f"At most {MAX_PERSONAL_TOKENS} personal API tokens may be active; revoke one first.")
+        uow.repo.add_personal_token(token)
+        _audit(uow, now, "token.created", ctx, actor=auth.identity.user, target=token.id,
+               detail={"name": token.name, "expires_at": token.expires_at.isoformat() if token.expires_at else None})
+        uow.commit()
+    return secret, token
+
+
+def personal_tokens(auth: Authenticated, *, uow) -> list[PersonalToken]:
+    with uow:
+        return uow.repo.personal_tokens_of(auth.identity.user.id)
+
+
+def revoke_personal_token(auth: Authenticated, token_id, *, uow, clock=_WALL,
+                          ctx: RequestContext = NO_CONTEXT) -> None:
+    now = clock.now()
+    with uow:
+        token = uow.repo.personal_token(auth.identity.user.id, token_id)
+        if token is None:
+            raise rules.NotFound("Personal API token not found.")
+        if token.revoked_at is None:
+            token.revoked_at = now
+            uow.repo.update_personal_token(token)
+            _audit(uow, now, "token.revoked", ctx, actor=auth.identity.user, target=token.id,
+                   detail={"name": token.name})
+            uow.commit()
+
+
+# -- Workspace members and invitations -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Invited:
+    member: tuple[User, Membership] | None = None
+    invitation: Invitation | None = None
+    token: str | None = None  # the invitation's secret, returned once
+
+
+def list_members(identity: Identity, workspace_id, *, uow) -> list[tuple[User, Membership]]:
+    with uow:
+        rules.check_list(uow.repo.membership(workspace_id, identity.user.id))
+        return uow.repo.members_of(workspace_id)
+
+
+def invite_member(identity: Identity, workspace_id, email: str, role: str, okr_access: bool, *, uow,
+                  clock=_WALL, ctx: RequestContext = NO_CONTEXT) -> Invited:
+    """Adds an existing user at once; for an email without an account, a pending invitation whose
+    one-time token (returned once, kept hashed) expires in INVITATION_DAYS days."""
+    now = clock.now()
+    with uow:
+        if uow.repo.lock_workspace(workspace_id) is None:
+            raise rules.WorkspaceHidden()
+        rules.check_invite(uow.repo.membership(workspace_id, identity.user.id), role)
+        email = normalise_email(email)
+        user = uow.repo.user_by_email(email)
+        detail = {"email": email, "role": role, "okr_access": okr_access}
+        if user is not None:
+            if uow.repo.membership(workspace_id, user.id) is not None:
+                raise rules.Conflict("This person is already a member of the Workspace.")
+            membership = Membership(workspace_id, user.id, role, okr_access)
+            uow.repo.set_membership(membership)
+            _audit(uow, now, "member.added", ctx, actor=identity.user, workspace_id=workspace_id,
+                   target=user.id, detail=detail)
+            uow.commit()
+            return Invited(member=(user, membership))
+        uow.repo.withdraw_open_invitations(workspace_id, email)
+        secret = INVITATION_PREFIX + new_secret()
+        invitation = Invitation(uuid.uuid4(), workspace_id, email, role, okr_access, hash_secret(secret),
+                                identity.user.id, now, now + timedelta(days=INVITATION_DAYS))
+        uow.repo.add_invitation(invitation)
+        _audit(uow, now, "member.invited", ctx, actor=identity.user, workspace_id=workspace_id,
+               target=invitation.id, detail=detail)
+        uow.commit()
+        return Invited(invitation=invitation, token=secret)
+
+
+def change_member(identity: Identity, workspace_id, user_id, *, role: str | None = None,
+                  okr_access: bool | None = None, uow, clock=_WALL, ctx: RequestContext = NO_CONTEXT
+                  ) -> tuple[User, Membership]:
+    now = clock.now()
+    with uow:
+        if uow.repo.lock_workspace(workspace_id) is None:
+            raise rules.WorkspaceHidden()
+        target = uow.repo.membership(workspace_id, user_id)
+        rules.check_change(uow.repo.membership(workspace_id, identity.user.id), target, role,
+                           uow.repo.owners_count(workspace_id))
+        changed = Membership(workspace_id, user_id, role or target.role,
+                             target.okr_access if okr_access is None else okr_access)
+        uow.repo.set_membership(changed)
+        _audit(uow, now, "member.changed", ctx, actor=identity.user, workspace_id=workspace_id, target=user_id,
+               detail={"before": {"role": target.role, "okr_access": target.okr_access},
+                       "after": {"role": changed.role, "okr_access": changed.okr_access}})
+        user = uow.repo.user(user_id)
+        uow.commit()
+    return user, changed
+
+
+def remove_member(identity: Identity, workspace_id, user_id, *, uow, clock=_WALL,
+                  ctx: RequestContext = NO_CONTEXT) -> None:
+    now = clock.now()
+    with uow:
+        if uow.repo.lock_workspace(workspace_id) is None:
+            raise rules.WorkspaceHidden()
+        target = uow.repo.membership(workspace_id, user_id)
+        rules.check_remove(uow.repo.membership(workspace_id, identity.user.id), target,
+                           uow.repo.owners_count(workspace_id))
+        uow.repo.remove_membership(workspace_id, user_id)
+        _audit(uow, now, "member.removed", ctx, actor=identity.user, workspace_id=workspace_id, target=user_id,
+               detail={"role": target.role})
+        uow.commit()
+
+
+def accept_invitation(token: str, password: str, *, uow, settings, clock=_WALL,
+                      ctx: RequestContext = NO_CONTEXT) -> tuple[str, User]:
+    """Turns an invitation into an account (or, for an email that has one by now, checks its
+    password) and a membership; the invitation can be used once."""
+    now = clock.now()
+    with uow:
+        invitation = uow.repo.invitation_by_hash(hash_secret(token), lock=True)
+        if invitation is None or not invitation.open(now):
+            raise InvitationInvalid()
+        user = uow.repo.user_by_email(invitation.email)
+        if user is None:
+            check_password_strength(password)
+            user = User(uuid.uuid4(), invitation.email, hash_password(password), now)
+            uow.repo.add_user(user)
+        elif not check_password_hash(user.password_hash, password):
+            raise LoginFailed()
+        if uow.repo.membership(invitation.workspace_id, user.id) is None:
+            uow.repo.set_membership(Membership(invitation.workspace_id, user.id, invitation.role,
+                                               invitation.okr_access))
+        invitation.accepted_at = now
+        uow.repo.mark_accepted(invitation)
+        _audit(uow, now, "invitation.accepted", ctx, actor=user, workspace_id=invitation.workspace_id,
+               target=invitation.id, detail={"role": invitation.role, "okr_access": invitation.okr_access})
+        uow.commit()
+    return _access_token(user, settings), user
+
+
+# -- audit log -----------------------------------------------------------------------------------
+
+def audit_page(identity: Identity, workspace_id, *, limit: int, before: int | None, uow) -> list[AuditEvent]:
+    with uow:
+        rules.check_audit(uow.repo.membership(workspace_id, identity.user.id))
+        return uow.repo.audit_page(workspace_id, limit, before)

@@ -1,0 +1,110 @@
+"""Fixed-window rate limits, shared across processes through Redis when OKRSNAP_REDIS_URL is set,
+in process (thread-safe) otherwise. A Redis outage never locks everyone out: the limiter falls back
+to counting in process, logs it, and tries Redis again after a pause.
+
+A hit returns 0 when allowed, or the seconds until the window ends (for Retry-After)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import threading
+import time
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+Rate = tuple[int, int]  # (requests, window seconds)
+
+
+def _window(now: float, window: int) -> tuple[int, int]:
+    """(index of the window holding now, whole seconds until it ends, at least 1)."""
+    index = int(now // window)
+    return index, max(1, math.ceil((index + 1) * window - now))
+
+
+def key_for(*parts: str) -> str:
+    """A compact key: emails and addresses are hashed, never stored as such."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class InProcessLimiter:
+    def __init__(self, now: Callable[[], float] = time.time):
+        self._now = now
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, int, int], int] = {}
+        self._pid = os.getpid()
+
+    def hit(self, key: str, rate: Rate) -> int:
+        limit, window = rate
+        index, retry_after = _window(self._now(), window)
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child starts with its own counts
+                self._counts, self._pid = {}, os.getpid()
+            slot = (key, window, index)
+            count = self._counts.get(slot, 0) + 1
+            self._counts[slot] = count
+            if len(self._counts) > 10_000:
+                self._prune()
+        return retry_after if count > limit else 0
+
+    def _prune(self) -> None:
+        now = self._now()
+        self._counts = {slot: count for slot, count in self._counts.items()
+                        if (slot[2] + 1) * slot[1] > now}
+
+
+class RedisLimiter:
+    """INCR on a key per window, expiring with it: every process of every container agrees."""
+
+    RETRY_AFTER_OUTAGE = 30.0  # seconds between attempts to reach Redis again after a failure
+
+    def __init__(self, url: str, *, prefix: str = "okrsnap:ratelimit", fallback: InProcessLimiter | None = None,
+                 now: Callable[[], float] = time.time, client_factory: Callable | None = None):
+        self.url = url
+        self.prefix = prefix
+        self.fallback = fallback or InProcessLimiter(now)
+        self._now = now
+        self._client_factory = client_factory or self._make_client
+        self._local_pid: int | None = None
+        self._client = None
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+
+    def _make_client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    def client(self):
+        # Made on first use in each process: a connection pool never crosses gunicorn's fork.
+        if self._local_pid != os.getpid():
+            with self._lock:
+                if self._local_pid != os.getpid():
+                    self._client = self._client_factory()
+                    self._local_pid = os.getpid()
+        return self._client
+
+    def hit(self, key: str, rate: Rate) -> int:
+        now = self._now()
+        if now < self._down_until:
+            return self.fallback.hit(key, rate)
+        limit, window = rate
+        index, retry_after = _window(now, window)
+        name = f"{self.prefix}:{key}:{window}:{index}"
+        try:
+            pipe = self.client().pipeline(transaction=True)
+            pipe.incr(name)
+            pipe.expire(name, window + 1)
+            count = int(pipe.execute()[0])
+        except Exception as exc:  # noqa: BLE001 - any Redis failure: count in process instead
+            self._down_until = now + self.RETRY_AFTER_OUTAGE
+            log.warning("rate limiter: Redis unreachable (%s); counting in process for %ss",
+                        exc.__class__.__name__, int(self.RETRY_AFTER_OUTAGE))
+            return self.fallback.hit(key, rate)
+        return retry_after if count > limit else 0
+
+
+def limiter_for(redis_url: str | None):
+    return RedisLimiter(redis_url) if redis_url else InProcessLimiter()
