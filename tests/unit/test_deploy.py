@@ -45,7 +45,7 @@ HTTP_SERVICES = {"gateway", "checkin", "snapshot", "export"}
 BACKGROUND_SERVICES = {"checkin-relay", "snapshot-worker", "export-relay", "export-worker"}
 SCALABLE_WORKERS = {"snapshot-worker", "export-worker"}
 OKRSNAP_SERVICES = HTTP_SERVICES | BACKGROUND_SERVICES | {"migrate"}
-INFRA_SERVICES = {"postgres", "rabbitmq"}
+INFRA_SERVICES = {"postgres", "rabbitmq", "redis"}
 PUBLISHING = {"gateway": {8080}, "rabbitmq": {15672}}
 
 # Variables that belong to the third-party images, allowed on their service only.
@@ -193,6 +193,7 @@ def test_every_service_has_an_image_or_an_existing_build(services):
             assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
     assert services["postgres"]["image"] == "postgres:16"
     assert services["rabbitmq"]["image"] == "rabbitmq:3.13-management"
+    assert services["redis"]["image"].startswith("redis:7")
     for name in OKRSNAP_SERVICES:
         build = services[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE, name
@@ -444,6 +445,19 @@ def test_infrastructure_healthchecks(services):
     assert healthcheck_of(services["rabbitmq"])[1:] == ["rabbitmq-diagnostics", "-q", "ping"]
     assert "pg_isready" in " ".join(healthcheck_of(services["postgres"]))
     assert services["rabbitmq"].get("hostname") == "rabbitmq", "RabbitMQ's data follows its node name"
+    assert healthcheck_of(services["redis"])[1:] == ["redis-cli", "ping"]
+
+
+def test_gateway_shares_rate_limits_through_redis(services):
+    gateway = Settings.from_env(environment_of(services["gateway"]))
+    assert gateway.redis_url == "redis://redis:6379/0"
+    assert gateway.trusted_proxies == 0, "trust no proxy's X-Forwarded-For unless told"
+    assert _depends_on(services["gateway"]).get("redis") == "service_healthy"
+    for name in OKRSNAP_SERVICES - {"gateway"}:
+        assert "OKRSNAP_REDIS_URL" not in environment_of(services[name]), f"{name} has no use for Redis"
+    command = command_of(services["redis"])
+    assert command[:1] == ["redis-server"] and "--save" in command, "counters only: nothing to persist"
+    assert not services["redis"].get("ports") and not services["redis"].get("volumes")
 
 
 @pytest.mark.parametrize("name", sorted(HTTP_SERVICES))
