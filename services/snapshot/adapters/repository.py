@@ -199,13 +199,13 @@ class SnapshotRepository:
         return [dict(r) | {"late": True} for r in rows]
 
     # who may see what (the newest privacy of every item, whatever week is read)
-    def latest_states(self, session_id) -> dict[str, list[dict]]:
-        """The newest version of every item of the Session, removed ones included."""
+    def latest_states(self, session_id, entity_type: str | None = None) -> dict[str, list[dict]]:
+        """The newest version of every item of the Session (or of one type), removed ones included."""
         v = orm.item_versions
         ranked = select(
             v.c.entity_type, cast(v.c.state, Text).label("state"),
             func.row_number().over(partition_by=v.c.entity_id, order_by=v.c.sequence.desc()).label("rank"),
-        ).where(v.c.session_id == session_id).subquery()
+        ).where(v.c.session_id == session_id, *([v.c.entity_type == entity_type] if entity_type else [])).subquery()
         rows = self.db.execute(select(ranked.c.entity_type, ranked.c.state).where(ranked.c.rank == 1)).all()
         states = json.loads("[" + ",".join(row.state for row in rows) + "]")
         out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}

@@ -177,21 +177,36 @@ def _readable_session(uow, principal: Principal, session_id) -> dict:
     return session
 
 
-def _audience(uow, principal: Principal, session: dict) -> Visibility | None:
-    """What of the Session the principal sees, decided on each item's newest privacy (access is
-    today's, whatever week is read); None: everything."""
+class Audience:
+    """Whom a view is for, when something may be hidden from them: the principal, their Session's
+    facts, and the newest privacy of every Objective (access is today's, whatever week is read)."""
+
+    def __init__(self, principal: Principal, session: dict, objectives: list[dict]):
+        self.principal, self.facts, self.objectives = principal, session_facts(session), objectives
+
+    def visibility(self, states: dict) -> Visibility:
+        return visible_items(self.principal, self.facts, states["objective"], states["key_result"],
+                             states["initiative"], privacy_objectives=self.objectives)
+
+
+def _audience(uow, principal: Principal, session: dict) -> Audience | None:
+    """None when nothing of the Session is hidden from the principal: an owner or admin, or a
+    Session without a private Objective (the Session itself was checked on the way in)."""
     if principal.role_in(session["workspace_id"]) in access.ADMINS:
         return None
-    latest = uow.repo.latest_states(session["id"])
-    seen = visible_items(principal, session_facts(session), latest["objective"], latest["key_result"],
-                         latest["initiative"])
-    return None if seen.everything else seen
+    objectives = uow.repo.latest_states(session["id"], "objective")["objective"]
+    if not any(o.get("private") for o in objectives):
+        return None
+    return Audience(principal, session, objectives)
 
 
-def _only_seen(states: dict, seen: Visibility | None) -> dict:
+def _only_seen(states: dict, audience: Audience | None) -> dict:
     """A week's states without what the principal may not see (connections to hidden Key Results
     left out too), so no tree, count, delta or signal can show it."""
-    if seen is None:
+    if audience is None:
+        return states
+    seen = audience.visibility(states)
+    if seen.everything:
         return states
     return {"objective": [o for o in states["objective"] if o["id"] in seen.objectives],
             "key_result": [k for k in states["key_result"] if k["id"] in seen.key_results],
@@ -199,9 +214,10 @@ def _only_seen(states: dict, seen: Visibility | None) -> dict:
                            for i in states["initiative"] if i["id"] in seen.initiatives]}
 
 
-def _visible_activity(uow, session: dict, seen: Visibility | None) -> tuple[dict, dict]:
+def _visible_activity(uow, session: dict, audience: Audience) -> tuple[dict, dict]:
     """Changes and Check-ins per week among what the principal sees: (week -> changes, week ->
-    Check-ins). Only computed for a principal from whom something is hidden."""
+    Check-ins). Only computed for a principal from whom something may be hidden."""
+    seen = audience.visibility(uow.repo.latest_states(session["id"]))
     tz, start = session["timezone"], session["week_start_day"]
     shown = seen.objectives | seen.key_results | seen.initiatives
     changes: dict[str, int] = {}
