@@ -316,6 +316,7 @@ def test_session_cookie_needs_the_csrf_header_on_unsafe_methods(stack):
     assert "Secure" not in cookie  # the public URL is http here
     csrf = response.json["csrf_token"]
     assert stack.client.get(stack.sessions_url()).status_code == 200  # the test client keeps the cookie
+    assert [r["action"] for r in stack.audit_rows()] == ["login.session"]
     refused = stack.client.post(stack.sessions_url(), json={})
     assert refused.status_code == 403 and CSRF_HEADER in refused.json["message"]
     assert set(refused.json) == ERROR_KEYS

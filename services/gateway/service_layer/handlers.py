@@ -180,7 +180,7 @@ def start_session(email: str, password: str, *, uow, settings, clock=_WALL, ctx:
         session = BrowserSession(hash_secret(secret), user.id, now, now + timedelta(seconds=settings.session_ttl))
         uow.repo.add_browser_session(session)
         uow.repo.prune_expired(now)
-        _audit(uow, now, "login", ctx, actor=user, detail={"via": "session"})
+        _audit(uow, now, "login.session", ctx, actor=user)
         uow.commit()
     return secret, session, user
 
