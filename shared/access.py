@@ -7,7 +7,7 @@ see but not change answers 403 (role, canvas) or 409 (archived), saying why.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shared.tokens import Principal
 

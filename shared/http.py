@@ -10,6 +10,8 @@ from uuid import UUID
 import marshmallow as ma
 from flask import Flask, g, request
 from flask_smorest import Api, abort
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from shared import tokens
@@ -17,6 +19,17 @@ from shared import tokens
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+
+
+class StrictQueryParser(FlaskParser):
+    """Query strings are validated like bodies: the schema decides, and ours refuse unknown
+    fields (webargs would silently drop them)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = StrictQueryParser()
 
 
 class FieldError(ma.Schema):

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from services.checkin.bootstrap import bootstrap as checkin_bootstrap
-
 from services.checkin.domain import commands
 from services.checkin.domain.views import ListQuery
 from services.checkin.service_layer import handlers as checkin

@@ -129,9 +129,10 @@ def _items(world, who, session, tag, *, owner_of_items=None, private=False) -> d
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, postgres_server_url):
+    import uuid
+
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
-    import uuid
 
     name = f"okrsnap_test_{uuid.uuid4().hex[:12]}"
     server = make_url(postgres_server_url).set(drivername="postgresql+psycopg")
@@ -271,3 +272,12 @@ def test_a_member_sees_the_initiative_but_not_its_canvas_link(world):
     assert refused.status_code == 403 and "permission to open this canvas" in refused.json["message"]
     opened = world.call("owner", "GET", f"/initiatives/{world.own['initiative']['id']}/canvas").json
     assert opened["url"] == "https://docs.example/canvas-own"
+
+
+def test_unknown_query_fields_are_refused_by_every_service(world):
+    s = world.own["session"]["id"]
+    for path in (f"/sessions/{s}/items?bogus=1", f"/sessions/{s}/snapshots/{world.week}?owner=all&bogus=1",
+                 f"/key-results/{world.own['key_result']['id']}/check-ins?bogus=1"):
+        answer = world.call("owner", "GET", path)
+        assert answer.status_code == 422, (path, answer.json)
+        assert answer.json["errors"][0]["field"] == "bogus", answer.json

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.checkin.adapters.directory import DirectoryUnavailable
 from services.checkin.bootstrap import Checkin, bootstrap
@@ -13,6 +12,7 @@ from services.checkin.domain.views import ListQuery
 from services.checkin.entrypoints import schemas
 from services.checkin.service_layer import handlers
 from shared.http import (
+    Blueprint,
     container,
     current_principal,
     error_response,

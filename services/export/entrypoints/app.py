@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from flask import send_file
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from services.export.adapters.snapshot_client import SnapshotError
 from services.export.bootstrap import Export, bootstrap
@@ -18,6 +18,7 @@ from services.export.entrypoints import schemas
 from services.export.service_layer import handlers
 from shared import tokens
 from shared.http import (
+    Blueprint,
     container,
     current_principal,
     error_response,

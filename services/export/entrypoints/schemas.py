@@ -23,6 +23,7 @@ class ExportCreate(Strict):
 
 class ExportOut(Schema):
     id = fields.UUID()
+    workspace_id = fields.UUID()
     session_id = fields.UUID()
     week = fields.String()
     owner = fields.String(attribute="owner_filter")

@@ -6,12 +6,12 @@ from collections import OrderedDict
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.snapshot.bootstrap import Snapshot, bootstrap
 from services.snapshot.entrypoints import schemas
 from services.snapshot.service_layer import handlers
 from shared.http import (
+    Blueprint,
     container,
     current_principal,
     error_response,
