@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 from services.gateway.domain.model import Membership
+from shared.access import MANAGE_MEMBERS, decide
+from shared.tokens import Principal
 
 MANAGERS = ("owner", "admin")
 OWNER = "owner"
@@ -57,8 +59,11 @@ def _inside(actor: Membership | None) -> Membership:
 
 
 def _manager(actor: Membership | None) -> Membership:
+    """Asks shared.access.decide, the one place roles are weighed (docs/permissions.md). Managing
+    members is Workspace administration, so it does not hang on the Goals/OKRs access flag."""
     actor = _inside(actor)
-    if actor.role not in MANAGERS:
+    principal = Principal(str(actor.user_id), {str(actor.workspace_id): actor.role})
+    if not decide(principal, MANAGE_MEMBERS, workspace_id=actor.workspace_id).allowed:
         raise NotPermitted("Only owners and admins manage this Workspace's members.")
     return actor
 
@@ -70,9 +75,10 @@ def check_list(actor: Membership | None) -> None:
 
 
 def check_audit(actor: Membership | None) -> None:
-    actor = _inside(actor)
-    if actor.role not in MANAGERS:
-        raise NotPermitted("Only owners and admins read this Workspace's audit log.")
+    try:
+        _manager(actor)
+    except NotPermitted:
+        raise NotPermitted("Only owners and admins read this Workspace's audit log.") from None
 
 
 def check_invite(actor: Membership | None, role: str) -> None:
