@@ -242,14 +242,16 @@ class EventConsumer(ConsumerProducerMixin):
     Malformed or unprocessable messages go to the queue's dead-letter queue with the reason in a
     header. A handler failure (database down...) requeues, up to DELIVERY_LIMIT deliveries.
 
-    With `handle_batch`, the messages that arrive together (up to `batch_size`, or what came within
-    `batch_wait` seconds) are applied in one transaction and acked after its commit; if the batch
-    fails, each message is handled on its own, so one bad event costs only itself."""
+    With `handle_batch`, the messages that arrive together are applied in one transaction and
+    acked after its commit: a batch closes when it holds `batch_size` messages, when no message
+    came for `batch_wait` seconds (the queue went quiet), or when its first message has waited
+    `batch_max_wait` seconds. If the batch fails, each message is handled on its own, so one bad
+    event costs only itself."""
 
     def __init__(self, *, connection: Connection, topology: Topology, consumer: str, purpose: str,
                  handle: Callable[[Event], None], prefetch_count: int = 20,
                  handle_batch: Callable[[list[Event]], object] | None = None, batch_size: int = 50,
-                 batch_wait: float = 0.02):
+                 batch_wait: float = 0.02, batch_max_wait: float = 0.25):
         self.connection = connection
         self.topology = topology
         self.queue_name = topology.queue_name(consumer, purpose)
@@ -261,8 +263,9 @@ class EventConsumer(ConsumerProducerMixin):
         self.handle_batch = handle_batch
         self.batch_size = min(batch_size, prefetch_count)
         self.batch_wait = batch_wait
+        self.batch_max_wait = batch_max_wait
         self._batch: list[tuple[Event, object]] = []
-        self._batch_started = 0.0
+        self._batch_started = self._last_arrival = 0.0
 
     def run(self, _tokens=1, **kwargs):
         # Wake often enough to flush a partial batch quickly when the queue goes quiet.
@@ -278,8 +281,13 @@ class EventConsumer(ConsumerProducerMixin):
         )]
 
     def on_iteration(self):
-        if self._batch and time.monotonic() - self._batch_started >= self.batch_wait:
-            self._flush()
+        if self._batch:
+            # Close the batch when the queue pauses, not a fixed time after its first message:
+            # while messages keep coming (a backlog), batches fill up and a batch's fixed cost
+            # (transactions, locks, the parked and sealing checks) is shared by more events.
+            now = time.monotonic()
+            if now - self._last_arrival >= self.batch_wait or now - self._batch_started >= self.batch_max_wait:
+                self._flush()
         beat()
         try:
             self.connection.heartbeat_check()
@@ -301,6 +309,7 @@ class EventConsumer(ConsumerProducerMixin):
         if not self._batch:
             self._batch_started = time.monotonic()
         self._batch.append((event, message))
+        self._last_arrival = time.monotonic()  # after decoding: idle time is time spent waiting
         if len(self._batch) >= self.batch_size:
             self._flush()
 
@@ -313,10 +322,22 @@ class EventConsumer(ConsumerProducerMixin):
             for event, message in batch:
                 self._handle_one(event, message)
             return
-        for event, message in batch:
+        for event, _ in batch:
             self._failures.pop(str(event.event_id), None)
-            message.ack()
+        self._ack_all([message for _, message in batch])
         self.processed += len(batch)
+
+    def _ack_all(self, messages: list) -> None:
+        """On AMQP, one basic.ack with `multiple` for the whole batch: every earlier delivery on
+        the channel was settled in turn (acked, requeued or dead-lettered) before the next was
+        taken, so it acks exactly the batch. kombu's virtual transports (the embedded broker)
+        ignore `multiple`: there each message is acked on its own."""
+        driver = getattr(getattr(self.connection, "transport", None), "driver_type", None)
+        if driver == "amqp" and len(messages) > 1:
+            max(messages, key=lambda m: m.delivery_tag).ack(multiple=True)
+            return
+        for message in messages:
+            message.ack()
 
     def _handle_one(self, event: Event, message) -> None:
         backoff, deadline = 0.05, time.monotonic() + RETRY_IN_PLACE_SECONDS
