@@ -140,6 +140,11 @@ def _walk_the_pipeline(app: Okrsnap) -> None:
     assert float(rows[0]["current_value"]) == 150.0
     tampered = requests.get(done["download_url"][:-2] + "xx", timeout=10)
     assert tampered.status_code == 401
+    assert "X-Okrsnap-Audit-Workspace" not in download.headers  # kept inside
+    audit = api.get(f"{app.url}/workspaces/{workspace_id}/audit").json()["events"]
+    actions = {(e["action"], e["target"]) for e in audit}
+    assert {("export.requested", job_id), ("export.downloaded", job_id)} <= actions
+    assert not any("token=" in str(e) for e in audit)  # the link's credential is never logged
 
     # Internal services refuse anything that did not come through the gateway.
     direct = f"http://127.0.0.1:{app.ports['checkin']}/sessions/{session_id}"

@@ -455,7 +455,8 @@ def _forwarder(index: int, route: Route):
 def _audit_forwarded(route: Route, upstream, user, path_params: dict, body):
     """Records a forwarded request the service accepted. A small JSON answer (a new export job)
     is read whole for its ids; a file is streamed untouched. Never the link's token."""
-    target, workspace_id, detail = path_params.get("job_id"), None, None
+    # A file answer names its Workspace in a header the gateway keeps to itself.
+    target, workspace_id, detail = path_params.get("job_id"), upstream.headers.get("X-Okrsnap-Audit-Workspace"), None
     if "json" in upstream.headers.get("Content-Type", ""):
         body = b"".join(body)
         try:
