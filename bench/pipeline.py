@@ -140,6 +140,7 @@ def run() -> str:
 
 The relay publishes each outbox row with publisher confirms and marks the batch sent after the
 confirms; the consumer validates each event against the catalogue and applies a batch of the
-messages that arrived together (up to 50) with their processed-event records in one PostgreSQL
-transaction, commits, then acks. Target: the consumer at least half the raw rate.
+messages that arrived together (up to 50; a batch closes when full or when no message came for
+20 ms) with their processed-event records in one PostgreSQL transaction, commits, then acks the
+batch (one multiple ack). Target: the consumer at least half the raw rate.
 """
