@@ -235,29 +235,45 @@ class Event:
                    wire_payload, session_id, sequence, actor_id)
 
     def to_wire(self) -> dict[str, Any]:
-        return EnvelopeSchema().dump(self.__dict__)
+        return _ENVELOPE.dump({k: v for k, v in self.__dict__.items() if k != "_loaded"})
 
     def load_payload(self) -> dict[str, Any]:
-        """The payload validated against its own version, then upcast to the latest one."""
-        payload, version = payload_schema(self.event_type, self.event_version).load(self.payload), self.event_version
-        while (self.event_type, version) in UPCASTERS:
-            version, upcast = UPCASTERS[(self.event_type, version)]
-            payload = upcast(payload)
-        return payload
+        """The payload validated against its own version, then upcast to the latest one; done
+        once per event (decode() already did it), the result shared read-only."""
+        loaded = self.__dict__.get("_loaded")
+        if loaded is None:
+            loaded, version = payload_schema(self.event_type, self.event_version).load(self.payload), self.event_version
+            while (self.event_type, version) in UPCASTERS:
+                version, upcast = UPCASTERS[(self.event_type, version)]
+                loaded = upcast(loaded)
+            object.__setattr__(self, "_loaded", loaded)  # a cache, not part of the event's value
+        return loaded
+
+
+_SCHEMAS: dict[tuple[str, int], Schema] = {}
 
 
 def payload_schema(event_type: str, version: int) -> Schema:
-    try:
-        return CATALOGUE[(event_type, version)]()
-    except KeyError:
-        raise ValidationError(f"unknown event {event_type!r} version {version}", "event_type") from None
+    """One schema object per event type and version: building one (with its nested schemas)
+    costs more than the validation itself, and loading keeps no state on the schema."""
+    key = (event_type, version)
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        try:
+            schema = _SCHEMAS[key] = CATALOGUE[key]()
+        except KeyError:
+            raise ValidationError(f"unknown event {event_type!r} version {version}", "event_type") from None
+    return schema
+
+
+_ENVELOPE = EnvelopeSchema()
 
 
 def decode(body: Any) -> Event:
     """Wire dict -> validated Event; raises ValidationError with the reason."""
     if not isinstance(body, dict):
         raise ValidationError("message body is not a JSON object")
-    envelope = EnvelopeSchema().load(body)
+    envelope = _ENVELOPE.load(body)
     event = Event(**envelope)
     event.load_payload()  # validates against the catalogue; raises on mismatch
     return event
