@@ -45,7 +45,7 @@ def _events(workspace, session_id, start: date):
     state = {"id": session_id, "workspace_id": workspace, "name": "Bench", "start_date": start,
              "end_date": start + timedelta(weeks=WEEKS) - timedelta(days=1), "timezone": "UTC",
              "week_start_day": "monday", "checkin_cadence": "weekly", "checkin_weekday": "friday",
-             "status": "active", "version": 1}
+             "status": "active", "visibility": "workspace", "members": [], "version": 1}
     week0 = [Event.new("checkin.session.created", occurred_at=t0, workspace_id=workspace, session_id=session_id,
                        entity_id=session_id, sequence=next(seq), payload=state)]
     key_results = []

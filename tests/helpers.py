@@ -1,6 +1,7 @@
 """Small helpers shared by tests: a signed internal header, a consumer driven in a thread."""
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 
@@ -33,3 +34,10 @@ class EveryoneIsAMember:
 
     def non_members(self, principal, workspace_id, user_ids) -> set:
         return set()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

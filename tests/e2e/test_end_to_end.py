@@ -6,7 +6,6 @@ import csv
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,23 +18,19 @@ import requests
 from shared import tokens
 from shared.weeks import Week
 from tests.conftest import wait_until
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e
 OKRSNAP = [sys.executable, "-m", "services.cli"]
 PASSWORD = "correct horse battery staple"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Okrsnap:
     def __init__(self, tmp_path: Path, extra_env: dict[str, str]):
         self.env = dict(os.environ, OKRSNAP_ENV="test", OKRSNAP_DATA_DIR=str(tmp_path / "var"),
                         OKRSNAP_LOG_LEVEL="WARNING", **extra_env)
-        self.ports = {name: _free_port() for name in ("gateway", "checkin", "snapshot", "export")}
+        self.ports = {name: free_port() for name in ("gateway", "checkin", "snapshot", "export")}
         for name, port in self.ports.items():
             self.env[f"OKRSNAP_{name.upper()}_PORT"] = str(port)
         self.url = f"http://127.0.0.1:{self.ports['gateway']}/api/v1"

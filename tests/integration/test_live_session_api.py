@@ -4,7 +4,6 @@ independent of kombu) - the wire contract."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -21,16 +20,12 @@ from services.gateway.service_layer import handlers as identity
 from shared.events import LATEST, decode
 from shared.messaging import declare_topology
 from tests.conftest import make_settings
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 PASSWORD = "a long enough password"
 API = "/api/v1"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stack:
@@ -100,8 +95,8 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path, database_url, broker_url, namespace):
     settings = make_settings(tmp_path, OKRSNAP_DATABASE_URL=database_url, OKRSNAP_BROKER_URL=broker_url,
-                             OKRSNAP_BROKER_NAMESPACE=namespace, OKRSNAP_CHECKIN_PORT=str(_free_port()),
-                             OKRSNAP_GATEWAY_PORT=str(_free_port()))
+                             OKRSNAP_BROKER_NAMESPACE=namespace, OKRSNAP_CHECKIN_PORT=str(free_port()),
+                             OKRSNAP_GATEWAY_PORT=str(free_port()))
     stack = Stack(settings)
     yield stack
     stack.close()

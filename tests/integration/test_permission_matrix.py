@@ -5,12 +5,14 @@ Each answer's status is asserted, and no response body of anyone holds a title o
 see."""
 from __future__ import annotations
 
-import socket
+import json
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from services.checkin.bootstrap import bootstrap as checkin_bootstrap
@@ -25,6 +27,7 @@ from services.snapshot.entrypoints.app import create_app as snapshot_app
 from shared.events import decode
 from shared.weeks import Week
 from tests.conftest import make_settings
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 API = "/api/v1"
@@ -33,11 +36,6 @@ ROLES = ("owner", "admin", "member", "viewer")
 PRINCIPALS = ROLES + ("no_okr_access", "non_member", "anonymous")
 RESOURCES = ("own", "private", "restricted", "other")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class World:
@@ -90,7 +88,6 @@ class World:
         test's subject)."""
         with self.containers["checkin"].database.session() as db:
             bodies = db.execute(text("SELECT body FROM outbox ORDER BY id")).scalars().all()
-        import json
         self.containers["snapshot"].apply_batch([decode(json.loads(b) if isinstance(b, str) else b) for b in bodies])
 
     def close(self):
@@ -129,10 +126,7 @@ def _items(world, who, session, tag, *, owner_of_items=None, private=False) -> d
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, postgres_server_url):
-    import uuid
 
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
 
     name = f"okrsnap_test_{uuid.uuid4().hex[:12]}"
     server = make_url(postgres_server_url).set(drivername="postgresql+psycopg")
@@ -142,7 +136,7 @@ def world(tmp_path_factory, postgres_server_url):
     settings = make_settings(tmp_path_factory.mktemp("matrix"),
                              OKRSNAP_DATABASE_URL=server.set(database=name).render_as_string(hide_password=False),
                              OKRSNAP_EXPORT_RATE="1000/3600",
-                             **{f"OKRSNAP_{s.upper()}_PORT": str(_free_port())
+                             **{f"OKRSNAP_{s.upper()}_PORT": str(free_port())
                                 for s in ("checkin", "snapshot", "export", "gateway")})
     world = World(settings)
     acme, member = world.acme, world.users["member"]["id"]

@@ -75,11 +75,9 @@ def _facts(uow, principal: Principal, kind: str, item, session: Session):
     canvas. An Initiative is seen through the Key Results it connects to (any one will do)."""
     if kind == "session":
         return None
-    guards = private_guards(uow.repo.list_objectives(session.id))
-    if kind == "objective":
-        return item_facts(item.owner_id, guards.get(str(item.id), ()))
-    if kind == "key_result":
-        return item_facts(item.owner_id, guards.get(str(item.objective_id), ()))
+    if kind in ("objective", "key_result"):
+        guards = private_guards(uow.repo.list_objectives(session.id))
+        return item_facts(item.owner_id, guards.get(str(item.id if kind == "objective" else item.objective_id), ()))
     connected = [kr for kr in (uow.repo.get_key_result(k) for k in item.key_result_ids) if kr is not None]
     seen = visible_items(principal, session_facts(session), [], connected, [item],
                          privacy_objectives=uow.repo.list_objectives(session.id))

@@ -53,6 +53,7 @@ item_versions = Table(
     Column("state", JSON, nullable=False),
     UniqueConstraint("entity_id", "sequence", name="uq_item_versions_entity_sequence"),
     Index("ix_item_versions_session_effective", "session_id", "effective_at"),
+    Index("ix_item_versions_session_type", "session_id", "entity_type"),
 )
 
 check_ins = Table(

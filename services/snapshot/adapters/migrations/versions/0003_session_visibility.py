@@ -1,4 +1,5 @@
-"""Sessions visible to the whole Workspace or restricted to listed members (session events v2).
+"""Sessions visible to the whole Workspace or restricted to listed members (session events v2);
+item versions indexed by type, for the Objectives' privacy read on every non-admin view.
 
 Revision ID: 0003
 Revises: 0002
@@ -17,9 +18,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("visibility", sa.String(length=10), nullable=False,
                                       server_default="workspace"))
         batch_op.add_column(sa.Column("members", sa.JSON(), nullable=False, server_default="[]"))
+    op.create_index("ix_item_versions_session_type", "item_versions", ["session_id", "entity_type"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_item_versions_session_type", table_name="item_versions")
     with op.batch_alter_table("sessions") as batch_op:
         batch_op.drop_column("members")
         batch_op.drop_column("visibility")
