@@ -85,6 +85,11 @@ class Principal:
 
 
 INTERNAL_HEADER = "X-Okrsnap-Internal-Token"
+# On a file answer, for the gateway only (never passed on): whose file it is. The gateway checks
+# that its requester still belongs to the Workspace before a link's download goes out, and files
+# the download in that Workspace's audit log.
+FILE_WORKSPACE_HEADER = "X-Okrsnap-File-Workspace"
+FILE_REQUESTER_HEADER = "X-Okrsnap-File-Requester"
 INTERNAL_TTL = 60
 
 

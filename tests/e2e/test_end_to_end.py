@@ -135,7 +135,8 @@ def _walk_the_pipeline(app: Okrsnap) -> None:
     assert float(rows[0]["current_value"]) == 150.0
     tampered = requests.get(done["download_url"][:-2] + "xx", timeout=10)
     assert tampered.status_code == 401
-    assert "X-Okrsnap-Audit-Workspace" not in download.headers  # kept inside
+    assert tokens.FILE_WORKSPACE_HEADER not in download.headers  # kept inside the gateway
+    assert tokens.FILE_REQUESTER_HEADER not in download.headers
     audit = api.get(f"{app.url}/workspaces/{workspace_id}/audit").json()["events"]
     actions = {(e["action"], e["target"]) for e in audit}
     assert {("export.requested", job_id), ("export.downloaded", job_id)} <= actions

@@ -107,9 +107,12 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(pg):
     second, _ = pg.add("second@example.com", "owner")
     first_headers, second_headers = pg.bearer(), pg.bearer("second@example.com")
     barrier, results = threading.Barrier(2), {}
+    # Apps are built here, not in the threads: werkzeug compiles its URL rules with `ast`, which
+    # CPython 3.11 cannot do in two threads at once ("AST constructor recursion depth mismatch").
+    clients = {"first": create_app(pg.container).test_client(), "second": create_app(pg.container).test_client()}
 
     def demote(name, headers, target):
-        client = create_app(pg.container).test_client()
+        client = clients[name]
         barrier.wait()
         results[name] = client.patch(f"{pg.members_url}/{target}", headers=headers, json={"role": "admin"}).status_code
 

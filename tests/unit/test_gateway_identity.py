@@ -30,14 +30,16 @@ class FakeUpstream(Upstream):
         super().__init__(settings.service_urls, settings.internal_secret)
         self.calls = []
         self.answer = (200, {"ok": True})
+        self.answer_headers: dict = {}
 
     def _send(self, method, url, params, body, headers):
         self.calls.append((method, url, headers))
         status, payload = self.answer
+        extra = dict(self.answer_headers)
 
         class Answer:
             status_code = status
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json", **extra}
 
             def iter_content(self, size):
                 yield json.dumps(payload).encode()
@@ -456,11 +458,15 @@ def test_audit_log_records_what_happened_newest_first_and_pages(stack):
     stack.client.patch(f"{url}/{member.id}", headers=headers, json={"role": "viewer"})
     stack.client.delete(f"{url}/{member.id}", headers=headers)
     stack.container.upstream.answer = (202, {"id": str(uuid.uuid4()), "session_id": str(uuid.uuid4()),
+                                             "workspace_id": str(stack.workspace.id),
                                              "week": "2026-W48", "status": "queued"})
     job = stack.container.upstream.answer[1]["id"]
     assert stack.client.post(f"{API}/exports", headers=headers, json={}).status_code == 202
     stack.container.upstream.answer = (200, {"file": "csv"})
-    assert stack.client.get(f"{API}/exports/{job}/download?token=secret-link-token").status_code == 200
+    stack.container.upstream.answer_headers = {tokens.FILE_WORKSPACE_HEADER: str(stack.workspace.id),
+                                               tokens.FILE_REQUESTER_HEADER: str(stack.owner.id)}
+    downloaded = stack.client.get(f"{API}/exports/{job}/download?token=secret-link-token")
+    assert downloaded.status_code == 200 and tokens.FILE_REQUESTER_HEADER not in downloaded.headers
 
     rows = stack.audit_rows()
     by_action = {r["action"]: r for r in rows}
@@ -469,12 +475,14 @@ def test_audit_log_records_what_happened_newest_first_and_pages(stack):
     assert by_action["export.requested"]["target"] == job
     assert by_action["export.requested"]["detail"]["week"] == "2026-W48"
     assert by_action["export.downloaded"]["target"] == job and by_action["export.downloaded"]["actor_user_id"] is None
+    assert by_action["export.downloaded"]["workspace_id"] == stack.workspace.id
     text = json.dumps([{k: str(v) for k, v in r.items()} for r in rows])
     assert PASSWORD not in text and "wrong password!" not in text and "secret-link-token" not in text
     assert headers["Authorization"].split()[1] not in text
 
-    page = stack.audit(headers, limit=2)
-    assert [e["action"] for e in page["events"]] == ["member.removed", "member.changed"]
+    page = stack.audit(headers, limit=4)
+    assert [e["action"] for e in page["events"]] == ["export.downloaded", "export.requested", "member.removed",
+                                                     "member.changed"]
     assert page["events"][0]["user_agent"] is None or len(page["events"][0]["user_agent"]) <= 200
     rest = stack.audit(headers, limit=200, before=page["next_before"])
     assert [e["action"] for e in rest["events"]] == ["member.invited"] * 3 and rest["next_before"] is None
@@ -552,3 +560,19 @@ def test_exports_are_rate_limited_per_user(tmp_path):
 def test_passwords_are_hashed_with_scrypt(stack):
     with stack.container.uow() as uow:
         assert uow.repo.user(stack.owner.id).password_hash.startswith("scrypt:32768:8:1$")
+
+
+def test_a_download_link_stops_when_its_requester_loses_access(stack):
+    member, _ = stack.add("leaver@example.com", "member")
+    job = uuid.uuid4()
+    stack.container.upstream.answer = (200, {"file": "csv"})
+    stack.container.upstream.answer_headers = {tokens.FILE_WORKSPACE_HEADER: str(stack.workspace.id),
+                                               tokens.FILE_REQUESTER_HEADER: str(member.id)}
+    link = f"{API}/exports/{job}/download?token=issued-before-removal"
+    assert stack.client.get(link).status_code == 200
+    removed = stack.client.delete(f"{API}/workspaces/{stack.workspace.id}/members/{member.id}", headers=stack.bearer())
+    assert removed.status_code == 204
+    refused = stack.client.get(link)
+    assert refused.status_code == 404 and refused.json["message"] == "Export not found."
+    stack.container.upstream.answer_headers = {}  # a file answer that does not say whose it is
+    assert stack.client.get(link).status_code == 404

@@ -29,7 +29,6 @@ from shared.http import create_app as create_base_app
 
 exports = Blueprint("exports", __name__, description="Exports of a Session's week, built asynchronously")
 
-AUDIT_WORKSPACE_HEADER = "X-Okrsnap-Audit-Workspace"
 BAD_LINK = "The download link is invalid or has expired; open the export again for a fresh link."
 
 
@@ -80,8 +79,8 @@ class ExportDownload(MethodView):
         response.headers["Content-Disposition"] = attachment(job.download_name)
         response.headers["Cache-Control"] = "no-store"  # the URL carries a credential
         response.headers["X-Content-Type-Options"] = "nosniff"
-        # For the gateway's audit log only (it never passes this header on): whose file this is.
-        response.headers[AUDIT_WORKSPACE_HEADER] = str(job.workspace_id)
+        response.headers[tokens.FILE_WORKSPACE_HEADER] = str(job.workspace_id)
+        response.headers[tokens.FILE_REQUESTER_HEADER] = str(job.requested_by)
         return response
 
 

@@ -440,6 +440,9 @@ def _forwarder(index: int, route: Route):
                 body=request.get_data(cache=False), headers=request.headers)
         except UpstreamUnavailable as exc:
             return error_response(503, str(exc))
+        if route.link_holder_check and upstream.status_code == 200 and not _requester_still_reads(upstream):
+            upstream.close()  # a link outlives nobody's access: removed members' links stop at once
+            return error_response(404, "Export not found.")
         headers = {name: upstream.headers[name] for name in RESPONSE_HEADERS if name in upstream.headers}
         body = stream_with_context(upstream.iter_content(64 * 1024))
         if route.audit and 200 <= upstream.status_code < 300:
@@ -452,11 +455,19 @@ def _forwarder(index: int, route: Route):
     return forward
 
 
+def _requester_still_reads(upstream) -> bool:
+    workspace_id = _uuid_or_none(upstream.headers.get(tokens.FILE_WORKSPACE_HEADER))
+    requester = _uuid_or_none(upstream.headers.get(tokens.FILE_REQUESTER_HEADER))
+    if workspace_id is None or requester is None:
+        return False
+    return handlers.still_reads(requester, workspace_id, uow=container().uow())
+
+
 def _audit_forwarded(route: Route, upstream, user, path_params: dict, body):
     """Records a forwarded request the service accepted. A small JSON answer (a new export job)
     is read whole for its ids; a file is streamed untouched. Never the link's token."""
     # A file answer names its Workspace in a header the gateway keeps to itself.
-    target, workspace_id, detail = path_params.get("job_id"), upstream.headers.get("X-Okrsnap-Audit-Workspace"), None
+    target, workspace_id, detail = path_params.get("job_id"), upstream.headers.get(tokens.FILE_WORKSPACE_HEADER), None
     if "json" in upstream.headers.get("Content-Type", ""):
         body = b"".join(body)
         try:
@@ -465,7 +476,7 @@ def _audit_forwarded(route: Route, upstream, user, path_params: dict, body):
             answer = None
         if isinstance(answer, dict):
             target = answer.get("id", target)
-            workspace_id = answer.get("workspace_id")
+            workspace_id = answer.get("workspace_id") or workspace_id
             detail = {k: answer[k] for k in ("session_id", "week", "owner", "format") if k in answer} or None
     c = container()
     try:

@@ -16,6 +16,7 @@ class Route:
     max_body: int = 256 * 1024
     expensive: bool = False             # rate limited per user and per client IP (OKRSNAP_EXPORT_RATE)
     audit: str | None = None            # recorded in the audit log when the service answers 2xx
+    link_holder_check: bool = False     # a link's file goes out only while its requester keeps access
 
 
 ROUTES = (
@@ -47,5 +48,5 @@ ROUTES = (
     Route("exports", "export", "/exports", ("POST",), expensive=True, audit="export.requested"),
     Route("exports", "export", "/exports/<uuid:job_id>", ("GET",)),
     Route("exports", "export", "/exports/<uuid:job_id>/download", ("GET",), authenticated=False,
-          audit="export.downloaded"),
+          audit="export.downloaded", link_holder_check=True),
 )

@@ -432,3 +432,10 @@ def audit_page(identity: Identity, workspace_id, *, limit: int, before: int | No
     with uow:
         rules.check_audit(uow.repo.membership(workspace_id, identity.user.id))
         return uow.repo.audit_page(workspace_id, limit, before)
+
+
+def still_reads(user_id, workspace_id, *, uow) -> bool:
+    """Whether the user is still a member of the Workspace with Goals/OKRs access (read now, so
+    removing a member or their access stops their outstanding download links too)."""
+    with uow:
+        return any(m.workspace_id == workspace_id and m.okr_access for m in uow.repo.memberships(user_id))
