@@ -171,17 +171,25 @@ def _plan(schema: ma.Schema) -> tuple:
     return plan[1]
 
 
-def _project(obj, schema: ma.Schema):
+def _project(obj, schema: ma.Schema, done: dict | None = None):
     """The schema's fields of a JSON-ready dict, nested schemas followed: what schema.dump()
-    would keep, without converting values that are already JSON-ready."""
+    would keep, without converting values that are already JSON-ready. A dict that appears
+    several times (an Initiative under each of its Key Results) is projected once."""
+    if done is None:
+        done = {}
+    key_ = (id(obj), id(schema))
+    projected = done.get(key_)
+    if projected is not None:
+        return projected
     out = {}
     for name, key, nested, many in _plan(schema):
         if name not in obj:
             continue
         value = obj[name]
         if nested is not None and value is not None:
-            value = [_project(v, nested) for v in value] if many else _project(value, nested)
+            value = [_project(v, nested, done) for v in value] if many else _project(value, nested, done)
         out[key] = value
+    done[key_] = out
     return out
 
 

@@ -310,18 +310,22 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         as_of = min(now, ends_at)
         tree = build_tree(states["objective"], states["key_result"], states["initiative"], OwnerFilter(owner))
         moved = {kr_id for kr_id, d in changes["key_results"].items() if d["progress_points"]}
-        shown_signals, seen_initiatives = [], set()
+        shown_signals, with_signals = [], {}  # an Initiative under several Key Results: one dict, shared
         for objective in tree:
             for kr in objective["key_results"]:
                 kr["delta"] = changes["key_results"].get(kr["id"])
                 kr["signals"] = key_result_signals(kr, kr["delta"], last_check_ins.get(kr["id"]), as_of,
                                                    session["checkin_cadence"])
                 shown_signals.append(kr["signals"])
-                kr["initiatives"] = [dict(i, signals=initiative_signals(i, moved)) for i in kr["initiatives"]]
+                connected = []
                 for initiative in kr["initiatives"]:
-                    if initiative["id"] not in seen_initiatives:
-                        seen_initiatives.add(initiative["id"])
-                        shown_signals.append(initiative["signals"])
+                    shown_initiative = with_signals.get(initiative["id"])
+                    if shown_initiative is None:
+                        shown_initiative = with_signals[initiative["id"]] = dict(
+                            initiative, signals=initiative_signals(initiative, moved))
+                        shown_signals.append(shown_initiative["signals"])
+                    connected.append(shown_initiative)
+                kr["initiatives"] = connected
         shown = {kr["id"] for o in tree for kr in o["key_results"]}
         view.update(
             objectives=tree,
