@@ -171,11 +171,6 @@ def ensure_readable(principal: Principal, workspace_id, kind: str) -> None:
     ensure(principal, VIEW, kind, workspace_id=workspace_id)
 
 
-def ensure_writable(principal: Principal, workspace_id, kind: str) -> None:
-    ensure(principal, EDIT, kind, workspace_id=workspace_id)
-
-
-Forbidden = AccessDenied
 
 
 # --- Which items of a Session a principal sees ---------------------------------------------
@@ -198,17 +193,6 @@ class Visibility:
     initiatives: frozenset[str]
     canvases: frozenset[str]
     everything: bool = False
-
-    def fingerprint(self) -> str:
-        """Stable over what is visible: for keying views rendered for one principal."""
-        import hashlib
-
-        if self.everything:
-            return "all"
-        digest = hashlib.sha256()
-        for part in (self.objectives, self.key_results, self.initiatives, self.canvases):
-            digest.update(",".join(sorted(part)).encode() + b"|")
-        return digest.hexdigest()[:32]
 
 
 def private_guards(objectives) -> dict[str, tuple[PrivateGuard, ...]]:

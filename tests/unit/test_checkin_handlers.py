@@ -8,7 +8,7 @@ import pytest
 from services.checkin.domain import commands
 from services.checkin.domain.model import Conflict, DomainError, VersionRequired
 from services.checkin.service_layer import handlers
-from shared.access import Forbidden, NotFound
+from shared.access import AccessDenied, NotFound
 from shared.clock import FixedClock
 from shared.events import decode
 from shared.tokens import Principal
@@ -139,7 +139,7 @@ def test_another_workspace_sees_not_found_and_viewers_cannot_write():
     with pytest.raises(NotFound):
         handlers.add_objective(commands.AddObjective(stranger, session.id, "x"), uow=uow, clock=CLOCK, members=DIRECTORY)
     viewer = Principal(str(uuid.uuid4()), {str(WS): "viewer"})
-    with pytest.raises(Forbidden):
+    with pytest.raises(AccessDenied):
         handlers.add_objective(commands.AddObjective(viewer, session.id, "x"), uow=uow, clock=CLOCK, members=DIRECTORY)
     assert len(uow.repo.events) == 1  # only the Session's
 
@@ -203,7 +203,7 @@ def test_an_archived_session_refuses_edits_but_stays_readable():
     session = _session(uow)
     objective = _objective(uow, session, "Grow")
     admin = Principal(str(USER), {str(WS): "admin"})
-    with pytest.raises(Forbidden):
+    with pytest.raises(AccessDenied):
         handlers.archive_session(commands.ArchiveSession(MEMBER, session.id), uow=uow, clock=CLOCK)
     handlers.archive_session(commands.ArchiveSession(admin, session.id), uow=uow, clock=CLOCK)
     with pytest.raises(Conflict, match="archived"):
@@ -247,7 +247,7 @@ def test_history_import_keeps_original_times_in_order():
            "check_ins": [{"key_result_ref": "k", "value": 5, "status": "on_track", "checked_in_at": datetime(2026, 10, 20, tzinfo=timezone.utc)},
                          {"key_result_ref": "k", "value": 3, "status": "at_risk", "checked_in_at": datetime(2026, 10, 12, tzinfo=timezone.utc)}]}
     owner = Principal(str(USER), {str(WS): "owner"})
-    with pytest.raises(Forbidden):
+    with pytest.raises(AccessDenied):
         handlers.import_history(commands.ImportHistory(MEMBER, WS, doc), uow=uow, clock=CLOCK, members=DIRECTORY)
     handlers.import_history(commands.ImportHistory(owner, WS, doc), uow=uow, clock=CLOCK, members=DIRECTORY)
     times = [e.occurred_at for e in uow.repo.events]

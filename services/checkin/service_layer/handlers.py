@@ -545,14 +545,6 @@ def _session_items(uow, principal: Principal, session_id):
             [_present(i, seen) for i in initiatives if str(i.id) in seen.initiatives])
 
 
-def visible_in_session(principal: Principal, session_id, *, uow) -> dict:
-    """Ids of what the principal sees of a Session (tests compare it with the Snapshot's)."""
-    with uow:
-        _, objectives, key_results, initiatives = _session_items(uow, principal, session_id)
-    return {"objective": {str(o.id) for o in objectives}, "key_result": {str(k.id) for k in key_results},
-            "initiative": {str(i.id) for i in initiatives}}
-
-
 def session_tree(principal: Principal, session_id, *, uow) -> dict:
     with uow:
         session, objectives, key_results, initiatives = _session_items(uow, principal, session_id)
