@@ -161,6 +161,16 @@ def _check_visible_parent(uow, principal: Principal, session: Session, parent_id
         raise DomainError("The parent Objective is not in this Session.", "parent_id")
 
 
+def _check_leaving_privacy(uow, principal: Principal, session: Session, objective: Objective) -> None:
+    """Moving an Objective out from under a private one would show it (and its past weeks) to
+    everyone: only the private Objective's owner or an admin may do that."""
+    if objective.parent_id is None:
+        return
+    for guard in private_guards(uow.repo.list_objectives(session.id)).get(str(objective.parent_id), ()):
+        if principal.role_in(session.workspace_id) not in access.ADMINS and str(principal.user_id) != guard.owner_id:
+            raise AccessDenied(Decision(False, "role"), "Objective") from None
+
+
 def _check_members(members, principal: Principal, session: Session, named: dict) -> None:
     """Owners, visibility and canvas access lists name Workspace members only (one lookup)."""
     wanted = {field: {v for v in values if v is not None} for field, values in named.items()}
@@ -337,6 +347,11 @@ def update_item(cmd: commands.UpdateItem, *, uow, clock, members):
         if cmd.kind == "objective" and "parent_id" in changes:
             _check_visible_parent(uow, cmd.principal, session, changes["parent_id"])
             _check_parent(uow, session, item.id, changes["parent_id"])
+            _check_leaving_privacy(uow, cmd.principal, session, item)
+        if cmd.kind == "initiative" and "owner_id" in changes and item.canvas is not None:
+            # Owning an Initiative opens its canvas: only someone who may open it hands it on.
+            _ensure(cmd.principal, access.OPEN_CANVAS, "initiative", session,
+                    item_facts(item.owner_id, (), item.canvas))
         if cmd.kind == "initiative" and "canvas" in changes:
             changes["canvas"] = _canvas(changes["canvas"])
         item.update(changes, now)
@@ -377,7 +392,8 @@ def connect(cmd: commands.Connect, *, uow, clock) -> Initiative:
         if cmd.connected:
             initiative.connect(_visible_key_result(uow, cmd.principal, session, cmd.key_result_id, "key_result_id"),
                                now)
-        else:
+        else:  # a hidden Key Result answers like an unknown one, connected or not
+            _visible_key_result(uow, cmd.principal, session, cmd.key_result_id, "key_result_id")
             initiative.disconnect(cmd.key_result_id, now)
         uow.repo.save_initiative(initiative)
         name = "connected" if cmd.connected else "disconnected"

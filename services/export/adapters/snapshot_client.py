@@ -75,7 +75,7 @@ class NearestSaved(_Contract):
 class WeekView(_Contract):
     session = fields.Nested(WeekSession, required=True)
     week = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(("current", "past", "future", "no_snapshot")))
+    status = fields.String(required=True, validate=validate.OneOf(("current", "past", "sealed", "future", "no_snapshot")))
     nearest_saved = fields.Nested(NearestSaved, load_default=dict)
     owner = fields.String(required=True)
     objectives = fields.List(fields.Nested(ObjectiveView), load_default=list)

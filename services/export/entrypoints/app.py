@@ -54,7 +54,8 @@ class ExportDetail(MethodView):
     @exports.response(200, schemas.ExportOut)
     def get(self, job_id):
         """An export job; when done, with a fresh short-lived download link"""
-        return _job_view(handlers.get_export(current_principal(), job_id, uow=container().uow()))
+        c = container()
+        return _job_view(handlers.get_export(current_principal(), job_id, uow=c.uow(), snapshots=c.snapshots))
 
 
 @exports.route("/exports/<uuid:job_id>/download")

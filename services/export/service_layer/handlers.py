@@ -158,13 +158,20 @@ def _settle(claim: Claim, uow, clock, change: Outcome) -> None:
 
 # --- queries ------------------------------------------------------------------------------
 
-def get_export(principal: Principal, job_id, *, uow) -> ExportJob:
-    """Only the requester sees a job, and only while still a member of its Workspace (so no
-    fresh download link goes to someone who lost access); to anyone else it does not exist."""
+def get_export(principal: Principal, job_id, *, uow, snapshots=None) -> ExportJob:
+    """Only the requester sees a job, and only while still a member of its Workspace; to anyone
+    else it does not exist. A finished job (whose answer carries a fresh download link) also
+    needs its Session still readable to them: a restricted Session they were taken off, or one
+    gone, takes its exports with it."""
     with uow:
         job = uow.repo.get(job_id)
     if job is None or not job.requested_by_principal(principal) or not can_read(principal, job.workspace_id):
         raise NotFound("Export")
+    if job.status == DONE and snapshots is not None:
+        try:
+            snapshots.session(job.session_id, principal)
+        except SnapshotNotFound:
+            raise NotFound("Export") from None
     return job
 
 

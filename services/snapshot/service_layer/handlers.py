@@ -208,7 +208,9 @@ def _only_seen(states: dict, audience: Audience | None) -> dict:
     seen = audience.visibility(states)
     if seen.everything:
         return states
-    return {"objective": [o for o in states["objective"] if o["id"] in seen.objectives],
+    return {"objective": [o if o.get("parent_id") in seen.objectives or o.get("parent_id") is None
+                          else dict(o, parent_id=None)  # moved out of a private Objective since
+                          for o in states["objective"] if o["id"] in seen.objectives],
             "key_result": [k for k in states["key_result"] if k["id"] in seen.key_results],
             "initiative": [dict(i, key_result_ids=[k for k in i.get("key_result_ids", []) if k in seen.key_results])
                            for i in states["initiative"] if i["id"] in seen.initiatives]}

@@ -309,3 +309,15 @@ def test_only_the_requester_sees_a_job(alice, session_id, workspace, uow, clock,
     for stranger in (colleague, Principal(None)):
         with pytest.raises(NotFound, match="Export not found."):
             handlers.get_export(stranger, job.id, uow=uow)
+
+
+def test_a_finished_export_goes_with_its_session_when_the_requester_can_no_longer_read_it(
+        alice, session_id, uow, clock, snapshots):
+    job = request(alice, session_id, uow=uow, clock=clock, snapshots=snapshots)
+    stored = uow.repo.jobs[job.id]
+    stored.claim(clock.now())
+    stored.finish(clock.now(), file_name="x.csv", row_count=1)
+    assert handlers.get_export(alice, job.id, uow=uow, snapshots=snapshots).status == "done"
+    del snapshots.sessions[session_id]  # taken off a restricted Session, or the Session is gone
+    with pytest.raises(NotFound, match="Export not found."):
+        handlers.get_export(alice, job.id, uow=uow, snapshots=snapshots)
