@@ -193,6 +193,15 @@ def test_demo_has_weeks_of_history(embedded_okrsnap):
     assert chain["valid"] and len(chain["weeks"]) >= WEEKS_OF_HISTORY - 1
     assert "sealed weeks, ok" in app.cli("verify")
 
+    # A sealed week exports like any other: the file holds the week's Key Results.
+    job = api.post(f"{app.url}/exports", json={"session_id": session["id"], "week": past})
+    assert job.status_code == 202, job.text
+    done = wait_until(lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
+        api.get(f"{app.url}/exports/{job.json()['id']}").json()), timeout=30, message="sealed week exported")
+    assert done["status"] == "done", done
+    rows = list(csv.DictReader(io.StringIO(requests.get(done["download_url"], timeout=10).content.decode("utf-8-sig"))))
+    assert len(rows) == 5 and {r["week"] for r in rows} == {past}
+
 
 def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap):
     app = embedded_okrsnap
