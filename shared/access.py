@@ -40,6 +40,8 @@ REASONS = {
     "role": (403, "Your role in this Workspace does not allow this."),
     "not_item_owner": (403, "Members change and check in on items they own or unassigned ones; "
                             "ask the owner or an admin."),
+    "leaves_private": (403, "Only the private Objective's owner or an admin may move an Objective out from "
+                            "under it (that would show it to everyone)."),
     "canvas_permission": (403, "You do not have permission to open this canvas; ask its owner to add you."),
     "archived": (409, "The Session is archived: it is read-only, and still reviewable."),
     "automatic": (403, "Weeks are sealed by okrsnap when they end; nobody seals or unseals by hand."),

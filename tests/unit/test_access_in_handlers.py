@@ -69,7 +69,7 @@ def test_only_the_private_objectives_owner_or_an_admin_moves_an_objective_out_fr
     with pytest.raises(AccessDenied) as refused:  # Bob sees the secret and may edit the unassigned child
         handlers.update_item(commands.UpdateItem(BOB, "objective", child.id, child.version, {"parent_id": None}),
                              uow=uow, clock=CLOCK, members=DIRECTORY)
-    assert refused.value.status == 403
+    assert refused.value.status == 403 and "private Objective's owner" in refused.value.message
     owner = Principal(str(USER), {str(WS): "member"})
     moved = handlers.update_item(commands.UpdateItem(owner, "objective", child.id, child.version,
                                                      {"parent_id": None}), uow=uow, clock=CLOCK, members=DIRECTORY)

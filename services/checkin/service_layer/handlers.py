@@ -168,7 +168,7 @@ def _check_leaving_privacy(uow, principal: Principal, session: Session, objectiv
         return
     for guard in private_guards(uow.repo.list_objectives(session.id)).get(str(objective.parent_id), ()):
         if principal.role_in(session.workspace_id) not in access.ADMINS and str(principal.user_id) != guard.owner_id:
-            raise AccessDenied(Decision(False, "role"), "Objective") from None
+            raise AccessDenied(Decision(False, "leaves_private"), "Objective")
 
 
 def _check_members(members, principal: Principal, session: Session, named: dict) -> None:
