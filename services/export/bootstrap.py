@@ -9,6 +9,7 @@ from typing import Callable
 
 from services.export.adapters import orm
 from services.export.adapters.files import ExportFiles
+from services.export.adapters.identity import GatewayIdentities
 from services.export.adapters.snapshot_client import SnapshotClient
 from services.export.service_layer.unit_of_work import ExportUnitOfWork
 from services.export.service_layer.worker import ExportWorker
@@ -30,6 +31,7 @@ class Export(ServiceContainer):
 
     snapshots: SnapshotClient
     files: ExportFiles
+    identities: GatewayIdentities
 
     def relay(self) -> OutboxRelay:
         return self.outbox_relay(orm.outbox)
@@ -42,7 +44,8 @@ class Export(ServiceContainer):
     def worker(self, **options) -> ExportWorker:
         """options: lease, queued_grace, sweep_interval, builders (see ExportWorker)."""
         return ExportWorker(uow_factory=self.uow, clock=self.clock, snapshots=self.snapshots,
-                            files=self.files, consumer_factory=self.consumer, **options)
+                            files=self.files, consumer_factory=self.consumer, identities=self.identities,
+                            **options)
 
 
 
@@ -50,4 +53,5 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> E
     settings = settings or Settings.from_env()
     return Export.build(settings, clock,
                         snapshots=SnapshotClient(settings.service_urls["snapshot"], settings.internal_secret),
-                        files=ExportFiles(settings.export_dir))
+                        files=ExportFiles(settings.export_dir),
+                        identities=GatewayIdentities(settings.service_urls["gateway"], settings.internal_secret))

@@ -576,3 +576,20 @@ def test_a_download_link_stops_when_its_requester_loses_access(stack):
     assert refused.status_code == 404 and refused.json["message"] == "Export not found."
     stack.container.upstream.answer_headers = {}  # a file answer that does not say whose it is
     assert stack.client.get(link).status_code == 404
+
+
+def test_the_internal_principal_of_a_user_is_read_now_and_only_for_internal_callers(stack):
+    member, _ = stack.add("worker@example.com", "member")
+    url = f"/internal/users/{member.id}/principal"
+    assert stack.client.get(url).status_code == 401
+    assert stack.client.get(url, headers=stack.bearer()).status_code == 401  # a user token is not internal
+    internal = {tokens.INTERNAL_HEADER: tokens.internal_token(stack.container.settings.internal_secret, "gateway",
+                                                              tokens.Principal(None))}
+    assert stack.client.get(url, headers=internal).json["workspaces"] == {str(stack.workspace.id): "member"}
+    stack.client.patch(f"{API}/workspaces/{stack.workspace.id}/members/{member.id}", headers=stack.bearer(),
+                       json={"okr_access": False})
+    now = stack.client.get(url, headers=internal).json
+    assert now["workspaces"] == {} and now["without_okr_access"] == [str(stack.workspace.id)]
+    wrong_audience = {tokens.INTERNAL_HEADER: tokens.internal_token(stack.container.settings.internal_secret,
+                                                                    "checkin", tokens.Principal(None))}
+    assert stack.client.get(url, headers=wrong_audience).status_code == 401

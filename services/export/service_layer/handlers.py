@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Callable
 
+from services.export.adapters.identity import IdentityUnavailable
 from services.export.adapters.snapshot_client import (
     SnapshotNotFound,
     SnapshotRejected,
@@ -103,24 +104,31 @@ def reclaim_stranded(*, uow, clock, lease: timedelta, queued_grace: timedelta,
     return claims
 
 
-def build_export(claim: Claim, *, uow, clock, snapshots, files) -> None:
-    """Fetches the week as the requester saw it, writes the file, settles the job."""
+def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None) -> None:
+    """Fetches the week as the requester may see it now (`identities`: their current roles; the
+    roles vouched for when they asked otherwise), writes the file, settles the job."""
     with uow:
         job = uow.repo.get(claim.job_id)
     if job is None or not job.held_by(claim):
         return
     try:
-        outcome = _build(job, snapshots, files)
+        requester = job.requester if identities is None else identities.current(job.requested_by)
+    except IdentityUnavailable as exc:
+        outage = str(exc)
+        _settle(claim, uow, clock, lambda j, now: j.release(outage))
+        return
+    try:
+        outcome = _build(job, requester, snapshots, files)
     except Exception:  # noqa: BLE001 - a bug or a full disk: retried, then given up
         log.exception("building export %s failed", job.id)
         outcome = _internal_error
     _settle(claim, uow, clock, outcome)
 
 
-def _build(job: ExportJob, snapshots, files) -> Outcome:
+def _build(job: ExportJob, requester: Principal, snapshots, files) -> Outcome:
     """The slow part, outside any transaction; returns how to settle the job."""
     try:
-        view = snapshots.week_view(job.session_id, job.week, job.owner_filter, job.requester)
+        view = snapshots.week_view(job.session_id, job.week, job.owner_filter, requester)
     except SnapshotNotFound:
         return lambda j, now: j.fail(now, "The Session no longer exists or you can no longer read it.")
     except SnapshotRejected as exc:

@@ -19,13 +19,14 @@ log = logging.getLogger(__name__)
 
 class ExportWorker:
     def __init__(self, *, uow_factory: Callable, clock, snapshots, files,
-                 consumer_factory: Callable[[Callable[[Event], None]], object],
+                 consumer_factory: Callable[[Callable[[Event], None]], object], identities=None,
                  lease: timedelta = timedelta(minutes=5), queued_grace: timedelta = timedelta(minutes=2),
                  sweep_interval: float = 30.0, builders: int = 2):
         self.uow_factory = uow_factory
         self.clock = clock
         self.snapshots = snapshots
         self.files = files
+        self.identities = identities
         self.consumer_factory = consumer_factory
         self.lease = lease
         self.queued_grace = queued_grace
@@ -53,7 +54,7 @@ class ExportWorker:
             return False
         try:
             handlers.build_export(claim, uow=self.uow_factory(), clock=self.clock,
-                                  snapshots=self.snapshots, files=self.files)
+                                  snapshots=self.snapshots, files=self.files, identities=self.identities)
         except Exception:  # noqa: BLE001 - e.g. the database is down: the lease brings it back
             log.exception("building export %s failed; it is retried after its lease", claim.job_id)
         return True

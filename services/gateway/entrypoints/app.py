@@ -401,6 +401,18 @@ class Members(MethodView):
         return {"members": sorted(members, key=str)}
 
 
+@directory.route("/users/<uuid:user_id>/principal")
+class CurrentPrincipal(MethodView):
+    @directory.response(200, schemas.CurrentPrincipalOut)
+    def get(self, user_id):
+        """A user's Workspace roles as of now (the export worker builds with these, not with the
+        roles its requester had when asking); an unknown user has none"""
+        _internal_principal()
+        principal = handlers.current_principal(user_id, uow=container().uow())
+        return {"user_id": user_id, "workspaces": principal.workspaces,
+                "without_okr_access": sorted(principal.without_okr_access)}
+
+
 def _internal_principal() -> tokens.Principal:
     try:
         claims = tokens.verify(container().settings.internal_secret,

@@ -38,6 +38,13 @@ class MembersOut(Schema):
     members = fields.List(fields.UUID())
 
 
+class CurrentPrincipalOut(Schema):
+    user_id = fields.UUID()
+    workspaces = fields.Dict(keys=fields.String(), values=fields.String(),
+                             metadata={"description": "Workspace id -> role, where Goals/OKRs access is on"})
+    without_okr_access = fields.List(fields.String())
+
+
 # -- sessions, invitations, personal API tokens ----------------------------------------------
 
 class SessionOut(Schema):

@@ -439,3 +439,11 @@ def still_reads(user_id, workspace_id, *, uow) -> bool:
     removing a member or their access stops their outstanding download links too)."""
     with uow:
         return any(m.workspace_id == workspace_id and m.okr_access for m in uow.repo.memberships(user_id))
+
+
+def current_principal(user_id, *, uow) -> tokens.Principal:
+    """What a user may reach now, as the gateway vouches for it on each request."""
+    with uow:
+        memberships = uow.repo.memberships(user_id)
+    identity = Identity(None, memberships)
+    return tokens.Principal(str(user_id), identity.workspace_roles(), identity.workspaces_without_okr_access())

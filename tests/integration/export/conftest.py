@@ -17,18 +17,21 @@ from shared import tokens
 from tests.conftest import make_settings
 
 SESSION = re.compile(r"^/sessions/([0-9a-f-]{36})$")
+PRINCIPAL = re.compile(r"^/internal/users/([0-9a-f-]{36})/principal$")
 WEEK = re.compile(r"^/sessions/([0-9a-f-]{36})/snapshots/(\d{4}-W\d{2})$")
 
 
 class SnapshotStub:
     """Serves the snapshot service's contract for the Sessions and week views it is given,
-    checking the internal token like the real service and recording who asked."""
+    checking the internal token like the real service and recording who asked; and the gateway's
+    internal answer of what a user may reach now (`people`: user id -> Principal)."""
 
     def __init__(self):
         self.secret: str | None = None
         self.sessions: dict[str, dict] = {}
         self.views: dict[tuple[str, str], dict] = {}
         self.week_requests: list[tuple[tokens.Principal, dict]] = []
+        self.people: dict[str, tokens.Principal] = {}
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,6 +52,8 @@ class SnapshotStub:
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def answer(self, raw_path: str, token: str | None) -> tuple[int, dict]:
+        if match := PRINCIPAL.match(urlsplit(raw_path).path):
+            return self._principal(match[1], token)
         try:
             claims = tokens.verify(self.secret, token or "", typ=tokens.INTERNAL,
                                    audience=tokens.internal_audience("snapshot"))
@@ -65,6 +70,15 @@ class SnapshotStub:
             self.week_requests.append((principal, parse_qs(url.query)))
             return 200, self.views[(match[1], match[2])]
         return 404, {"message": "no such route"}
+
+    def _principal(self, user_id: str, token: str | None) -> tuple[int, dict]:
+        try:
+            tokens.verify(self.secret, token or "", typ=tokens.INTERNAL, audience=tokens.internal_audience("gateway"))
+        except tokens.InvalidToken:
+            return 401, {"message": "bad internal token"}
+        person = self.people.get(user_id, tokens.Principal(user_id))
+        return 200, {"user_id": user_id, "workspaces": person.workspaces,
+                     "without_okr_access": sorted(person.without_okr_access)}
 
     def _readable(self, session_id: str, principal: tokens.Principal) -> tuple[int, dict]:
         session = self.sessions.get(session_id)
@@ -93,6 +107,7 @@ def snapshot_stub():
 def export_settings(tmp_path, database_url, broker_url, namespace, snapshot_stub):
     settings = make_settings(tmp_path, OKRSNAP_DATABASE_URL=database_url, OKRSNAP_BROKER_URL=broker_url,
                              OKRSNAP_BROKER_NAMESPACE=namespace, OKRSNAP_SNAPSHOT_URL=snapshot_stub.url,
+                             OKRSNAP_GATEWAY_URL=snapshot_stub.url,
                              OKRSNAP_CLOCK_FILE=str(tmp_path / "clock.json"))
     snapshot_stub.secret = settings.internal_secret
     return settings

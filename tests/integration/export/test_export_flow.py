@@ -25,8 +25,10 @@ def workspace():
 
 
 @pytest.fixture
-def alice(workspace):
-    return tokens.Principal(str(uuid.uuid4()), {str(workspace): "viewer"})
+def alice(workspace, snapshot_stub):
+    alice = tokens.Principal(str(uuid.uuid4()), {str(workspace): "viewer"})
+    snapshot_stub.people[alice.user_id] = alice  # what the gateway vouches for now
+    return alice
 
 
 @pytest.fixture
@@ -148,3 +150,15 @@ def test_stranded_jobs_are_picked_up_without_a_message(container, client, start_
 
     assert job_when(client, settings, alice, forgotten["id"], "done")["row_count"] == 2
     assert job_when(client, settings, alice, crashed["id"], "done")["row_count"] == 2
+
+
+def test_an_export_is_built_with_the_requesters_roles_of_now(container, client, relay, start_worker,
+                                                             snapshot_stub, alice, session_id):
+    settings = container.settings
+    job = request_export(client, settings, alice, session_id)
+    snapshot_stub.people[alice.user_id] = tokens.Principal(alice.user_id)  # removed after asking
+    start_worker()
+    assert relay.run_once() == 1
+    failed = job_when(client, settings, alice, job["id"], "failed")
+    assert "can no longer read" in failed["error"] and failed["download_url"] is None
+    assert snapshot_stub.week_requests == []  # never fetched the week for someone without access
