@@ -2,13 +2,12 @@
 visibility lists and canvas access lists only ever name members."""
 from __future__ import annotations
 
-import os
-import threading
 import uuid
 
 import requests
 
 from shared import tokens
+from shared.http_client import ProcessLocalSession
 
 
 class DirectoryUnavailable(Exception):
@@ -20,12 +19,7 @@ class GatewayDirectory:
         self.url = gateway_url.rstrip("/")
         self.internal_secret = internal_secret
         self.timeout = timeout
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        if getattr(self._local, "pid", None) != os.getpid():  # never shared across a fork
-            self._local.session, self._local.pid = requests.Session(), os.getpid()
-        return self._local.session
+        self._sessions = ProcessLocalSession()
 
     def non_members(self, principal: tokens.Principal, workspace_id, user_ids) -> set:
         wanted = {uuid.UUID(str(u)) for u in user_ids}
@@ -33,7 +27,7 @@ class GatewayDirectory:
             return set()
         token = tokens.internal_token(self.internal_secret, "gateway", principal)
         try:
-            response = self._session().get(
+            response = self._sessions.get().get(
                 f"{self.url}/internal/workspaces/{workspace_id}/members",
                 params=[("id", str(u)) for u in sorted(wanted, key=str)],
                 headers={tokens.INTERNAL_HEADER: token}, timeout=self.timeout)

@@ -124,7 +124,7 @@ def _adding_to(uow, principal: Principal, kind: str, item_id):
     return item, session
 
 
-def _visible_key_result(uow, principal: Principal, session: Session, key_result_id, field: str) -> KeyResult:
+def _visible_key_result(uow, principal: Principal, session: Session, key_result_id) -> KeyResult:
     key_result = uow.repo.get_key_result(key_result_id)
     if key_result is None or key_result.session_id != session.id:
         raise NotFound("Key Result")
@@ -322,7 +322,7 @@ def add_initiative(cmd: commands.AddInitiative, *, uow, clock, members) -> Initi
         _check_members(members, cmd.principal, session, _people({"owner_id": cmd.owner_id, "canvas": cmd.canvas}))
         for position, key_result_id in enumerate(cmd.key_result_ids):
             try:
-                _visible_key_result(uow, cmd.principal, session, key_result_id, "key_result_ids")
+                _visible_key_result(uow, cmd.principal, session, key_result_id)
             except AccessDenied:
                 raise DomainError("No such Key Result in this Session.", f"key_result_ids.{position}") from None
         initiative = _new_initiative(uow, session, cmd.principal, now, title=cmd.title, status=cmd.status,
@@ -390,10 +390,10 @@ def connect(cmd: commands.Connect, *, uow, clock) -> Initiative:
     with uow:
         initiative, session = _writable(uow, cmd.principal, "initiative", cmd.initiative_id, for_update=True)
         if cmd.connected:
-            initiative.connect(_visible_key_result(uow, cmd.principal, session, cmd.key_result_id, "key_result_id"),
+            initiative.connect(_visible_key_result(uow, cmd.principal, session, cmd.key_result_id),
                                now)
         else:  # a hidden Key Result answers like an unknown one, connected or not
-            _visible_key_result(uow, cmd.principal, session, cmd.key_result_id, "key_result_id")
+            _visible_key_result(uow, cmd.principal, session, cmd.key_result_id)
             initiative.disconnect(cmd.key_result_id, now)
         uow.repo.save_initiative(initiative)
         name = "connected" if cmd.connected else "disconnected"

@@ -3,13 +3,12 @@ is built with today's roles: a member demoted or removed after asking gets no mo
 may see."""
 from __future__ import annotations
 
-import os
-import threading
 import uuid
 
 import requests
 
 from shared import tokens
+from shared.http_client import ProcessLocalSession
 
 
 class IdentityUnavailable(Exception):
@@ -21,18 +20,13 @@ class GatewayIdentities:
         self.url = gateway_url.rstrip("/")
         self.internal_secret = internal_secret
         self.timeout = timeout
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        if getattr(self._local, "pid", None) != os.getpid():  # never shared across a fork
-            self._local.session, self._local.pid = requests.Session(), os.getpid()
-        return self._local.session
+        self._sessions = ProcessLocalSession()
 
     def current(self, user_id) -> tokens.Principal:
         user_id = uuid.UUID(str(user_id))
         token = tokens.internal_token(self.internal_secret, "gateway", tokens.Principal(None))
         try:
-            response = self._session().get(f"{self.url}/internal/users/{user_id}/principal",
+            response = self._sessions.get().get(f"{self.url}/internal/users/{user_id}/principal",
                                            headers={tokens.INTERNAL_HEADER: token}, timeout=self.timeout,
                                            allow_redirects=False)
         except requests.RequestException as exc:

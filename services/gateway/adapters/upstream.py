@@ -2,12 +2,10 @@
 bound to that service. Only listed headers pass in either direction."""
 from __future__ import annotations
 
-import os
-import threading
-
 import requests
 
 from shared import tokens
+from shared.http_client import ProcessLocalSession
 
 REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match")
 RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "Content-Length", "Retry-After", "ETag",
@@ -23,14 +21,7 @@ class Upstream:
         self.service_urls = service_urls
         self.internal_secret = internal_secret
         self.timeout = timeout
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        # One connection pool per process and thread; never inherited across a fork.
-        if getattr(self._local, "pid", None) != os.getpid():
-            self._local.session = requests.Session()
-            self._local.pid = os.getpid()
-        return self._local.session
+        self._sessions = ProcessLocalSession()
 
     def forward(self, service: str, method: str, path: str, *, principal: tokens.Principal,
                 params, body: bytes, headers) -> requests.Response:
@@ -42,5 +33,5 @@ class Upstream:
             raise UpstreamUnavailable(f"{service} service unavailable: {exc.__class__.__name__}") from None
 
     def _send(self, method: str, url: str, params, body: bytes, headers: dict) -> requests.Response:
-        return self._session().request(method, url, params=params, data=body or None, headers=headers,
+        return self._sessions.get().request(method, url, params=params, data=body or None, headers=headers,
                                        timeout=self.timeout, stream=True, allow_redirects=False)

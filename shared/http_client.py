@@ -1,0 +1,18 @@
+"""HTTP sessions for calls between okrsnap services: one connection pool per process and thread,
+created on first use, so nothing is shared across a gunicorn fork."""
+from __future__ import annotations
+
+import os
+import threading
+
+import requests
+
+
+class ProcessLocalSession:
+    def __init__(self):
+        self._local = threading.local()
+
+    def get(self) -> requests.Session:
+        if getattr(self._local, "pid", None) != os.getpid():
+            self._local.session, self._local.pid = requests.Session(), os.getpid()
+        return self._local.session
