@@ -170,8 +170,12 @@ def _session_cookie_secure() -> bool:
     return container().settings.public_url.lower().startswith("https://")
 
 
+# The web pages at / and the API under /api/v1 share one browser session.
+SESSION_COOKIE_PATH = "/"
+
+
 def _clear_session_cookie(response):
-    response.delete_cookie(SESSION_COOKIE, path=PREFIX, secure=_session_cookie_secure(), httponly=True,
+    response.delete_cookie(SESSION_COOKIE, path=SESSION_COOKIE_PATH, secure=_session_cookie_secure(), httponly=True,
                            samesite="Lax")
     return response
 
@@ -194,7 +198,7 @@ class BrowserSession(MethodView):
 
         @after_this_request
         def _set_cookie(response):
-            response.set_cookie(SESSION_COOKIE, secret, max_age=c.settings.session_ttl, path=PREFIX,
+            response.set_cookie(SESSION_COOKIE, secret, max_age=c.settings.session_ttl, path=SESSION_COOKIE_PATH,
                                 secure=_session_cookie_secure(), httponly=True, samesite="Lax")
             return response
 
@@ -521,14 +525,6 @@ def _resource_blueprints() -> list:
     return list(blueprints.values())
 
 
-DOCS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>okrsnap API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><redoc spec-url="{spec}"></redoc>
-<script src="https://cdn.redoc.ly/redoc/v2.1.5/bundles/redoc.standalone.js"></script></body></html>
-"""
-
-
 def _public_openapi(app, api) -> dict:
     """The merged document, built once per process when every service answered."""
     cached = app.extensions.get("okrsnap.openapi")
@@ -561,10 +557,6 @@ def create_app(container: Gateway | None = None):
     def openapi_document():
         return _public_openapi(app, api)
 
-    @app.get(f"{PREFIX}/docs")
-    def docs_page():
-        return Response(DOCS_PAGE.format(spec=f"{PREFIX}/openapi.json"), mimetype="text/html")
-
     api.register_blueprint(auth)
     api.register_blueprint(me)
     api.register_blueprint(personal_tokens)
@@ -573,4 +565,7 @@ def create_app(container: Gateway | None = None):
     api.register_blueprint(directory)
     for blueprint in _resource_blueprints():
         api.register_blueprint(blueprint)
+    from services.gateway.web import register_web
+
+    register_web(app, api, openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs")
     return app

@@ -1,0 +1,557 @@
+"""The web app's pages: sign in, Workspaces and Sessions, the Snapshot view (the heart), compare,
+trend, exports, and the live Session (List, Tree, details, forms, Check-ins)."""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from flask import Blueprint, abort, after_this_request, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from services.gateway.adapters import ratelimit
+from services.gateway.service_layer import handlers
+from services.gateway.web import charts, client, review
+from services.gateway.web.client import ServiceError
+from services.gateway.web.people import People
+from services.gateway.web.session import (
+    SESSION_COOKIE,
+    check_csrf,
+    safe_next,
+    sign_in_required,
+    signed_in,
+)
+from shared.http import container
+
+blueprint = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+                      static_url_path="/assets")
+
+MANAGERS = ("owner", "admin")
+NOTICES = {
+    "checked_in": "Check-in saved. The Snapshot shows it within moments.",
+    "saved": "Saved.",
+    "created": "Created.",
+    "deleted": "Removed.",
+    "archived": "The Session is archived: read-only, still reviewable.",
+}
+
+
+# -- shared page plumbing ------------------------------------------------------------------------
+
+def error_page(status: int, title: str, message: str, *, links: list[tuple[str, str]] | None = None):
+    return render_template("error.html", status=status, title=title, message=message, links=links or [],
+                           user=signed_in()), status
+
+
+@blueprint.errorhandler(ServiceError)
+def _service_error(exc: ServiceError):
+    titles = {401: "Sign in again", 403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not valid",
+              429: "Too many requests", 503: "Service unavailable"}
+    return error_page(exc.status if exc.status in titles else 502, titles.get(exc.status, "Something failed"),
+                      exc.message)
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return error_page(exc.code or 500, exc.name, exc.description or exc.name)
+
+
+def _uuid(value) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError):
+        return None
+
+
+def role_in(workspace_id) -> str | None:
+    membership = signed_in().identity.membership_in(workspace_id)
+    return membership.role if membership and membership.okr_access else None
+
+
+def can_manage(workspace_id) -> bool:
+    return role_in(workspace_id) in MANAGERS
+
+
+def may_edit_item(workspace_id, owner_id) -> bool:
+    """Mirrors docs/permissions.md (check_in and edit): the service decides, the page only hides
+    forms someone cannot use."""
+    role = role_in(workspace_id)
+    if role in MANAGERS:
+        return True
+    return role == "member" and (owner_id is None or str(owner_id) == str(signed_in().user.id))
+
+
+def workspaces():
+    return handlers.workspaces_of(signed_in().user.id, uow=container().uow())
+
+
+def page(template: str, **context):
+    user = signed_in()
+    context.setdefault("workspace_id", None)
+    notice = NOTICES.get(request.args.get("done", ""))
+    return render_template(template, user=user, workspaces=workspaces(), notice=notice, **context)
+
+
+def session_context(session_id) -> dict:
+    """The live Session, its Workspace's people and what the viewer may do there."""
+    user = signed_in()
+    live = client.get(user, "checkin", f"/sessions/{session_id}")
+    workspace_id = live["workspace_id"]
+    return {"session": live, "workspace_id": workspace_id, "people": People.of(user.identity, workspace_id),
+            "manager": can_manage(workspace_id), "role": role_in(workspace_id),
+            "archived": live["status"] == "archived"}
+
+
+def form_errors(exc: ServiceError) -> dict[str, str]:
+    errors = exc.field_errors()
+    return errors or {"_schema": exc.message}
+
+
+def _blank_to_none(value):
+    value = (value or "").strip()
+    return value or None
+
+
+def _number(value):
+    value = (value or "").strip().replace(",", ".")
+    if value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value  # the service names the field and the reason
+
+
+# -- sign in, out, home ----------------------------------------------------------------------------
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    target = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if signed_in():
+            return redirect(target or url_for("web.home"))
+        return render_template("login.html", next=target, email="", error=None, user=None)
+    email = request.form.get("email", "").strip()[:254]
+    password = request.form.get("password", "")
+    c = container()
+    limiter, settings = c.limiter, c.settings
+    from services.gateway.entrypoints.app import client_ip
+
+    retry_after = max(limiter.hit(ratelimit.key_for("login-email", email.lower()), settings.login_rate),
+                      limiter.hit(ratelimit.key_for("login-ip", client_ip()), settings.login_ip_rate))
+    if retry_after:
+        return render_template("login.html", next=target, email=email, user=None,
+                               error=f"Too many attempts: try again in {retry_after} seconds."), 429
+    try:
+        secret, _session, _user = handlers.start_session(
+            email, password, uow=c.uow(), settings=settings, clock=c.wall_clock,
+            ctx=handlers.RequestContext(client_ip(), request.headers.get("User-Agent")))
+    except handlers.LoginFailed:
+        return render_template("login.html", next=target, email=email, user=None,
+                               error="Email or password is wrong."), 401
+    response = redirect(target or url_for("web.home"), code=303)
+    response.set_cookie(SESSION_COOKIE, secret, max_age=settings.session_ttl, path="/",
+                        secure=settings.public_url.lower().startswith("https://"), httponly=True, samesite="Lax")
+    return response
+
+
+@blueprint.post("/logout")
+def logout():
+    user = signed_in()
+    response = redirect(url_for("web.login"), code=303)
+    if user is not None:
+        check_csrf(user)
+        c = container()
+        from services.gateway.entrypoints.app import client_ip
+
+        handlers.logout(user.authenticated, uow=c.uow(), clock=c.wall_clock,
+                        ctx=handlers.RequestContext(client_ip(), request.headers.get("User-Agent")))
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax",
+                           secure=container().settings.public_url.lower().startswith("https://"))
+    return response
+
+
+@blueprint.get("/")
+@sign_in_required
+def home():
+    """The first Workspace's newest active Session's Snapshot: where a review starts."""
+    spaces = [(w, m) for w, m in workspaces() if m.okr_access]
+    if not spaces:
+        return page("empty.html", title="No Workspace yet")
+    chosen = request.cookies.get("okrsnap_workspace")
+    workspace = next((w for w, _ in spaces if str(w.id) == chosen), spaces[0][0])
+    sessions = client.get(signed_in(), "checkin", f"/workspaces/{workspace.id}/sessions")
+    active = [s for s in sessions if s["status"] == "active"]
+    if not active:
+        return redirect(url_for("web.sessions", workspace_id=workspace.id))
+    newest = max(active, key=lambda s: (s["start_date"], s["created_at"]))
+    return redirect(url_for("web.snapshot", session_id=newest["id"]))
+
+
+# -- Workspaces and Sessions ------------------------------------------------------------------------
+
+def _member_of(workspace_id) -> None:
+    if not signed_in().principal.member_of(str(workspace_id)):
+        abort(404, description="Workspace not found.")
+
+
+@blueprint.route("/workspaces/<uuid:workspace_id>", methods=["GET", "POST"])
+@sign_in_required
+def sessions(workspace_id):
+    _member_of(workspace_id)
+    user = signed_in()
+    errors, values = {}, {}
+    if request.method == "POST":
+        values = request.form.to_dict()
+        body = {"name": values.get("name", "").strip(), "start_date": values.get("start_date"),
+                "end_date": values.get("end_date"), "timezone": values.get("timezone", "").strip(),
+                "week_start_day": values.get("week_start_day") or "monday",
+                "checkin_cadence": values.get("checkin_cadence") or "weekly"}
+        try:
+            created = client.call(user, "checkin", "POST", f"/workspaces/{workspace_id}/sessions", body=body).data
+            return redirect(url_for("web.snapshot", session_id=created["id"], done="created"), code=303)
+        except ServiceError as exc:
+            if exc.status not in (400, 403, 409, 422):
+                raise
+            errors = form_errors(exc)
+    found = client.get(user, "checkin", f"/workspaces/{workspace_id}/sessions")
+    workspace = next((w for w, _ in workspaces() if w.id == workspace_id), None)
+    today = date.today()
+    defaults = {"start_date": today.isoformat(), "end_date": date.fromordinal(today.toordinal() + 90).isoformat(),
+                "timezone": "UTC", "week_start_day": "monday", "checkin_cadence": "weekly"}
+    response = page("sessions.html", title=f"Sessions · {workspace.name if workspace else ''}",
+                    workspace=workspace, workspace_id=str(workspace_id),
+                    active=[s for s in found if s["status"] == "active"],
+                    archived=[s for s in found if s["status"] == "archived"],
+                    may_create=role_in(workspace_id) in ("owner", "admin", "member"),
+                    manager=can_manage(workspace_id), errors=errors, values={**defaults, **values})
+
+    @after_this_request
+    def _remember(resp):  # the Workspace switcher: / opens this Workspace next time
+        resp.set_cookie("okrsnap_workspace", str(workspace_id), max_age=365 * 86400, path="/",
+                        httponly=True, samesite="Lax")
+        return resp
+
+    return response, (422 if errors else 200)
+
+
+@blueprint.route("/sessions/<uuid:session_id>/edit", methods=["GET", "POST"])
+@sign_in_required
+def edit_session(session_id):
+    ctx = session_context(session_id)
+    errors, values = {}, dict(ctx["session"])
+    if request.method == "POST":
+        values = {**values, **request.form.to_dict()}
+        body = {k: values.get(k) for k in ("name", "start_date", "end_date", "timezone", "week_start_day",
+                                            "checkin_cadence")}
+        try:
+            client.call(signed_in(), "checkin", "PATCH", f"/sessions/{session_id}", body=body,
+                        headers={"If-Match": f'"{request.form.get("version", "")}"'})
+            return redirect(url_for("web.edit_session", session_id=session_id, done="saved"), code=303)
+        except ServiceError as exc:
+            if exc.status == 409:
+                fresh = session_context(session_id)
+                return page("session_edit.html", title="Edit Session", **fresh, values=values,
+                            errors={}, stale=True, fresh=fresh["session"]), 409
+            if exc.status not in (400, 403, 422, 428):
+                raise
+            errors = form_errors(exc)
+    return page("session_edit.html", title="Edit Session", **ctx, values=values, errors=errors, stale=False,
+                fresh=None), (422 if errors else 200)
+
+
+@blueprint.post("/sessions/<uuid:session_id>/archive")
+@sign_in_required
+def archive_session(session_id):
+    client.call(signed_in(), "checkin", "POST", f"/sessions/{session_id}/archive")
+    return redirect(url_for("web.snapshot", session_id=session_id, done="archived"), code=303)
+
+
+@blueprint.get("/sessions/<uuid:session_id>")
+@sign_in_required
+def session_home(session_id):
+    return redirect(url_for("web.snapshot", session_id=session_id))
+
+
+# -- the Snapshot view -------------------------------------------------------------------------------
+
+@blueprint.get("/sessions/<uuid:session_id>/snapshot")
+@sign_in_required
+def snapshot(session_id):
+    user = signed_in()
+    calendar = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots")
+    weeks = review.all_weeks(calendar)
+    week = request.args.get("week") or review.default_week(weeks)
+    if week not in {w["week"] for w in weeks}:
+        return error_page(404, "Week not in this Session",
+                          f"The Session has no week {week[:10]!r}: pick one of its weeks.",
+                          links=[(url_for("web.snapshot", session_id=session_id), "Open the Session's Snapshot")])
+    owner = request.args.get("owner") or "all"
+    if owner not in ("all", "unassigned") and _uuid(owner) is None:
+        owner = "all"
+    ctx = session_context(session_id)
+    view = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots/{week}", owner=owner)
+    signal = request.args.get("signal") or None
+    shown = review.narrow(view, signal)
+    canvases = review.canvases(user, session_id, view)
+    tz = ctx["session"]["timezone"]
+    selected = next(w for w in weeks if w["week"] == week)
+    return page("snapshot.html", title=f"Snapshot {week} · {ctx['session']['name']}", **ctx, view=view,
+                shown=shown, weeks=weeks, months=calendar["months"], week=selected, owner=owner, signal=signal,
+                tz=tz, canvases=canvases, neighbours=review.neighbours(weeks, week),
+                check_ins_by_kr=review.check_ins_by_key_result(view),
+                live=view["status"] == "current" and not ctx["archived"],
+                collapsed=review.key_result_count(view) > review.COLLAPSE_ABOVE,
+                export_formats=review.EXPORT_FORMATS, statuses=review.STATUSES)
+
+
+@blueprint.get("/sessions/<uuid:session_id>/verify")
+@sign_in_required
+def verify(session_id):
+    """The sealed weeks' hash chain recomputed; the Snapshot page loads it as a fragment."""
+    chain = client.get(signed_in(), "snapshot", f"/sessions/{session_id}/snapshots/verify")
+    week = request.args.get("week")
+    template = "partials/verify.html" if request.args.get("fragment") else "verify.html"
+    ctx = {} if request.args.get("fragment") else session_context(session_id)
+    return page(template, title="Verify sealed weeks", chain=chain, week=week, session_id=str(session_id), **ctx)
+
+
+# -- compare and trend -----------------------------------------------------------------------------
+
+@blueprint.get("/sessions/<uuid:session_id>/compare")
+@sign_in_required
+def compare(session_id):
+    user = signed_in()
+    ctx = session_context(session_id)
+    calendar = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots")
+    saved = review.saved_weeks(review.all_weeks(calendar))
+    shortcuts = review.shortcuts(saved)
+    from_week = request.args.get("from") or (shortcuts.get("start") or {}).get("week")
+    to_week = request.args.get("to") or (shortcuts.get("end") or {}).get("week")
+    comparison, error = None, None
+    if from_week and to_week:
+        try:
+            comparison = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots/compare",
+                                    **{"from": from_week[:8], "to": to_week[:8]})
+        except ServiceError as exc:
+            if exc.status not in (404, 422):
+                raise
+            error = exc.message
+    return page("compare.html", title=f"Compare · {ctx['session']['name']}", **ctx, saved=saved,
+                shortcuts=shortcuts, from_week=from_week, to_week=to_week, comparison=comparison, error=error,
+                tz=ctx["session"]["timezone"])
+
+
+@blueprint.get("/sessions/<uuid:session_id>/trend")
+@sign_in_required
+def trend(session_id):
+    user = signed_in()
+    ctx = session_context(session_id)
+    data = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots/trend")
+    tree = client.get(user, "checkin", f"/sessions/{session_id}/tree")
+    series = charts.trend_series(data, tree)
+    return page("trend.html", title=f"Trend · {ctx['session']['name']}", **ctx, trend=data, series=series)
+
+
+# -- exports ---------------------------------------------------------------------------------------
+
+@blueprint.post("/sessions/<uuid:session_id>/exports")
+@sign_in_required
+def request_export(session_id):
+    user = signed_in()
+    c = container()
+    from services.gateway.entrypoints.app import client_ip
+
+    retry_after = max(
+        c.limiter.hit(ratelimit.key_for("expensive-user", str(user.user.id)), c.settings.export_rate),
+        c.limiter.hit(ratelimit.key_for("expensive-ip", client_ip()), c.settings.export_ip_rate))
+    if retry_after:
+        return error_page(429, "Too many exports", f"Try again in {retry_after} seconds.")
+    body = {"session_id": str(session_id), "week": request.form.get("week", "")[:8],
+            "owner": request.form.get("owner") or "all", "format": request.form.get("format") or "csv"}
+    job = client.call(user, "export", "POST", "/exports", body=body).data
+    try:
+        handlers.record(handlers.audit_event(
+            c.wall_clock.now(), "export.requested", handlers.RequestContext(client_ip(), request.headers.get("User-Agent")),
+            actor_user_id=user.user.id, actor_email=user.user.email, workspace_id=_uuid(job.get("workspace_id")),
+            target=job.get("id"), detail={k: job[k] for k in ("session_id", "week", "owner", "format") if k in job}),
+            uow=c.uow())
+    except Exception:  # noqa: BLE001 - the export exists: go on, the log says the audit failed
+        import logging
+
+        logging.getLogger(__name__).exception("audit: could not record export.requested")
+    return redirect(url_for("web.export_job", job_id=job["id"]), code=303)
+
+
+@blueprint.get("/exports/<uuid:job_id>")
+@sign_in_required
+def export_job(job_id):
+    user = signed_in()
+    job = client.get(user, "export", f"/exports/{job_id}")
+    ctx = session_context(job["session_id"])
+    if request.args.get("fragment"):
+        return render_template("partials/export_status.html", job=job, tz=ctx["session"]["timezone"], **ctx)
+    return page("export.html", title="Export", job=job, tz=ctx["session"]["timezone"], **ctx)
+
+
+# -- why can't I? ------------------------------------------------------------------------------------
+
+@blueprint.get("/explain")
+@sign_in_required
+def explain():
+    resource = request.args.get("resource", "")[:80]
+    answer = client.get(signed_in(), "checkin", "/access/explain", resource=resource)
+    return page("explain.html", title="Why can't I open this?", answer=answer, resource=resource)
+
+
+# -- the live Session: List, Tree, details, forms ----------------------------------------------------
+
+LIST_SORTS = (("title", "Title A–Z"), ("-progress", "Progress, highest first"), ("progress", "Progress, lowest first"),
+              ("-updated_at", "Recently changed"))
+
+
+@blueprint.get("/sessions/<uuid:session_id>/list")
+@sign_in_required
+def item_list(session_id):
+    ctx = session_context(session_id)
+    args = request.args
+    query = {"q": args.get("q") or None, "owner": args.get("owner") or None, "status": args.get("status") or None,
+             "type": args.get("type") or None, "sort": args.get("sort") or None}
+    offset = max(0, min(int(args.get("offset", "0")) if args.get("offset", "0").isdigit() else 0, 1_000_000))
+    error = None
+    try:
+        found = client.get(signed_in(), "checkin", f"/sessions/{session_id}/items", limit=50, offset=offset,
+                           **{k: v for k, v in query.items() if v})
+    except ServiceError as exc:
+        if exc.status != 422:
+            raise
+        found, error = {"items": [], "total": 0, "limit": 50, "offset": 0}, exc.message
+    return page("list.html", title=f"List · {ctx['session']['name']}", **ctx, found=found, query=query,
+                sorts=LIST_SORTS, error=error, statuses=review.STATUSES)
+
+
+@blueprint.get("/sessions/<uuid:session_id>/tree")
+@sign_in_required
+def tree(session_id):
+    ctx = session_context(session_id)
+    data = client.get(signed_in(), "checkin", f"/sessions/{session_id}/tree")
+    return page("tree.html", title=f"Tree · {ctx['session']['name']}", **ctx, tree=data)
+
+
+ITEM_PATHS = {"objective": "objectives", "key_result": "key-results", "initiative": "initiatives"}
+
+
+def _item(kind: str, item_id) -> dict:
+    return client.get(signed_in(), "checkin", f"/{ITEM_PATHS[kind]}/{item_id}")
+
+
+def _item_body(kind: str, form) -> dict:
+    owner = _blank_to_none(form.get("owner_id"))
+    if kind == "objective":
+        body = {"title": form.get("title", "").strip(), "description": form.get("description", ""),
+                "owner_id": owner, "parent_id": _blank_to_none(form.get("parent_id"))}
+    elif kind == "key_result":
+        body = {"title": form.get("title", "").strip(), "owner_id": owner, "unit": form.get("unit", "").strip(),
+                "start_value": _number(form.get("start_value")), "target_value": _number(form.get("target_value"))}
+        body = {k: v for k, v in body.items() if v is not None or k == "owner_id"}
+    else:
+        body = {"title": form.get("title", "").strip(), "owner_id": owner,
+                "status": form.get("status") or "not_started"}
+    return body
+
+
+@blueprint.route("/sessions/<uuid:session_id>/new/<any(objective, key_result, initiative):kind>",
+                 methods=["GET", "POST"])
+@sign_in_required
+def new_item(session_id, kind):
+    ctx = session_context(session_id)
+    user = signed_in()
+    parent = request.values.get("parent") or None
+    errors, values = {}, request.form.to_dict() if request.method == "POST" else {"parent_id": parent}
+    if request.method == "POST":
+        body = _item_body(kind, request.form)
+        try:
+            if kind == "objective":
+                path = f"/sessions/{session_id}/objectives"
+            elif kind == "key_result":
+                objective_id = _uuid(request.form.get("objective_id"))
+                if objective_id is None:
+                    raise ServiceError(422, "Choose the Objective it measures.",
+                                       [{"field": "objective_id", "reason": "Choose an Objective."}])
+                path = f"/objectives/{objective_id}/key-results"
+            else:
+                path = f"/sessions/{session_id}/initiatives"
+                body["key_result_ids"] = [k for k in request.form.getlist("key_result_ids") if _uuid(k)]
+            created = client.call(user, "checkin", "POST", path, body=body).data
+            return redirect(url_for("web.item", kind=kind, item_id=created["id"], done="created"), code=303)
+        except ServiceError as exc:
+            if exc.status not in (400, 403, 404, 409, 422):
+                raise
+            errors = form_errors(exc)
+    data = client.get(user, "checkin", f"/sessions/{session_id}/tree")
+    return page("item_new.html", title=f"New {kind.replace('_', ' ')}", **ctx, kind=kind, values=values,
+                errors=errors, options=review.tree_options(data)), (422 if errors else 200)
+
+
+@blueprint.route("/<any(objective, key_result, initiative):kind>s/<uuid:item_id>", methods=["GET", "POST"])
+@sign_in_required
+def item(kind, item_id):
+    user = signed_in()
+    found = _item(kind, item_id)
+    ctx = session_context(found["session_id"])
+    errors, stale, values = {}, False, dict(found)
+    if request.method == "POST":
+        values = {**found, **request.form.to_dict()}
+        try:
+            client.call(user, "checkin", "PATCH", f"/{ITEM_PATHS[kind]}/{item_id}", body=_item_body(kind, request.form),
+                        headers={"If-Match": f'"{request.form.get("version", "")}"'})
+            return redirect(url_for("web.item", kind=kind, item_id=item_id, done="saved"), code=303)
+        except ServiceError as exc:
+            if exc.status == 409 and "version" in exc.message.lower() or exc.status == 428:
+                stale, found = True, _item(kind, item_id)
+            elif exc.status in (400, 403, 409, 422):
+                errors = form_errors(exc)
+            else:
+                raise
+    check_ins = None
+    if kind in ("key_result", "initiative"):
+        check_ins = client.get(user, "checkin", f"/{ITEM_PATHS[kind]}/{item_id}/check-ins", limit=20)
+    tree_data = client.get(user, "checkin", f"/sessions/{found['session_id']}/tree")
+    status = 409 if stale else 422 if errors else 200
+    return page("item.html", title=found["title"], **ctx, kind=kind, item=found, values=values, errors=errors,
+                stale=stale, check_ins=check_ins, related=review.related(tree_data, kind, str(item_id)),
+                may_edit=may_edit_item(ctx["workspace_id"], found.get("owner_id")) and not ctx["archived"],
+                options=review.tree_options(tree_data), statuses=review.STATUSES,
+                initiative_statuses=review.INITIATIVE_STATUSES), status
+
+
+@blueprint.post("/<any(objective, key_result, initiative):kind>s/<uuid:item_id>/delete")
+@sign_in_required
+def delete_item(kind, item_id):
+    user = signed_in()
+    found = _item(kind, item_id)
+    client.call(user, "checkin", "DELETE", f"/{ITEM_PATHS[kind]}/{item_id}",
+                headers={"If-Match": f'"{request.form.get("version", "")}"'})
+    return redirect(url_for("web.tree", session_id=found["session_id"], done="deleted"), code=303)
+
+
+@blueprint.post("/<any(key_result, initiative):kind>s/<uuid:item_id>/check-ins")
+@sign_in_required
+def check_in(kind, item_id):
+    user = signed_in()
+    form = request.form
+    body = {"status": form.get("status") or None, "comment": form.get("comment", "")}
+    if kind == "key_result":
+        body["value"] = _number(form.get("value"))
+        confidence = (form.get("confidence") or "").strip()
+        body["confidence"] = int(confidence) if confidence.isdigit() else (confidence or None)
+    body = {k: v for k, v in body.items() if v is not None}
+    back = safe_next(form.get("next")) or url_for("web.item", kind=kind, item_id=item_id)
+    try:
+        client.call(user, "checkin", "POST", f"/{ITEM_PATHS[kind]}/{item_id}/check-ins", body=body)
+    except ServiceError as exc:
+        if exc.status not in (400, 403, 409, 422):
+            raise
+        return error_page(exc.status, "The Check-in was not saved", exc.message,
+                          links=[(back, "Back")])
+    separator = "&" if "?" in back else "?"
+    return redirect(f"{back}{separator}done=checked_in", code=303)

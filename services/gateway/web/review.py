@@ -1,0 +1,155 @@
+"""What the review pages compute from the services' answers: the week to open, neighbouring weeks,
+a signal narrowing, compare shortcuts, choices for forms. Pure functions, no I/O."""
+from __future__ import annotations
+
+from shared.events import INITIATIVE_STATUSES, STATUSES
+
+# The export service's formats (services/export/domain/model.py FORMATS), with their labels.
+EXPORT_FORMATS = (("csv", "CSV"),)
+# Above this many Key Results a week opens with its Objectives collapsed (one click opens one).
+COLLAPSE_ABOVE = 150
+SAVED = ("sealed", "current", "past")
+
+__all__ = ["STATUSES", "INITIATIVE_STATUSES"]
+
+
+def all_weeks(calendar: dict) -> list[dict]:
+    return [w for month in calendar["months"] for w in month["weeks"]]
+
+
+def default_week(weeks: list[dict]) -> str:
+    """The current week while the Session runs; else its last saved week; else its first."""
+    for status in ("current",):
+        found = [w for w in weeks if w["status"] == status]
+        if found:
+            return found[0]["week"]
+    saved = [w for w in weeks if w["status"] in SAVED]
+    if saved:
+        return saved[-1]["week"]
+    return weeks[0]["week"]
+
+
+def neighbours(weeks: list[dict], week: str) -> dict:
+    labels = [w["week"] for w in weeks]
+    index = labels.index(week)
+    return {"previous": weeks[index - 1] if index > 0 else None,
+            "next": weeks[index + 1] if index + 1 < len(weeks) else None}
+
+
+def month_target(month: dict) -> str:
+    """The week a month's control opens: its live week, else its last saved one, else its first."""
+    weeks = month["weeks"]
+    for w in weeks:
+        if w["status"] == "current":
+            return w["week"]
+    saved = [w for w in weeks if w["status"] in SAVED]
+    return (saved[-1] if saved else weeks[0])["week"]
+
+
+def saved_weeks(weeks: list[dict]) -> list[dict]:
+    return [w for w in weeks if w["status"] in SAVED]
+
+
+def shortcuts(saved: list[dict]) -> dict:
+    """Start, middle and end of the Session among its saved weeks (for a retrospective)."""
+    if not saved:
+        return {}
+    return {"start": saved[0], "middle": saved[(len(saved) - 1) // 2], "end": saved[-1]}
+
+
+def key_result_count(view: dict) -> int:
+    return sum(len(o["key_results"]) for o in view.get("objectives", []))
+
+
+def check_ins_by_key_result(view: dict) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for check_in in view.get("check_ins", []):
+        grouped.setdefault(str(check_in["key_result_id"]), []).append(check_in)
+    for items in grouped.values():
+        items.sort(key=lambda c: c["checked_in_at"], reverse=True)
+    return grouped
+
+
+def narrow(view: dict, signal: str | None) -> list[dict]:
+    """The Objectives to show: all of them, or, for a clicked review signal, only the Key Results
+    carrying it (or with an Initiative carrying it), under their Objectives."""
+    objectives = view.get("objectives", [])
+    if not signal:
+        return objectives
+    shown = []
+    for objective in objectives:
+        krs = [k for k in objective["key_results"]
+               if signal in k["signals"] or any(signal in i["signals"] for i in k["initiatives"])]
+        if krs:
+            shown.append({**objective, "key_results": krs, "narrowed": True})
+    return shown
+
+
+def tree_options(tree: dict) -> dict:
+    """Objectives (indented by depth) and Key Results, for the parent and connection choices."""
+    objectives, key_results = [], []
+
+    def walk(nodes, depth):
+        for node in nodes:
+            objective = node["objective"]
+            objectives.append({"id": objective["id"], "title": objective["title"], "depth": depth})
+            for kr in node["key_results"]:
+                key_results.append({"id": kr["key_result"]["id"], "title": kr["key_result"]["title"],
+                                    "objective": objective["title"]})
+            walk(node.get("children", []), depth + 1)
+
+    walk(tree.get("objectives", []), 0)
+    return {"objectives": objectives, "key_results": key_results}
+
+
+def related(tree: dict, kind: str, item_id: str) -> dict:
+    """What hangs around one item in the live tree: an Objective's Key Results and children, a Key
+    Result's Objective and Initiatives, an Initiative's Key Results."""
+    out: dict = {"objective": None, "key_results": [], "initiatives": [], "children": []}
+
+    def walk(nodes, parent):
+        for node in nodes:
+            objective = node["objective"]
+            if kind == "objective" and objective["id"] == item_id:
+                out["objective"] = parent
+                out["key_results"] = [kr["key_result"] for kr in node["key_results"]]
+                out["children"] = [child["objective"] for child in node.get("children", [])]
+            for kr in node["key_results"]:
+                if kind == "key_result" and kr["key_result"]["id"] == item_id:
+                    out["objective"] = objective
+                    out["initiatives"] = kr["initiatives"]
+                if kind == "initiative" and any(i["id"] == item_id for i in kr["initiatives"]):
+                    out["key_results"].append(kr["key_result"])
+            walk(node.get("children", []), objective)
+
+    walk(tree.get("objectives", []), None)
+    return out
+
+
+def initiative_canvases(tree: dict) -> dict[str, dict]:
+    """Each live Initiative's canvas as the viewer may see it (url null without permission)."""
+    found: dict[str, dict] = {}
+
+    def walk(nodes):
+        for node in nodes:
+            for kr in node["key_results"]:
+                for initiative in kr["initiatives"]:
+                    found[initiative["id"]] = initiative.get("canvas")
+            walk(node.get("children", []))
+
+    walk(tree.get("objectives", []))
+    return found
+
+
+def has_initiatives(view: dict) -> bool:
+    return any(k["initiatives"] for o in view.get("objectives", []) for k in o["key_results"])
+
+
+def canvases(user, session_id, view: dict) -> dict[str, dict]:
+    """Canvas links of the week's Initiatives, read from the live Session (a canvas is live: its
+    access list decides now, whatever week is shown). Only asked when the week has Initiatives."""
+    if not has_initiatives(view):
+        return {}
+    from services.gateway.web import client
+
+    return initiative_canvases(client.get(user, "checkin", f"/sessions/{session_id}/tree"))
