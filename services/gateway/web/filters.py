@@ -120,6 +120,7 @@ def month_label(month: str) -> str:
 
 
 def register(app: Flask) -> None:
+    from services.gateway.web.charts import chart
     from services.gateway.web.review import month_target
 
     app.jinja_env.filters.update(
@@ -127,7 +128,7 @@ def register(app: Flask) -> None:
         signal_label=signal_label, local_time=local_time, short_hash=short_hash, day=day,
     )
     app.jinja_env.globals.update(week_title=week_title, week_dates=week_dates, month_label=month_label,
-                                 review_month_target=month_target,
+                                 review_month_target=month_target, chart=chart,
                                  WEEK_STATUS_LABELS=WEEK_STATUS_LABELS)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -426,6 +426,7 @@ def item_list(session_id):
             raise
         found, error = {"items": [], "total": 0, "limit": 50, "offset": 0}, exc.message
     return page("list.html", title=f"List · {ctx['session']['name']}", **ctx, found=found, query=query,
+                page_query={k: v for k, v in query.items() if v},
                 sorts=LIST_SORTS, error=error, statuses=review.STATUSES)
 
 
