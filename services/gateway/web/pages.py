@@ -442,7 +442,9 @@ ITEM_PATHS = {"objective": "objectives", "key_result": "key-results", "initiativ
 
 
 def _item(kind: str, item_id) -> dict:
-    return client.get(signed_in(), "checkin", f"/{ITEM_PATHS[kind]}/{item_id}")
+    """The item itself out of its detail answer ({kind: item, ...related})."""
+    detail = client.get(signed_in(), "checkin", f"/{ITEM_PATHS[kind]}/{item_id}")
+    return {**detail[kind], "progress": detail[kind].get("progress", detail.get("progress"))}
 
 
 def _item_body(kind: str, form) -> dict:
