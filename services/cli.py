@@ -66,8 +66,10 @@ def user() -> None:
 @click.argument("email")
 @click.option("--workspace", required=True, help="Workspace name; created if it does not exist.")
 @click.option("--role", type=click.Choice(["owner", "admin", "member", "viewer"]), default="member")
+@click.option("--name", "display_name", default=None,
+              help='Display name, e.g. "Ada Lovelace" (1-80 characters); without it: the email before "@".')
 @click.password_option(help="At least 10 characters (prompted when omitted).")
-def user_add(email: str, workspace: str, role: str, password: str) -> None:
+def user_add(email: str, workspace: str, role: str, password: str, display_name: str | None) -> None:
     """Create a user (or add an existing one) in a Workspace."""
     from services.gateway.domain.model import IdentityError
     from services.gateway.service_layer import handlers
@@ -75,11 +77,11 @@ def user_add(email: str, workspace: str, role: str, password: str) -> None:
     gateway = _containers(_settings())["gateway"]
     gateway.migrate()  # idempotent: a fresh installation needs no separate step
     try:
-        account, space = handlers.add_user(handlers.AddUser(email, password, workspace, role),
+        account, space = handlers.add_user(handlers.AddUser(email, password, workspace, role, display_name),
                                            uow=gateway.uow(), clock=gateway.clock)
     except IdentityError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"{account.email} is {role} of {space.name} ({space.id})")
+    click.echo(f"{account.email} ({handlers.display_name_of(account)}) is {role} of {space.name} ({space.id})")
 
 
 @main.command()

@@ -17,6 +17,7 @@ from shared.tokens import Principal
 DEMO_EMAIL = "demo@okrsnap.local"
 DEMO_PASSWORD = "okrsnap-demo-2026"
 DEMO_WORKSPACE = "Demo Workspace"
+DEMO_NAME = "Demo Lead"
 WEEKS_OF_HISTORY = 6
 
 PLAN = [
@@ -50,7 +51,7 @@ def seed(gateway: Gateway, checkin_service: Checkin, *, today: date | None = Non
     now = checkin_service.clock.now()
     today = today or now.date()
     user, workspace = identity.add_user(
-        identity.AddUser(DEMO_EMAIL, DEMO_PASSWORD, DEMO_WORKSPACE, role="owner"),
+        identity.AddUser(DEMO_EMAIL, DEMO_PASSWORD, DEMO_WORKSPACE, role="owner", display_name=DEMO_NAME),
         uow=gateway.uow(), clock=gateway.clock)
     principal = Principal(str(user.id), {str(workspace.id): "owner"})
     start = today - timedelta(weeks=WEEKS_OF_HISTORY)

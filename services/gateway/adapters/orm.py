@@ -23,6 +23,8 @@ users = Table(
     Column("email", String(254), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("display_name", Text, nullable=False, server_default=""),
+    Column("token_generation", Integer, nullable=False, server_default="0"),
 )
 
 workspaces = Table(

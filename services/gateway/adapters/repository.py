@@ -26,6 +26,29 @@ class IdentityRepository:
     def set_password(self, user: User) -> None:
         self.db.execute(orm.users.update().where(orm.users.c.id == user.id).values(password_hash=user.password_hash))
 
+    def replace_password(self, user_id, old_hash: str, new_hash: str) -> bool:
+        """Sets the new hash, and counts the user's token generation up (ending their access
+        tokens), only if the stored hash is still old_hash: the one the current password was
+        checked against, outside this transaction."""
+        result = self.db.execute(orm.users.update().where(
+            orm.users.c.id == user_id, orm.users.c.password_hash == old_hash).values(
+            password_hash=new_hash, token_generation=orm.users.c.token_generation + 1))
+        return result.rowcount == 1
+
+    def set_display_name(self, user: User) -> None:
+        self.db.execute(orm.users.update().where(orm.users.c.id == user.id).values(display_name=user.display_name))
+
+    def names_among(self, workspace_ids, user_ids) -> dict:
+        """{user id: (display name, email)} of those users who are members of any of these
+        Workspaces: one query."""
+        if not workspace_ids or not user_ids:
+            return {}
+        rows = self.db.execute(
+            select(orm.users.c.id, orm.users.c.display_name, orm.users.c.email).distinct()
+            .join(orm.memberships, orm.memberships.c.user_id == orm.users.c.id)
+            .where(orm.memberships.c.workspace_id.in_(list(workspace_ids)), orm.users.c.id.in_(list(user_ids))))
+        return {r.id: (r.display_name, r.email) for r in rows}
+
     def workspace_by_name(self, name: str) -> Workspace | None:
         row = self.db.execute(select(orm.workspaces).where(orm.workspaces.c.name == name)
                               .order_by(orm.workspaces.c.created_at)).mappings().first()
@@ -83,7 +106,8 @@ class IdentityRepository:
             select(orm.users, orm.memberships.c.role, orm.memberships.c.okr_access)
             .join(orm.memberships, orm.memberships.c.user_id == orm.users.c.id)
             .where(orm.memberships.c.workspace_id == workspace_id).order_by(orm.users.c.email)).mappings()
-        return [(User(r["id"], r["email"], r["password_hash"], r["created_at"]),
+        return [(User(r["id"], r["email"], r["password_hash"], r["created_at"], r["display_name"],
+                      r["token_generation"]),
                  Membership(workspace_id, r["id"], r["role"], r["okr_access"])) for r in rows]
 
     def owners_count(self, workspace_id) -> int:
@@ -129,6 +153,12 @@ class IdentityRepository:
                                .order_by(orm.personal_tokens.c.created_at.desc())).mappings()
         return [PersonalToken(**r) for r in rows]
 
+    def revoke_personal_tokens_of(self, user_id, now) -> int:
+        result = self.db.execute(update(orm.personal_tokens).where(
+            orm.personal_tokens.c.user_id == user_id, orm.personal_tokens.c.revoked_at.is_(None)
+        ).values(revoked_at=now))
+        return result.rowcount
+
     def update_personal_token(self, token: PersonalToken) -> None:
         self.db.execute(update(orm.personal_tokens).where(orm.personal_tokens.c.id == token.id).values(
             last_used_at=token.last_used_at, revoked_at=token.revoked_at))
@@ -145,6 +175,13 @@ class IdentityRepository:
 
     def remove_browser_session(self, id_hash: str) -> None:
         self.db.execute(delete(orm.browser_sessions).where(orm.browser_sessions.c.id_hash == id_hash))
+
+    def remove_browser_sessions_of(self, user_id, *, keep: str | None = None) -> int:
+        """Ends every browser session of the user but `keep` (an id hash)."""
+        query = delete(orm.browser_sessions).where(orm.browser_sessions.c.user_id == user_id)
+        if keep is not None:
+            query = query.where(orm.browser_sessions.c.id_hash != keep)
+        return self.db.execute(query).rowcount
 
     # -- invitations -------------------------------------------------------------------------
 

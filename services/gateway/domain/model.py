@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,11 @@ from shared.access import ROLES
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
+DISPLAY_NAME_MAX = 80
+# Not control characters by category (Cc) but as dangerous in a name: they reorder or hide text
+# around them (bidi embeddings, overrides and isolates) or break lines.
+_HIDDEN_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                             "\u2066\u2067\u2068\u2069\u2028\u2029")
 
 
 class IdentityError(Exception):
@@ -31,12 +37,39 @@ def check_password_strength(password: str) -> None:
         raise IdentityError(f"A password needs at least {MIN_PASSWORD} characters.", "password")
 
 
+def normalise_display_name(name) -> str:
+    """A display name as stored: stripped, NFC, 1-80 characters, no control characters
+    (zero-width joiners stay: some scripts and emoji need them)."""
+    if not isinstance(name, str):
+        raise IdentityError("A display name must be text.", "display_name")
+    name = unicodedata.normalize("NFC", name).strip()
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX:
+        raise IdentityError(f"A display name needs 1 to {DISPLAY_NAME_MAX} characters.", "display_name")
+    if any(unicodedata.category(ch) == "Cc" or ch in _HIDDEN_CONTROLS for ch in name):
+        raise IdentityError("A display name cannot contain control characters.", "display_name")
+    return name
+
+
+def email_local_part(email: str) -> str:
+    return email.split("@", 1)[0]
+
+
+def name_or_email_local(display_name: str | None, email: str) -> str:
+    """What people see for a user: the display name, else the email before "@"."""
+    return display_name or email_local_part(email)
+
+
 @dataclass
 class User:
     id: uuid.UUID
     email: str
     password_hash: str
     created_at: datetime
+    display_name: str = ""  # "" until the user names themselves: shown as the email's local part
+    token_generation: int = 0  # access tokens carry it; a password change counts it up, ending them
+
+    def name_or_email_local(self) -> str:
+        return name_or_email_local(self.display_name, self.email)
 
 
 @dataclass
