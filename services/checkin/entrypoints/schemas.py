@@ -15,6 +15,9 @@ TITLE = validate.Length(min=1, max=500)
 TEXT = validate.Length(max=5000)
 NUMBER = dict(allow_nan=False, validate=validate.Range(min=-1e15, max=1e15))
 MEMBERS = dict(validate=validate.Length(max=500))
+# Added to answers by the gateway, which owns the people directory: documented here so the
+# merged OpenAPI document shows the shape clients get. This service never fills it.
+NAME_DOC = {"description": "display name, added by the gateway (null: unassigned, or no longer a member)"}
 
 
 
@@ -106,6 +109,7 @@ class ObjectiveOut(Schema):
     title = fields.String()
     description = fields.String()
     owner_id = fields.UUID(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     parent_id = fields.UUID(allow_none=True)
     private = fields.Boolean()
     visible_to = fields.List(fields.UUID())
@@ -152,6 +156,7 @@ class KeyResultOut(Schema):
     session_id = fields.UUID()
     title = fields.String()
     owner_id = fields.UUID(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     kind = fields.String()
     start_value = fields.Float()
     target_value = fields.Float()
@@ -206,6 +211,7 @@ class InitiativeOut(Schema):
     title = fields.String()
     status = fields.String()
     owner_id = fields.UUID(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     canvas = fields.Nested(CanvasOut, allow_none=True)
     key_result_ids = fields.List(fields.UUID())
     version = fields.Integer()
@@ -258,6 +264,7 @@ class CheckInOut(Schema):
     confidence = fields.Integer(allow_none=True)
     comment = fields.String()
     author_id = fields.UUID(allow_none=True)
+    author_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     checked_in_at = fields.AwareDateTime()
 
 
@@ -277,6 +284,7 @@ class InitiativeCheckInOut(Schema):
     status = fields.String()
     comment = fields.String()
     author_id = fields.UUID(allow_none=True)
+    author_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     checked_in_at = fields.AwareDateTime()
 
 
@@ -325,6 +333,7 @@ class ListItem(Schema):
     id = fields.UUID()
     title = fields.String()
     owner_id = fields.UUID(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     status = fields.String()
     progress = fields.Float(allow_none=True)
     parent_id = fields.UUID(allow_none=True)

@@ -122,6 +122,7 @@ def _identity_error(exc: IdentityError):
 
 def _user_out(identity_user, workspaces) -> dict:
     return {"id": identity_user.id, "email": identity_user.email,
+            "display_name": handlers.display_name_of(identity_user),
             "workspaces": [{"id": w.id, "name": w.name, "role": m.role, "okr_access": m.okr_access}
                            for w, m in workspaces]}
 
@@ -242,7 +243,8 @@ class AcceptInvite(MethodView):
                     (ratelimit.key_for("login-ip", client_ip()), c.settings.login_ip_rate))
         try:
             token, user = handlers.accept_invitation(body["token"], body["password"], uow=c.uow(),
-                                                     settings=c.settings, clock=c.wall_clock, ctx=_context())
+                                                     settings=c.settings, clock=c.wall_clock, ctx=_context(),
+                                                     display_name=body.get("display_name"))
         except handlers.InvitationInvalid:
             abort(404, message="The invitation is unknown, used or expired: ask for a new one.")
         except handlers.LoginFailed:
@@ -261,6 +263,40 @@ class Me(MethodView):
         """Who I am and my Workspaces"""
         identity = _authenticate().identity
         return _user_out(identity.user, handlers.workspaces_of(identity.user.id, uow=container().uow()))
+
+    @me.arguments(schemas.MePatchIn)
+    @me.response(200, schemas.UserOut)
+    def patch(self, body):
+        """Change my display name (what others see beside my Objectives, Key Results and Check-ins)"""
+        authenticated = _authenticate()
+        c = container()
+        try:
+            user = handlers.set_display_name(authenticated, body["display_name"], uow=c.uow(), clock=c.wall_clock,
+                                             ctx=_context())
+        except IdentityError as exc:
+            _identity_error(exc)
+        return _user_out(user, handlers.workspaces_of(user.id, uow=c.uow()))
+
+
+@me.route("/me/password")
+class Password(MethodView):
+    @me.arguments(schemas.PasswordChangeIn)
+    @me.response(204)
+    @me.alt_response(403, description="The current password is wrong")
+    @me.alt_response(429, description="Too many attempts (Retry-After says when to try again)")
+    def post(self, body):
+        """Change my password: ends my other browser sessions, all my personal API tokens and all my
+        access tokens (this one too); a browser session that asks stays signed in"""
+        authenticated = _authenticate()
+        _login_rate_limit(authenticated.identity.user.email)  # a guess here counts like a login attempt
+        c = container()
+        try:
+            handlers.change_password(authenticated, body["current_password"], body["new_password"], uow=c.uow(),
+                                     clock=c.wall_clock, ctx=_context())
+        except handlers.LoginFailed:
+            abort(403, message="The current password is wrong.")
+        except IdentityError as exc:
+            _identity_error(exc)
 
 
 def _pat_out(token, secret: str | None = None) -> dict:
@@ -311,7 +347,8 @@ class PersonalToken(MethodView):
 # -- members ---------------------------------------------------------------------------------------
 
 def _member_out(user, membership) -> dict:
-    return {"id": user.id, "email": user.email, "role": membership.role, "okr_access": membership.okr_access}
+    return {"id": user.id, "email": user.email, "display_name": handlers.display_name_of(user),
+            "role": membership.role, "okr_access": membership.okr_access}
 
 
 @members.route("/workspaces/<uuid:workspace_id>/members")
@@ -460,6 +497,10 @@ def _forwarder(index: int, route: Route):
             upstream.close()  # a link outlives nobody's access: removed members' links stop at once
             return error_response(404, "Export not found.")
         headers = {name: upstream.headers[name] for name in RESPONSE_HEADERS if name in upstream.headers}
+        if route.names and principal.user_id and 200 <= upstream.status_code < 300 \
+                and upstream.headers.get("Content-Type", "").startswith("application/json"):
+            headers.pop("Content-Length", None)
+            return Response(_with_names(upstream, principal), status=upstream.status_code, headers=headers)
         body = stream_with_context(upstream.iter_content(64 * 1024))
         if route.audit and 200 <= upstream.status_code < 300:
             body = _audit_forwarded(route, upstream, user, path_params, body)
@@ -469,6 +510,16 @@ def _forwarder(index: int, route: Route):
 
     forward.__name__ = f"forward_{index}_{route.service}"
     return forward
+
+
+def _with_names(upstream, principal: tokens.Principal) -> bytes:
+    """The service's JSON answer with owner_name and author_name beside every owner_id and
+    author_id (handlers.name_people_json)."""
+    try:
+        raw = b"".join(upstream.iter_content(64 * 1024))
+    finally:
+        upstream.close()
+    return handlers.name_people_json(raw, principal.workspaces, uow=container().uow()) if raw else raw
 
 
 def _requester_still_reads(upstream) -> bool:

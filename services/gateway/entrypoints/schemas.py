@@ -1,6 +1,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.gateway.domain.credentials import PAT_MAX_DAYS
+from services.gateway.domain.model import DISPLAY_NAME_MAX, MIN_PASSWORD
 from shared.access import ROLES
 from shared.schemas import StrictSchema
 
@@ -20,6 +21,7 @@ class WorkspaceOut(Schema):
 class UserOut(Schema):
     id = fields.UUID()
     email = fields.String()
+    display_name = fields.String(metadata={"description": "the name others see; the email before \"@\" until set"})
     workspaces = fields.List(fields.Nested(WorkspaceOut))
 
 
@@ -56,6 +58,19 @@ class SessionOut(Schema):
 class AcceptInviteIn(StrictSchema):
     token = fields.String(required=True, validate=validate.Length(1, 200), load_only=True)
     password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
+    display_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000), metadata={
+        "description": f"names a new account (1-{DISPLAY_NAME_MAX} characters); an existing one keeps its own"})
+
+
+class MePatchIn(StrictSchema):
+    display_name = fields.String(required=True, validate=validate.Length(max=1000), metadata={
+        "description": f"1-{DISPLAY_NAME_MAX} characters after trimming, no control characters"})
+
+
+class PasswordChangeIn(StrictSchema):
+    current_password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
+    new_password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True,
+                                 metadata={"description": f"at least {MIN_PASSWORD} characters"})
 
 
 class PersonalTokenIn(StrictSchema):
@@ -86,6 +101,7 @@ class PersonalTokensOut(Schema):
 class MemberOut(Schema):
     id = fields.UUID()
     email = fields.String()
+    display_name = fields.String(metadata={"description": "the name others see; the email before \"@\" until set"})
     role = fields.String()
     okr_access = fields.Boolean()
 

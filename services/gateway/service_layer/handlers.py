@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.gateway.domain import members as rules
+from services.gateway.domain import names
 from services.gateway.domain.credentials import (
     INVITATION_DAYS,
     USER_AGENT_MAX,
@@ -34,6 +35,8 @@ from services.gateway.domain.model import (
     User,
     Workspace,
     check_password_strength,
+    name_or_email_local,
+    normalise_display_name,
     normalise_email,
 )
 from shared import tokens
@@ -109,24 +112,29 @@ class AddUser:
     password: str
     workspace: str
     role: str = "member"
+    display_name: str | None = None  # None: a new user has none yet, an existing one keeps theirs
 
 
 def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
-    """Create the user (or update the password of an existing one) and make them a member of
-    the named Workspace, creating it if it does not exist."""
+    """Create the user (or update the password, and the display name if given, of an existing
+    one) and make them a member of the named Workspace, creating it if it does not exist."""
     email = normalise_email(cmd.email)
     check_password_strength(cmd.password)
+    display_name = normalise_display_name(cmd.display_name) if cmd.display_name is not None else None
     if not cmd.workspace.strip():
         raise IdentityError("A Workspace name is needed.", "workspace")
     now = clock.now()
     with uow:
         user = uow.repo.user_by_email(email)
         if user is None:
-            user = User(uuid.uuid4(), email, hash_password(cmd.password), now)
+            user = User(uuid.uuid4(), email, hash_password(cmd.password), now, display_name or "")
             uow.repo.add_user(user)
         else:
             user.password_hash = hash_password(cmd.password)
             uow.repo.set_password(user)
+            if display_name is not None and display_name != user.display_name:
+                user.display_name = display_name
+                uow.repo.set_display_name(user)
         workspace = uow.repo.workspace_by_name(cmd.workspace.strip())
         if workspace is None:
             workspace = Workspace(uuid.uuid4(), cmd.workspace.strip(), now)
@@ -156,9 +164,13 @@ def _checked_user(uow, email: str, password: str, *, now, ctx, via: str) -> User
     return user
 
 
+TOKEN_GENERATION_CLAIM = "gen"
+
+
 def _access_token(user: User, settings) -> str:
     return tokens.issue(settings.access_token_secret, typ=tokens.ACCESS, audience=tokens.API_AUDIENCE,
-                        subject=str(user.id), ttl=settings.access_token_ttl)
+                        subject=str(user.id), ttl=settings.access_token_ttl,
+                        claims={TOKEN_GENERATION_CLAIM: user.token_generation})
 
 
 def login(email: str, password: str, *, uow, settings, clock=_WALL, ctx: RequestContext = NO_CONTEXT
@@ -224,8 +236,12 @@ def authenticate_bearer(token: str, *, uow, settings, clock=_WALL) -> Authentica
     with uow:
         if uow.repo.is_revoked(jti):
             raise tokens.InvalidToken("revoked")
-        return Authenticated(_identity(uow, user_id), "access", jti,
-                             datetime.fromtimestamp(claims["exp"], timezone.utc))
+        identity = _identity(uow, user_id)
+        # Issued before the user's last password change (a token without the claim predates
+        # generations: generation 0).
+        if claims.get(TOKEN_GENERATION_CLAIM, 0) != identity.user.token_generation:
+            raise tokens.InvalidToken("issued before a password change")
+        return Authenticated(identity, "access", jti, datetime.fromtimestamp(claims["exp"], timezone.utc))
 
 
 PAT_TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
@@ -270,6 +286,105 @@ def members_among(principal: tokens.Principal, workspace_id, user_ids, *, uow) -
         return set()
     with uow:
         return uow.repo.members_among(workspace_id, user_ids)
+
+
+# -- the signed-in user's profile and password ---------------------------------------------------
+
+def display_name_of(user) -> str:
+    """What people see for a user: their display name, else the part of their email before "@"."""
+    return name_or_email_local(getattr(user, "display_name", ""), user.email)
+
+
+def set_display_name(auth: Authenticated, display_name: str, *, uow, clock=_WALL,
+                     ctx: RequestContext = NO_CONTEXT) -> User:
+    name = normalise_display_name(display_name)
+    now = clock.now()
+    with uow:
+        user = uow.repo.user(auth.identity.user.id)
+        if user is None:
+            raise tokens.InvalidToken("unknown user")
+        if user.display_name != name:
+            before, user.display_name = user.display_name, name
+            uow.repo.set_display_name(user)
+            _audit(uow, now, "user.renamed", ctx, actor=user, target=user.id,
+                   detail={"before": before, "after": name})
+            uow.commit()
+    return user
+
+
+def change_password(auth: Authenticated, current_password: str, new_password: str, *, uow, clock=_WALL,
+                    ctx: RequestContext = NO_CONTEXT) -> None:
+    """Replaces the password and ends every other credential of the user: their other browser
+    sessions, all personal API tokens and all access tokens (the one that made the request too).
+    Only a browser session that made the request stays: the user stays signed in on that page.
+
+    Both slow scrypt steps (checking the current password, hashing the new one) run outside any
+    transaction (SQLite holds its write lock for a whole transaction); the write then applies only
+    if the hash is still the one checked against. A wrong current password is audited like a
+    failed login and raises LoginFailed; a weak new one raises IdentityError("new_password")."""
+    try:
+        check_password_strength(new_password)
+    except IdentityError as exc:
+        raise IdentityError(exc.message, "new_password") from None
+    user_id = auth.identity.user.id
+    with uow:
+        user = uow.repo.user(user_id)
+    if user is None or not check_password_hash(user.password_hash, current_password):
+        record(audit_event(clock.now(), "login.failed", ctx, actor_user_id=user_id,
+                           actor_email=auth.identity.user.email, detail={"via": "password_change"}), uow=uow)
+        raise LoginFailed()
+    new_hash = hash_password(new_password)
+    now = clock.now()
+    with uow:
+        if not uow.repo.replace_password(user_id, user.password_hash, new_hash):
+            raise LoginFailed()  # changed meanwhile: the password given was checked against an old one
+        ended = uow.repo.remove_browser_sessions_of(
+            user_id, keep=auth.credential_id if auth.method == "session" else None)
+        revoked = uow.repo.revoke_personal_tokens_of(user_id, now)
+        uow.repo.prune_expired(now)
+        _audit(uow, now, "password.changed", ctx, actor=user, target=user_id,
+               detail={"via": auth.method, "browser_sessions_ended": ended, "personal_tokens_revoked": revoked})
+        uow.commit()
+
+
+# -- names in the services' answers ---------------------------------------------------------------
+
+def _names(ids, workspace_ids, answer_workspace: str | None, *, uow) -> dict[str, str]:
+    """{id as written: name} of those ids that are members of the answer's Workspace (where it
+    says which), else of any of `workspace_ids`. One query."""
+    scope = {str(w) for w in workspace_ids}
+    if answer_workspace is not None:
+        scope &= {answer_workspace}
+    parsed = {}
+    for raw in ids:
+        try:
+            parsed[raw] = uuid.UUID(raw)
+        except ValueError:
+            pass
+    if not parsed or not scope:
+        return {}
+    with uow:
+        found = uow.repo.names_among([uuid.UUID(w) for w in scope], set(parsed.values()))
+    return {raw: name_or_email_local(*found[user_id]) for raw, user_id in parsed.items() if user_id in found}
+
+
+def name_people(answer, workspace_ids, *, uow):
+    """Adds `owner_name` beside every `owner_id` and `author_name` beside every `author_id`
+    anywhere in a parsed JSON answer (changed in place, and returned). Only members of the
+    Workspace the answer belongs to are named (where it says which: a Session, or an answer
+    about one), else members of any of `workspace_ids`: the Workspaces whose Goals/OKRs the
+    requester may reach, so nobody learns a name they could not list anyway. A former member,
+    or no id, is null. One query, whatever the size of the answer."""
+    holders, ids = names.references(answer)
+    if holders:
+        names.apply(holders, _names(ids, workspace_ids, names.answer_workspace(answer), uow=uow))
+    return answer
+
+
+def name_people_json(raw: bytes, workspace_ids, *, uow) -> bytes:
+    """name_people on a raw JSON body, without parsing it (what the gateway forwards)."""
+    found = _names(names.ids_in_json(raw), workspace_ids, names.workspace_in_json(raw), uow=uow)
+    return names.name_json(raw, found)
 
 
 # -- personal API tokens -------------------------------------------------------------------------
@@ -400,9 +515,12 @@ def remove_member(identity: Identity, workspace_id, user_id, *, uow, clock=_WALL
 
 
 def accept_invitation(token: str, password: str, *, uow, settings, clock=_WALL,
-                      ctx: RequestContext = NO_CONTEXT) -> tuple[str, User]:
+                      ctx: RequestContext = NO_CONTEXT, display_name: str | None = None) -> tuple[str, User]:
     """Turns an invitation into an account (or, for an email that has one by now, checks its
-    password) and a membership; the invitation can be used once."""
+    password) and a membership; the invitation can be used once. A display name, if given, names
+    a new account (an existing one keeps its own: PATCH /me changes it)."""
+    if display_name is not None:
+        display_name = normalise_display_name(display_name)
     now = clock.now()
     with uow:
         invitation = uow.repo.invitation_by_hash(hash_secret(token), lock=True)
@@ -411,7 +529,7 @@ def accept_invitation(token: str, password: str, *, uow, settings, clock=_WALL,
         user = uow.repo.user_by_email(invitation.email)
         if user is None:
             check_password_strength(password)
-            user = User(uuid.uuid4(), invitation.email, hash_password(password), now)
+            user = User(uuid.uuid4(), invitation.email, hash_password(password), now, display_name or "")
             uow.repo.add_user(user)
         elif not check_password_hash(user.password_hash, password):
             raise LoginFailed()

@@ -2,6 +2,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.schemas import StrictSchema
 
+# Added to answers by the gateway, which owns the people directory: documented here so the
+# merged OpenAPI document shows the shape clients get. This service never fills it.
+NAME_DOC = {"description": "display name, added by the gateway (null: unassigned, or no longer a member)"}
+
 
 def _owner(value: str) -> None:
     if value in ("all", "unassigned"):
@@ -36,6 +40,7 @@ class InitiativeOut(Schema):
     id = fields.String()
     title = fields.String()
     owner_id = fields.String(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     status = fields.String()
     signals = fields.List(fields.String(), metadata=SIGNALS_DOC)
 
@@ -53,6 +58,7 @@ class KeyResultOut(Schema):
     objective_id = fields.String()
     title = fields.String()
     owner_id = fields.String(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     start_value = fields.Float()
     target_value = fields.Float()
     current_value = fields.Float()
@@ -70,6 +76,7 @@ class ObjectiveOut(Schema):
     id = fields.String()
     title = fields.String()
     owner_id = fields.String(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     parent_id = fields.String(allow_none=True)
     depth = fields.Integer(metadata={"description": "0 for a top Objective; the list is the tree in outline order"})
     progress = fields.Float(allow_none=True)
@@ -86,6 +93,7 @@ class CheckInOut(Schema):
     confidence = fields.Integer(allow_none=True)
     comment = fields.String()
     author_id = fields.UUID(allow_none=True)
+    author_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     checked_in_at = fields.AwareDateTime()
 
 
@@ -178,6 +186,7 @@ class ComparedKeyResult(Schema):
     id = fields.String()
     title = fields.String()
     owner_id = fields.String(allow_none=True)
+    owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     from_ = fields.Nested(Reading, data_key="from", attribute="from", allow_none=True)
     to = fields.Nested(Reading)
     delta = fields.Nested(Delta)
