@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request
+import time
+
+from flask import Flask, g, request
 
 from services.gateway.web import filters
 
@@ -29,6 +31,22 @@ def _security_headers(response):
     return response
 
 
+def _start_timer():
+    g.page_started = time.perf_counter()
+
+
+def _server_timing(response):
+    """Where a page's time went (each service waited on, the rest is the gateway's own work):
+    browsers show it in their network panel, and bench/web.py reports it."""
+    timings = g.get("service_timings")
+    if timings and "page_started" in g:
+        total = (time.perf_counter() - g.page_started) * 1000
+        parts = [f"{name};dur={ms:.1f}" for name, ms in timings.items()]
+        parts.append(f"gateway;dur={total - sum(timings.values()):.1f}")
+        response.headers["Server-Timing"] = ", ".join(parts)
+    return response
+
+
 def register_web(app: Flask, api, *, openapi_url: str, docs_url: str) -> None:
     from services.gateway.web import account, admin, docs, pages
 
@@ -38,6 +56,8 @@ def register_web(app: Flask, api, *, openapi_url: str, docs_url: str) -> None:
     app.register_blueprint(account.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(docs.make_blueprint(openapi_url, docs_url))
+    app.before_request(_start_timer)
+    app.after_request(_server_timing)
     app.after_request(_security_headers)
 
     @app.errorhandler(404)

@@ -7,15 +7,13 @@ field. A new personal token's secret is in the response page only: never in a UR
 the audit log. The invitation page has no session: its one-time token and rate limits guard it."""
 from __future__ import annotations
 
-import inspect
-
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from services.gateway.adapters import ratelimit
 from services.gateway.domain.credentials import PAT_MAX_DAYS, hash_secret
 from services.gateway.domain.members import MemberRuleError
-from services.gateway.domain.model import IdentityError
+from services.gateway.domain.model import DISPLAY_NAME_MAX, IdentityError
 from services.gateway.service_layer import handlers
 from services.gateway.web.pages import error_page, page
 from services.gateway.web.session import SESSION_COOKIE, sign_in_required, signed_in
@@ -29,14 +27,14 @@ blueprint = Blueprint("account", __name__, template_folder="templates")
 def _http_error(exc: HTTPException):  # e.g. 403 for a form without its CSRF token
     return error_page(exc.code or 500, exc.name, exc.description or exc.name)
 
-NAME_MAX = 100            # a display name, as shown in headers and tables
+NAME_FIELD_MAX = 1000     # read of a display name field at most; the handler says what is valid
 TOKEN_NAME_MAX = 100      # as the API's PersonalTokenIn
 PASSWORD_MAX = 1024       # as the API's LoginIn
 INVITE_TOKEN_MAX = 200    # as the API's AcceptInviteIn
 
 # Notices of this page beside pages.NOTICES (which the header shows for saved/created/deleted).
 ACCOUNT_NOTICES = {
-    "password": "Password changed.",
+    "password": "Password changed. Your other browser sessions ended and your personal API tokens were revoked.",
     "revoked": "Token revoked: it stops working at once.",
 }
 
@@ -73,7 +71,7 @@ def _account_page(status: int = 200, *, errors: dict | None = None, values: dict
     rows.sort(key=lambda r: r["state"] != "active")
     values = {"display_name": getattr(user.user, "display_name", None) or "", **(values or {})}
     return page("account.html", title="Your account", tokens=rows, errors=errors or {}, values=values,
-                new_token=new_token, pat_max_days=PAT_MAX_DAYS,
+                new_token=new_token, pat_max_days=PAT_MAX_DAYS, name_max=DISPLAY_NAME_MAX,
                 account_notice=ACCOUNT_NOTICES.get(request.args.get("done", ""))), status
 
 
@@ -86,10 +84,8 @@ def account():
 @blueprint.post("/account/name")
 @sign_in_required
 def change_name():
-    name = " ".join(request.form.get("display_name", "").split())
+    name = request.form.get("display_name", "")[:NAME_FIELD_MAX]
     values = {"display_name": name}
-    if len(name) > NAME_MAX:
-        return _account_page(422, errors={"display_name": f"At most {NAME_MAX} characters."}, values=values)
     c = container()
     try:
         handlers.set_display_name(signed_in().authenticated, name, uow=c.uow(), clock=c.wall_clock, ctx=_ctx())
@@ -195,19 +191,12 @@ def _invite_page(status: int, *, invitation, has_account: bool, errors: dict | N
                  values: dict | None = None):
     user = signed_in()
     context = dict(title="Accept your invitation", invitation=invitation, has_account=has_account,
-                   errors=errors or {}, values=values or {}, token=request.view_args["token"])
+                   errors=errors or {}, values=values or {}, token=request.view_args["token"],
+                   name_max=DISPLAY_NAME_MAX)
     if user is not None:
         return page("account_invite.html", **context), status
     return render_template("account_invite.html", user=None, workspaces=[], notice=None, workspace_id=None,
                            **context), status
-
-
-def _accept(token: str, password: str, display_name: str):
-    c = container()
-    kwargs = dict(uow=c.uow(), settings=c.settings, clock=c.wall_clock, ctx=_ctx())
-    if display_name and "display_name" in inspect.signature(handlers.accept_invitation).parameters:
-        kwargs["display_name"] = display_name
-    return handlers.accept_invitation(token, password, **kwargs)
 
 
 def _too_many(retry_after: int):
@@ -236,22 +225,22 @@ def invite(token):
         return _invite_page(200, invitation=invitation, has_account=has_account)
 
     form = request.form
-    display_name = " ".join(form.get("display_name", "").split())
+    display_name = form.get("display_name", "")[:NAME_FIELD_MAX]
     password = form.get("password", "")[:PASSWORD_MAX]
     values = {"display_name": display_name}
     errors = {}
-    if not has_account:
-        if len(display_name) > NAME_MAX:
-            errors["display_name"] = f"At most {NAME_MAX} characters."
-        if password != form.get("repeat_password", "")[:PASSWORD_MAX]:
-            errors["repeat_password"] = "The two passwords differ."
+    if not has_account and password != form.get("repeat_password", "")[:PASSWORD_MAX]:
+        errors["repeat_password"] = "The two passwords differ."
     if not password:
         errors["password"] = "Enter a password."
     if errors:
         return _invite_page(422, invitation=invitation, has_account=has_account, errors=errors, values=values)
 
     try:
-        _access_token, new_user = _accept(token, password, display_name)
+        # A name only names a new account (optional: without one, people see the email before "@").
+        _access_token, new_user = handlers.accept_invitation(
+            token, password, uow=c.uow(), settings=settings, clock=c.wall_clock, ctx=_ctx(),
+            display_name=display_name if display_name.strip() and not has_account else None)
     except handlers.InvitationInvalid:
         return error_page(404, "Invitation not valid", INVALID_INVITATION)
     except handlers.LoginFailed:
@@ -269,13 +258,6 @@ def invite(token):
                                                          clock=c.wall_clock, ctx=_ctx())
     except handlers.LoginFailed:  # accepted, but signing in failed: the sign-in page takes over
         return redirect(url_for("web.login"), code=303)
-    if display_name and not has_account and "display_name" not in inspect.signature(
-            handlers.accept_invitation).parameters and hasattr(handlers, "set_display_name"):
-        try:
-            fresh = handlers.authenticate_session(secret, uow=c.uow(), clock=c.wall_clock)
-            handlers.set_display_name(fresh, display_name, uow=c.uow(), clock=c.wall_clock, ctx=_ctx())
-        except (IdentityError, MemberRuleError):
-            pass  # the account exists; the name can be set on the account page
     if previous is not None:  # the browser's earlier session is replaced: end it too
         try:
             handlers.logout(previous.authenticated, uow=c.uow(), clock=c.wall_clock, ctx=_ctx())

@@ -3,7 +3,10 @@ user, so a page sees exactly what the API would answer that user (never another 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
+
+from flask import g
 
 from services.gateway.adapters.upstream import UpstreamUnavailable
 from services.gateway.web.session import WebUser
@@ -37,6 +40,7 @@ def call(user: WebUser, service: str, method: str, path: str, *, params=None, bo
     if body is not None:
         payload = json.dumps(body, default=str).encode()
         outgoing["Content-Type"] = "application/json"
+    started = time.perf_counter()
     try:
         response = container().upstream.forward(service, method, path, principal=user.principal,
                                                 params=params or {}, body=payload, headers=outgoing)
@@ -46,6 +50,7 @@ def call(user: WebUser, service: str, method: str, path: str, *, params=None, bo
         content = response.content
     finally:
         response.close()
+        _timed(service, started)
     try:
         data = json.loads(content) if content else None
     except ValueError:
@@ -56,6 +61,12 @@ def call(user: WebUser, service: str, method: str, path: str, *, params=None, bo
         raise ServiceError(response.status_code, message or f"The {service} service answered "
                            f"{response.status_code}.", errors, dict(response.headers))
     return Answer(response.status_code, data, dict(response.headers))
+
+
+def _timed(service: str, started: float) -> None:
+    """Time spent waiting on each service, for the page's Server-Timing header."""
+    timings = g.setdefault("service_timings", {})
+    timings[service] = timings.get(service, 0.0) + (time.perf_counter() - started) * 1000
 
 
 def get(user: WebUser, service: str, path: str, **params) -> object:
