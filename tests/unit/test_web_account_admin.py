@@ -156,64 +156,57 @@ def test_every_form_needs_its_csrf_token(web):
     assert web.membership(web.owner.id).role == "owner"
 
 
-# -- account: display name and password (the handlers' contract) ------------------------------------
+# -- account: display name and password -------------------------------------------------------------
 
-def test_display_name_and_password_forms_call_the_handlers(web, monkeypatch):
-    calls = []
-
-    def set_display_name(auth, display_name, *, uow, clock, ctx):
-        calls.append(("name", auth.identity.user.email, display_name))
-        if len(display_name) < 2:
-            raise handlers.IdentityError("Too short.", "display_name")
-        return auth.identity.user
-
-    def change_password(auth, current_password, new_password, *, uow, clock, ctx):
-        calls.append(("password", current_password, new_password))
-        if current_password != PASSWORD:
-            raise handlers.LoginFailed()
-        if len(new_password) < 10:
-            raise handlers.IdentityError("A password needs at least 10 characters.", "password")
-
-    monkeypatch.setattr(handlers, "set_display_name", set_display_name, raising=False)
-    monkeypatch.setattr(handlers, "change_password", change_password, raising=False)
-
+def test_display_name_form(web):
     browser = web.browser("lead@example.com")
     csrf = csrf_of(browser)
-    saved = browser.post("/account/name", data={"csrf_token": csrf, "display_name": "  Lea   Lead "})
+    saved = browser.post("/account/name", data={"csrf_token": csrf, "display_name": "  Lea <Lead> "})
     assert saved.status_code == 303 and saved.headers["Location"].endswith("/account?done=saved")
-    assert calls[-1] == ("name", "lead@example.com", "Lea Lead")
-    too_long = browser.post("/account/name", data={"csrf_token": csrf, "display_name": "x" * 101})
-    assert too_long.status_code == 422 and "At most 100" in text(too_long)
+    with web.container.uow() as uow:
+        assert uow.repo.user(web.owner.id).display_name == "Lea <Lead>"
+    page = browser.get("/account?done=saved")
+    raw = page.get_data(as_text=True)
+    assert "Saved." in raw and "Lea &lt;Lead&gt;" in raw and "<Lead>" not in raw
+    for bad in ("", "x" * 81):
+        refused = browser.post("/account/name", data={"csrf_token": csrf, "display_name": bad})
+        assert refused.status_code == 422 and "1 to 80 characters" in text(refused)
+        assert 'id="err-display_name"' in refused.get_data(as_text=True)
 
-    differ = browser.post("/account/password", data={"csrf_token": csrf, "current_password": PASSWORD,
-                                                     "new_password": "new password 1", "repeat_password": "other"})
+
+def test_password_form_changes_it_keeps_this_page_signed_in_and_ends_the_rest(web):
+    browser = web.browser("lead@example.com")
+    elsewhere = web.browser("lead@example.com")
+    csrf = csrf_of(browser)
+    browser.post("/account/tokens", data={"csrf_token": csrf, "token_name": "ci"})
+    data = {"csrf_token": csrf, "current_password": PASSWORD, "new_password": "new password 1",
+            "repeat_password": "new password 1"}
+    differ = browser.post("/account/password", data={**data, "repeat_password": "other"})
     assert differ.status_code == 422 and "differ" in text(differ)
-    wrong = browser.post("/account/password", data={"csrf_token": csrf, "current_password": "wrong password!",
-                                                    "new_password": "new password 1",
-                                                    "repeat_password": "new password 1"})
+    wrong = browser.post("/account/password", data={**data, "current_password": "wrong password!"})
     assert wrong.status_code == 403 and "not your current password" in text(wrong)
-    weak = browser.post("/account/password", data={"csrf_token": csrf, "current_password": PASSWORD,
-                                                   "new_password": "short", "repeat_password": "short"})
+    assert 'id="err-current_password"' in wrong.get_data(as_text=True)
+    weak = browser.post("/account/password", data={**data, "new_password": "short", "repeat_password": "short"})
     assert weak.status_code == 422 and "at least 10 characters" in text(weak)
-    changed = browser.post("/account/password", data={"csrf_token": csrf, "current_password": PASSWORD,
-                                                      "new_password": "new password 1",
-                                                      "repeat_password": "new password 1"})
+    assert 'id="err-new_password"' in weak.get_data(as_text=True)
+    changed = browser.post("/account/password", data=data)
     assert changed.status_code == 303 and changed.headers["Location"].endswith("/account?done=password")
-    assert calls[-1] == ("password", PASSWORD, "new password 1")
+    assert "Password changed." in text(browser.get("/account?done=password"))
+    assert elsewhere.get("/account").status_code == 302  # the other browser session ended
+    assert web.tokens_of(web.owner)[0].revoked_at is not None
+    assert web.browser().post("/login", data={"email": "lead@example.com", "password": PASSWORD}).status_code == 401
+    web.browser("lead@example.com", password="new password 1")
 
 
-def test_password_form_is_rate_limited_like_login(tmp_path, monkeypatch):
+def test_password_form_is_rate_limited_like_login(tmp_path):
     w = Web(tmp_path, OKRSNAP_LOGIN_RATE="3/60")
     try:
-        def change_password(auth, current_password, new_password, *, uow, clock, ctx):
-            raise handlers.LoginFailed()
-
-        monkeypatch.setattr(handlers, "change_password", change_password, raising=False)
         browser = w.browser("lead@example.com")  # one hit of the per-email budget
-        csrf = csrf_of(browser)
-        data = {"csrf_token": csrf, "current_password": "wrong password!", "new_password": "new password 1",
-                "repeat_password": "new password 1"}
+        data = {"csrf_token": csrf_of(browser), "current_password": "wrong password!",
+                "new_password": "new password 1", "repeat_password": "new password 1"}
         assert [browser.post("/account/password", data=data).status_code for _ in range(3)] == [403, 403, 429]
+        assert "Too many attempts" in text(browser.post("/account/password", data={**data,
+                                                                                   "current_password": PASSWORD}))
     finally:
         w.container.database.dispose()
 
@@ -264,6 +257,9 @@ def test_invite_accept_creates_the_account_and_signs_in(web):
     weak = newcomer.post(f"/invite/{token}", data={"display_name": "Nina", "password": "short",
                                                    "repeat_password": "short"})
     assert weak.status_code == 422 and "at least 10 characters" in text(weak)
+    long_name = newcomer.post(f"/invite/{token}", data={"display_name": "x" * 81, "password": PASSWORD,
+                                                        "repeat_password": PASSWORD})
+    assert long_name.status_code == 422 and 'id="err-display_name"' in long_name.get_data(as_text=True)
     accepted = newcomer.post(f"/invite/{token}", data={"display_name": "Nina", "password": PASSWORD,
                                                        "repeat_password": PASSWORD})
     assert accepted.status_code == 303 and accepted.headers["Location"] == "/"
@@ -275,13 +271,13 @@ def test_invite_accept_creates_the_account_and_signs_in(web):
         user = uow.repo.user_by_email("new@example.com")
     membership = web.membership(user.id)
     assert membership.role == "viewer" and membership.okr_access is True
-    if hasattr(user, "display_name"):
-        assert user.display_name == "Nina"
+    assert user.display_name == "Nina"
     # Used once.
     again = web.browser().get(f"/invite/{token}")
     assert again.status_code == 404 and "unknown, used or expired" in text(again)
     assert web.browser().get("/invite/okrsnap_inv_nonsense").status_code == 404
     assert web.browser().post("/invite/" + "x" * 300, data={"password": PASSWORD}).status_code == 404
+    assert "Nina" in text(owner.get(web.members_url()))
     actions = text(owner.get(web.audit_url()))
     assert "member.invited" in actions and "invitation.accepted" in actions
 
@@ -310,9 +306,11 @@ def test_an_invitation_for_an_existing_account_asks_for_its_password(web):
     assert "An account exists for this email" in text(page)
     wrong = web.browser().post(f"/invite/{token}", data={"password": "wrong password!"})
     assert wrong.status_code == 401 and "enter its password" in text(wrong)
-    ok = web.browser().post(f"/invite/{token}", data={"password": PASSWORD})
+    ok = web.browser().post(f"/invite/{token}", data={"display_name": "ignored", "password": PASSWORD})
     assert ok.status_code == 303
     assert web.membership(later.id).okr_access is False
+    with web.container.uow() as uow:
+        assert uow.repo.user(later.id).display_name == ""  # an existing account keeps its own name
 
 
 def test_invite_page_is_rate_limited(tmp_path):

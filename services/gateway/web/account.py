@@ -39,16 +39,14 @@ ACCOUNT_NOTICES = {
 }
 
 
-def _ctx() -> handlers.RequestContext:
-    from services.gateway.entrypoints.app import client_ip
-
-    return handlers.RequestContext(client_ip(), request.headers.get("User-Agent"))
-
-
 def _client_ip() -> str:
-    from services.gateway.entrypoints.app import client_ip
+    from services.gateway.entrypoints.app import client_ip  # the app imports the web: import late
 
     return client_ip()
+
+
+def _ctx() -> handlers.RequestContext:
+    return handlers.RequestContext(_client_ip(), request.headers.get("User-Agent"))
 
 
 def _token_state(token, now) -> str:
@@ -69,7 +67,7 @@ def _account_page(status: int = 200, *, errors: dict | None = None, values: dict
     # Usable ones first, each group newest first.
     rows.sort(key=lambda r: r["token"].created_at, reverse=True)
     rows.sort(key=lambda r: r["state"] != "active")
-    values = {"display_name": getattr(user.user, "display_name", None) or "", **(values or {})}
+    values = {"display_name": user.user.display_name, **(values or {})}
     return page("account.html", title="Your account", tokens=rows, errors=errors or {}, values=values,
                 new_token=new_token, pat_max_days=PAT_MAX_DAYS, name_max=DISPLAY_NAME_MAX,
                 account_notice=ACCOUNT_NOTICES.get(request.args.get("done", ""))), status
