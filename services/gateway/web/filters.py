@@ -2,6 +2,7 @@
 their unit and no float noise, times in the Session's timezone."""
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -128,7 +129,7 @@ def register(app: Flask) -> None:
         signal_label=signal_label, local_time=local_time, short_hash=short_hash, day=day,
     )
     app.jinja_env.globals.update(week_title=week_title, week_dates=week_dates, month_label=month_label,
-                                 review_month_target=month_target, chart=chart,
+                                 review_month_target=month_target, chart=chart, ZERO_ID=uuid.UUID(int=0),
                                  WEEK_STATUS_LABELS=WEEK_STATUS_LABELS)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -291,14 +291,13 @@ def snapshot(session_id):
     ctx = session_context(session_id)
     view = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots/{week}", owner=owner)
     signal = request.args.get("signal") or None
-    shown = review.narrow(view, signal)
+    shown = review.present(review.narrow(view, signal), ctx["people"], review.check_ins_by_key_result(view))
     canvases = review.canvases(user, session_id, view)
     tz = ctx["session"]["timezone"]
     selected = next(w for w in weeks if w["week"] == week)
     return page("snapshot.html", title=f"Snapshot {week} · {ctx['session']['name']}", **ctx, view=view,
                 shown=shown, weeks=weeks, months=calendar["months"], week=selected, owner=owner, signal=signal,
                 tz=tz, canvases=canvases, neighbours=review.neighbours(weeks, week),
-                check_ins_by_kr=review.check_ins_by_key_result(view),
                 live=view["status"] == "current" and not ctx["archived"],
                 collapsed=review.key_result_count(view) > review.COLLAPSE_ABOVE,
                 export_formats=review.EXPORT_FORMATS, statuses=review.STATUSES)
