@@ -134,6 +134,14 @@ class SessionTree(MethodView):
         return handlers.session_tree(current_principal(), session_id, uow=container().uow())
 
 
+@sessions.route("/sessions/<uuid:session_id>/canvases")
+class SessionCanvases(MethodView):
+    @sessions.response(200, schemas.CanvasesOut)
+    def get(self, session_id):
+        """The canvases of the Session's Initiatives: the link only for those who may open it"""
+        return {"canvases": handlers.session_canvases(current_principal(), session_id, uow=container().uow())}
+
+
 @sessions.route("/sessions/<uuid:session_id>/items")
 class SessionList(MethodView):
     @sessions.arguments(schemas.ListQueryIn, location="query")

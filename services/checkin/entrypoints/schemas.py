@@ -366,6 +366,17 @@ class TreeOut(Schema):
     unconnected_initiatives = fields.List(fields.Nested(InitiativeOut))
 
 
+class InitiativeCanvas(Schema):
+    initiative_id = fields.UUID()
+    title = fields.String()
+    url = fields.String(allow_none=True, metadata={"description": "null without canvas permission"})
+    can_open = fields.Boolean()
+
+
+class CanvasesOut(Schema):
+    canvases = fields.List(fields.Nested(InitiativeCanvas))
+
+
 class ObjectiveDetail(Schema):
     objective = fields.Nested(ObjectiveOut)
     progress = fields.Float(allow_none=True)

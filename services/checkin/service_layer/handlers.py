@@ -567,6 +567,18 @@ def session_tree(principal: Principal, session_id, *, uow) -> dict:
     return views.tree(session, objectives, key_results, initiatives)
 
 
+def session_canvases(principal: Principal, session_id, *, uow) -> list[dict]:
+    """The canvases of the Session's Initiatives as the principal sees them (the link only with
+    canvas permission): what a Snapshot page needs, without reading the whole tree."""
+    with uow:
+        session = _readable_session(uow, principal, session_id)
+        if not any(i.canvas is not None for i in uow.repo.list_initiatives(session.id)):
+            return []  # most Sessions: no canvas, no need to judge every item's visibility
+        _session, _objectives, _key_results, initiatives = _session_items(uow, principal, session_id)
+    return [{"initiative_id": i.id, "title": i.canvas["title"], "url": i.canvas["url"], "can_open": i.canvas["can_open"]}
+            for i in initiatives if i.canvas is not None]
+
+
 def session_list(principal: Principal, session_id, query: views.ListQuery, *, uow) -> dict:
     with uow:
         session, objectives, key_results, initiatives = _session_items(uow, principal, session_id)

@@ -28,6 +28,7 @@ ROUTES = (
     Route("sessions", "checkin", "/sessions/<uuid:session_id>", ("GET", "PATCH")),
     Route("sessions", "checkin", "/sessions/<uuid:session_id>/archive", ("POST",)),
     Route("sessions", "checkin", "/sessions/<uuid:session_id>/tree", ("GET",), names=True),
+    Route("sessions", "checkin", "/sessions/<uuid:session_id>/canvases", ("GET",)),
     Route("sessions", "checkin", "/sessions/<uuid:session_id>/items", ("GET",), names=True),
     Route("objectives", "checkin", "/sessions/<uuid:session_id>/objectives", ("POST",), names=True),
     Route("objectives", "checkin", "/objectives/<uuid:objective_id>", ("GET", "PATCH", "DELETE"),

@@ -3,9 +3,8 @@
 internal token for the signed-in user, so the same shared.access decisions apply."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 from flask import Flask, g, request
 

@@ -91,10 +91,11 @@ def page(template: str, **context):
     return render_template(template, user=user, workspaces=workspaces(), notice=notice, **context)
 
 
-def session_context(session_id) -> dict:
-    """The live Session, its Workspace's people and what the viewer may do there."""
+def session_context(session_id, known: dict | None = None) -> dict:
+    """The Session (the live one, or as the snapshot service already answered it), its
+    Workspace's people and what the viewer may do there."""
     user = signed_in()
-    live = client.get(user, "checkin", f"/sessions/{session_id}")
+    live = known or client.get(user, "checkin", f"/sessions/{session_id}")
     workspace_id = live["workspace_id"]
     return {"session": live, "workspace_id": workspace_id, "people": People.of(user.identity, workspace_id),
             "manager": can_manage(workspace_id), "role": role_in(workspace_id),
@@ -288,7 +289,7 @@ def snapshot(session_id):
     owner = request.args.get("owner") or "all"
     if owner not in ("all", "unassigned") and _uuid(owner) is None:
         owner = "all"
-    ctx = session_context(session_id)
+    ctx = session_context(session_id, calendar["session"])  # the calendar names the Session: no second call
     view = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots/{week}", owner=owner)
     signal = request.args.get("signal") or None
     shown = review.present(review.narrow(view, signal), ctx["people"], review.check_ins_by_key_result(view))

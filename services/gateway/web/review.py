@@ -188,21 +188,6 @@ def related(tree: dict, kind: str, item_id: str) -> dict:
     return out
 
 
-def initiative_canvases(tree: dict) -> dict[str, dict]:
-    """Each live Initiative's canvas as the viewer may see it (url null without permission)."""
-    found: dict[str, dict] = {}
-
-    def walk(nodes):
-        for node in nodes:
-            for kr in node["key_results"]:
-                for initiative in kr["initiatives"]:
-                    found[initiative["id"]] = initiative.get("canvas")
-            walk(node.get("children", []))
-
-    walk(tree.get("objectives", []))
-    return found
-
-
 def has_initiatives(view: dict) -> bool:
     return any(k["initiatives"] for o in view.get("objectives", []) for k in o["key_results"])
 
@@ -214,4 +199,5 @@ def canvases(user, session_id, view: dict) -> dict[str, dict]:
         return {}
     from services.gateway.web import client
 
-    return initiative_canvases(client.get(user, "checkin", f"/sessions/{session_id}/tree"))
+    answer = client.get(user, "checkin", f"/sessions/{session_id}/canvases")
+    return {c["initiative_id"]: c for c in answer["canvases"]}
