@@ -206,10 +206,11 @@ def up(web_workers: int, no_demo: bool) -> None:
                 raise click.ClickException(f"not healthy after 60 s: {', '.join(s.name for s in pending)}")
             time.sleep(0.2)
         if not stopping:
-            click.echo(f"okrsnap is up ({mode}): {settings.public_url}/api/v1")
-            click.echo(f"API docs: {settings.public_url}/api/v1/openapi.json")
+            click.echo(f"okrsnap is up: open {settings.public_url}/ in your browser")
+            click.echo(f"  API: {settings.public_url}/api/v1 (reference: {settings.public_url}/api/v1/docs)")
+            click.echo(f"  running on {mode}")
             if not no_demo:
-                click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+                click.echo(f"  Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
             click.echo("Ctrl-C stops every process.")
         crashes: dict[str, list[float]] = {}
         while not stopping:
