@@ -158,7 +158,7 @@ def world(tmp_path_factory, postgres_server_url):
     admin.dispose()
 
 
-SESSION_WIDE = {"session", "tree", "list", "calendar", "week", "trend", "verify", "export"}
+SESSION_WIDE = {"session", "tree", "list", "canvases", "calendar", "week", "trend", "verify", "export"}
 
 
 def sees(who: str, resource: str) -> bool:
@@ -176,6 +176,7 @@ def _endpoints(world, resource: str) -> list[tuple[str, str, str, dict, object]]
         ("session", "GET", f"/sessions/{s}", {}, 200),
         ("tree", "GET", f"/sessions/{s}/tree", {}, 200),
         ("list", "GET", f"/sessions/{s}/items", {}, 200),
+        ("canvases", "GET", f"/sessions/{s}/canvases", {}, 200),
         ("objective", "GET", f"/objectives/{o}", {}, 200),
         ("key_result", "GET", f"/key-results/{k}", {}, 200),
         ("initiative", "GET", f"/initiatives/{i}", {}, 200),
