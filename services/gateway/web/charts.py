@@ -44,7 +44,8 @@ def chart(weeks: list[str], series: list[Series]) -> Chart:
         by_week = {p["week"]: p["progress"] for p in s.points if p.get("progress") is not None}
         dots = [(_x(i, len(weeks)), _y(by_week[w]), f"{s.title}, {w}: {round(by_week[w] * 100, 1)}%")
                 for i, w in enumerate(weeks) if w in by_week]
-        lines.append({"css": f"line-{number % 6}", "title": s.title,
+        css = f"line-{number % 6}" + (" objective-line" if s.kind == "objective" else "")
+        lines.append({"css": css, "title": s.title,
                       "points": " ".join(f"{x},{y}" for x, y, _ in dots), "dots": dots})
     step = max(1, len(weeks) // 8)  # at most about eight labels on the axis
     x_labels = [(_x(i, len(weeks)), w.split("-")[-1]) for i, w in enumerate(weeks) if i % step == 0]
