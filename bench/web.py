@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -165,7 +166,10 @@ def run() -> dict:
                   f"data {tmp}; pid {process.pid}", flush=True)
             process.wait()
         browser = requests.Session()
-        browser.post(f"{base}/login", data={"email": emails[0], "password": PASSWORD}, allow_redirects=False)
+        form = browser.get(f"{base}/login").text  # the sign-in form sets its login CSRF cookie
+        login_csrf = re.search(r'name="okrsnap_login_csrf" value="([^"]+)"', form).group(1)
+        browser.post(f"{base}/login", data={"email": emails[0], "password": PASSWORD,
+                                            "okrsnap_login_csrf": login_csrf}, allow_redirects=False)
         one_owner = owner_ids[1]
         out = {"key_results": KEY_RESULTS, "import_seconds": import_seconds, "rows": {}}
         for label, week in (("live week", current["week"]), ("sealed week", sealed[-1]["week"])):

@@ -18,6 +18,13 @@ PASSWORD = "a long enough password"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+
+def sign_in(client, email, password):
+    """The sign-in form as a browser sends it: with the login CSRF value its page set."""
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="okrsnap_login_csrf" value="([^"]+)"', form).group(1)
+    return client.post("/login", data={"email": email, "password": password, "okrsnap_login_csrf": token})
+
 class Web:
     def __init__(self, tmp_path, **env):
         self.container = bootstrap(make_settings(tmp_path, **env))
@@ -36,7 +43,7 @@ class Web:
     def browser(self, email=None, password=PASSWORD):
         client = self.app.test_client()
         if email:
-            response = client.post("/login", data={"email": email, "password": password})
+            response = sign_in(client, email, password)
             assert response.status_code == 303, response.get_data(as_text=True)
         return client
 
@@ -132,7 +139,7 @@ def test_revoking_a_token_stops_it(web):
     # Someone else's token, or one that does not exist: not found.
     other = web.browser()
     web.add("other@example.com", "member")
-    other.post("/login", data={"email": "other@example.com", "password": PASSWORD})
+    sign_in(other, "other@example.com", PASSWORD)
     assert other.post(f"/account/tokens/{token.id}/revoke", data={"csrf_token": csrf_of(other)}).status_code == 404
     assert browser.post(f"/account/tokens/{uuid.uuid4()}/revoke", data={"csrf_token": csrf}).status_code == 404
 
@@ -194,7 +201,7 @@ def test_password_form_changes_it_keeps_this_page_signed_in_and_ends_the_rest(we
     assert "Password changed." in text(browser.get("/account?done=password"))
     assert elsewhere.get("/account").status_code == 302  # the other browser session ended
     assert web.tokens_of(web.owner)[0].revoked_at is not None
-    assert web.browser().post("/login", data={"email": "lead@example.com", "password": PASSWORD}).status_code == 401
+    assert sign_in(web.browser(), "lead@example.com", PASSWORD).status_code == 401
     web.browser("lead@example.com", password="new password 1")
 
 
@@ -427,3 +434,16 @@ def test_detail_text_is_short_and_never_shows_secrets():
     assert detail_text({"email": "a@b.c", "okr_access": False, "expires_at": None}) == (
         "email: a@b.c, okr_access: no, expires_at: –")
     assert len(detail_text({"email": "x" * 500})) == 160
+
+
+def test_the_sign_in_form_refuses_a_forged_post(web):
+    """Login CSRF: a form posted from elsewhere (no cookie set by our sign-in page) signs nobody in."""
+    forged = web.app.test_client().post("/login", data={"email": "lead@example.com", "password": PASSWORD})
+    assert forged.status_code == 400 and SESSION_COOKIE not in forged.headers.get("Set-Cookie", "")
+    assert "sign-in form expired" in forged.get_data(as_text=True)
+    client = web.app.test_client()
+    client.get("/login")
+    wrong = client.post("/login", data={"email": "lead@example.com", "password": PASSWORD,
+                                        "okrsnap_login_csrf": "guessed"})
+    assert wrong.status_code == 400
+    assert sign_in(web.app.test_client(), "lead@example.com", PASSWORD).status_code == 303

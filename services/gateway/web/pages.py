@@ -2,10 +2,12 @@
 trend, exports, and the live Session (List, Tree, details, forms, Check-ins)."""
 from __future__ import annotations
 
+import hmac
+import secrets
 import uuid
 from datetime import date
 
-from flask import Blueprint, abort, after_this_request, redirect, render_template, request, url_for
+from flask import Blueprint, abort, after_this_request, make_response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from services.gateway.adapters import ratelimit
@@ -130,7 +132,12 @@ def login():
     if request.method == "GET":
         if signed_in():
             return redirect(target or url_for("web.home"))
-        return render_template("login.html", next=target, email="", error=None, user=None)
+        return _login_form(target, "", None, 200)
+    # Login CSRF (a forged form signing the victim into the attacker's account): the form must
+    # carry the value of a cookie only this site's own sign-in page set (double submit).
+    presented, expected = request.form.get(LOGIN_CSRF_COOKIE, ""), request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(presented, expected):
+        return _login_form(target, "", "The sign-in form expired: please sign in again.", 400)
     email = request.form.get("email", "").strip()[:254]
     password = request.form.get("password", "")
     c = container()
@@ -140,18 +147,29 @@ def login():
     retry_after = max(limiter.hit(ratelimit.key_for("login-email", email.lower()), settings.login_rate),
                       limiter.hit(ratelimit.key_for("login-ip", client_ip()), settings.login_ip_rate))
     if retry_after:
-        return render_template("login.html", next=target, email=email, user=None,
-                               error=f"Too many attempts: try again in {retry_after} seconds."), 429
+        return _login_form(target, email, f"Too many attempts: try again in {retry_after} seconds.", 429)
     try:
         secret, _session, _user = handlers.start_session(
             email, password, uow=c.uow(), settings=settings, clock=c.wall_clock,
             ctx=handlers.RequestContext(client_ip(), request.headers.get("User-Agent")))
     except handlers.LoginFailed:
-        return render_template("login.html", next=target, email=email, user=None,
-                               error="Email or password is wrong."), 401
+        return _login_form(target, email, "Email or password is wrong.", 401)
     response = redirect(target or url_for("web.home"), code=303)
     response.set_cookie(SESSION_COOKIE, secret, max_age=settings.session_ttl, path="/",
                         secure=settings.public_url.lower().startswith("https://"), httponly=True, samesite="Lax")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+LOGIN_CSRF_COOKIE = "okrsnap_login_csrf"
+
+
+def _login_form(target, email: str, error: str | None, status: int):
+    token = secrets.token_urlsafe(24)
+    response = make_response(render_template("login.html", next=target, email=email, error=error, user=None,
+                                             login_csrf=token, login_csrf_field=LOGIN_CSRF_COOKIE), status)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="Strict",
+                        secure=container().settings.public_url.lower().startswith("https://"))
     return response
 
 
