@@ -470,6 +470,9 @@ def _item_body(kind: str, form) -> dict:
     if kind == "objective":
         body = {"title": form.get("title", "").strip(), "description": form.get("description", ""),
                 "owner_id": owner, "parent_id": _blank_to_none(form.get("parent_id"))}
+        if "privacy" in form:  # the form shows privacy: send it (only who may change it sees a difference)
+            body["private"] = form.get("private") == "yes"
+            body["visible_to"] = [v for v in form.getlist("visible_to") if _uuid(v)] if body["private"] else []
     elif kind == "key_result":
         body = {"title": form.get("title", "").strip(), "owner_id": owner, "unit": form.get("unit", "").strip(),
                 "start_value": _number(form.get("start_value")), "target_value": _number(form.get("target_value"))}
@@ -523,7 +526,11 @@ def item(kind, item_id):
     if request.method == "POST":
         values = {**found, **request.form.to_dict()}
         try:
-            client.call(user, "checkin", "PATCH", f"/{ITEM_PATHS[kind]}/{item_id}", body=_item_body(kind, request.form),
+            body = _item_body(kind, request.form)
+            if body.get("private") == found.get("private") and \
+                    sorted(body.get("visible_to", [])) == sorted(map(str, found.get("visible_to") or [])):
+                body.pop("private", None), body.pop("visible_to", None)  # unchanged: not asked to change it
+            client.call(user, "checkin", "PATCH", f"/{ITEM_PATHS[kind]}/{item_id}", body=body,
                         headers={"If-Match": f'"{request.form.get("version", "")}"'})
             return redirect(url_for("web.item", kind=kind, item_id=item_id, done="saved"), code=303)
         except ServiceError as exc:
@@ -543,6 +550,45 @@ def item(kind, item_id):
                 may_edit=may_edit_item(ctx["workspace_id"], found.get("owner_id")) and not ctx["archived"],
                 options=review.tree_options(tree_data), statuses=review.STATUSES,
                 initiative_statuses=review.INITIATIVE_STATUSES), status
+
+
+@blueprint.post("/initiatives/<uuid:item_id>/connections")
+@sign_in_required
+def connect(item_id):
+    """Connect or disconnect a Key Result (the service decides who may)."""
+    key_result_id = _uuid(request.form.get("key_result_id"))
+    if key_result_id is None:
+        return redirect(url_for("web.item", kind="initiative", item_id=item_id), code=303)
+    method = "DELETE" if request.form.get("action") == "disconnect" else "PUT"
+    try:
+        client.call(signed_in(), "checkin", method, f"/initiatives/{item_id}/key-results/{key_result_id}")
+    except ServiceError as exc:
+        if exc.status not in (403, 404, 409, 422):
+            raise
+        return error_page(exc.status, "The connection was not changed", exc.message,
+                          links=[(url_for("web.item", kind="initiative", item_id=item_id), "Back to the Initiative")])
+    return redirect(url_for("web.item", kind="initiative", item_id=item_id, done="saved"), code=303)
+
+
+@blueprint.post("/initiatives/<uuid:item_id>/canvas")
+@sign_in_required
+def set_canvas(item_id):
+    """Set, change or remove an Initiative's canvas (needs canvas permission: the service decides)."""
+    form = request.form
+    if form.get("action") == "remove":
+        body = {"canvas": None}
+    else:
+        body = {"canvas": {"title": form.get("canvas_title", "").strip(), "url": form.get("canvas_url", "").strip(),
+                           "access": [a for a in form.getlist("canvas_access") if _uuid(a)]}}
+    back = url_for("web.item", kind="initiative", item_id=item_id)
+    try:
+        client.call(signed_in(), "checkin", "PATCH", f"/initiatives/{item_id}", body=body,
+                    headers={"If-Match": f'"{form.get("version", "")}"'})
+    except ServiceError as exc:
+        if exc.status not in (400, 403, 404, 409, 422, 428):
+            raise
+        return error_page(exc.status, "The canvas was not saved", exc.message, links=[(back, "Back to the Initiative")])
+    return redirect(f"{back}?done=saved", code=303)
 
 
 @blueprint.post("/<any(objective, key_result, initiative):kind>s/<uuid:item_id>/delete")
