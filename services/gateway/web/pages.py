@@ -354,7 +354,9 @@ def compare(session_id):
             if exc.status not in (404, 422):
                 raise
             error = exc.message
-    return page("compare.html", title=f"Compare · {ctx['session']['name']}", **ctx, saved=saved,
+    compared = sorted((comparison or {}).get("key_results", []),
+                      key=lambda k: -((k.get("delta") or {}).get("progress_points") or 0))  # who moved most first
+    return page("compare.html", title=f"Compare · {ctx['session']['name']}", **ctx, saved=saved, compared=compared,
                 shortcuts=shortcuts, from_week=from_week, to_week=to_week, comparison=comparison, error=error,
                 tz=ctx["session"]["timezone"])
 
