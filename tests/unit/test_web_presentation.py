@@ -113,3 +113,13 @@ def test_the_trend_chart_maps_progress_to_the_plot_and_averages_objectives_by_we
     assert first[0] == charts.LEFT and first[1] == charts.HEIGHT - charts.BOTTOM  # 0% at the bottom left
     assert second[0] == charts.WIDTH - charts.RIGHT and second[2] == "O, 2026-W41: 87.5%"
     assert len(chart.lines[2]["dots"]) == 1  # a week without a reading draws no point
+
+
+@pytest.mark.parametrize("typed, sent", [
+    ("8.85", 8.85), ("8,85", 8.85), (" 12 ", 12.0), ("", None), ("1 200", 1200.0),
+    ("1,200", "1,200"), ("lots", "lots"), ("nan", "nan"), ("inf", "inf"),
+])
+def test_typed_numbers_reach_the_service_as_numbers_or_as_typed(typed, sent):
+    from services.gateway.web.pages import _number
+
+    assert _number(typed) == sent

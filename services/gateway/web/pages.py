@@ -3,6 +3,7 @@ trend, exports, and the live Session (List, Tree, details, forms, Check-ins)."""
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 import uuid
 from datetime import date
@@ -115,13 +116,18 @@ def _blank_to_none(value):
 
 
 def _number(value):
-    value = (value or "").strip().replace(",", ".")
-    if value == "":
+    """A typed number as the service expects it: '8.85', or '8,85' with a decimal comma. Anything
+    else ('1,200', 'lots', 'nan') goes as typed, and the service names the field and the reason."""
+    text = (value or "").strip().replace("\u00a0", "").replace(" ", "")
+    if not text:
         return None
+    if "," in text and "." not in text and text.count(",") == 1 and len(text.split(",")[1]) != 3:
+        text = text.replace(",", ".")
     try:
-        return float(value)
+        number = float(text)
     except ValueError:
-        return value  # the service names the field and the reason
+        return value
+    return number if math.isfinite(number) else value
 
 
 # -- sign in, out, home ----------------------------------------------------------------------------
