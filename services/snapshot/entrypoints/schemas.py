@@ -39,6 +39,8 @@ SIGNALS_DOC = {"description": "review signals: status_changed, moved, at_risk, o
 class InitiativeOut(Schema):
     id = fields.String()
     title = fields.String()
+    has_canvas = fields.Boolean(metadata={"description": "whether it links a canvas (its link: GET "
+                                                         "/initiatives/{id}/canvas, with canvas permission)"})
     owner_id = fields.String(allow_none=True)
     owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     status = fields.String()

@@ -324,7 +324,8 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
                     shown_initiative = with_signals.get(initiative["id"])
                     if shown_initiative is None:
                         shown_initiative = with_signals[initiative["id"]] = dict(
-                            initiative, signals=initiative_signals(initiative, moved))
+                            initiative, signals=initiative_signals(initiative, moved),
+                            has_canvas=initiative.get("canvas") is not None)
                         shown_signals.append(shown_initiative["signals"])
                     connected.append(shown_initiative)
                 kr["initiatives"] = connected
