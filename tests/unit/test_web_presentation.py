@@ -123,3 +123,11 @@ def test_typed_numbers_reach_the_service_as_numbers_or_as_typed(typed, sent):
     from services.gateway.web.pages import _number
 
     assert _number(typed) == sent
+
+
+def test_a_notice_goes_into_the_query_before_the_fragment():
+    from services.gateway.web.pages import with_notice
+
+    assert with_notice("/s/1/snapshot?week=2026-W49#kr-7", "checked_in") == \
+        "/s/1/snapshot?week=2026-W49&done=checked_in#kr-7"
+    assert with_notice("/key_results/7", "checked_in") == "/key_results/7?done=checked_in"

@@ -628,5 +628,11 @@ def check_in(kind, item_id):
             raise
         return error_page(exc.status, "The Check-in was not saved", exc.message,
                           links=[(back, "Back")])
-    separator = "&" if "?" in back else "?"
-    return redirect(f"{back}{separator}done=checked_in", code=303)
+    return redirect(with_notice(back, "checked_in"), code=303)
+
+
+def with_notice(path: str, notice: str) -> str:
+    """The path with done=<notice> in its query, before any #fragment."""
+    path, hash_, fragment = path.partition("#")
+    separator = "&" if "?" in path else "?"
+    return f"{path}{separator}done={notice}{hash_}{fragment}"
