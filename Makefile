@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test bench screenshots clean
 
 run: $(VENV)/.installed
 	$(BIN)/okrsnap up
@@ -13,6 +13,9 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
+
+screenshots: $(VENV)/.installed-test   # the README's screenshots, from the browser tests' stack
+	OKRSNAP_WRITE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/browser -q -k "screenshots_for_the_readme"
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
