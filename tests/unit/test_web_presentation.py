@@ -131,3 +131,13 @@ def test_a_notice_goes_into_the_query_before_the_fragment():
     assert with_notice("/s/1/snapshot?week=2026-W49#kr-7", "checked_in") == \
         "/s/1/snapshot?week=2026-W49&done=checked_in#kr-7"
     assert with_notice("/key_results/7", "checked_in") == "/key_results/7?done=checked_in"
+
+
+def test_a_very_large_week_is_shown_a_page_of_objectives_at_a_time():
+    objectives = [{"id": f"o{n}", "key_results": [{}] * 10} for n in range(1_000)]  # 10,000 Key Results
+    shown, paging = review.page_of(objectives, 3)
+    assert [o["id"] for o in shown][:1] == ["o200"] and len(shown) == review.OBJECTIVES_PER_PAGE
+    assert paging == {"page": 3, "pages": 10, "first": 201, "last": 300, "total": 1_000}
+    assert review.page_of(objectives, 99)[1]["page"] == 10
+    small = objectives[:100]  # 1,000 Key Results: all on one page
+    assert review.page_of(small, 2) == (small, None)

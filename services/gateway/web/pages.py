@@ -316,7 +316,9 @@ def snapshot(session_id):
     ctx = session_context(session_id, calendar["session"])  # the calendar names the Session: no second call
     view = client.get(user, "snapshot", f"/sessions/{session_id}/snapshots/{week}", owner=owner)
     signal = request.args.get("signal") or None
-    shown = review.present(review.narrow(view, signal), ctx["people"], review.check_ins_by_key_result(view))
+    page_number = request.args.get("page", "1")
+    narrowed, paging = review.page_of(review.narrow(view, signal), int(page_number) if page_number.isdigit() else 1)
+    shown = review.present(narrowed, ctx["people"], review.check_ins_by_key_result(view))
     canvases = review.canvases(user, session_id, view)
     tz = ctx["session"]["timezone"]
     selected = next(w for w in weeks if w["week"] == week)
@@ -325,7 +327,7 @@ def snapshot(session_id):
                 tz=tz, canvases=canvases, neighbours=review.neighbours(weeks, week),
                 live=view["status"] == "current" and not ctx["archived"],
                 collapsed=review.key_result_count(view) > review.COLLAPSE_ABOVE,
-                export_formats=review.EXPORT_FORMATS, statuses=review.STATUSES)
+                paging=paging, export_formats=review.EXPORT_FORMATS, statuses=review.STATUSES)
 
 
 @blueprint.get("/sessions/<uuid:session_id>/verify")

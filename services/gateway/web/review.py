@@ -8,6 +8,10 @@ from shared.events import INITIATIVE_STATUSES, STATUSES
 EXPORT_FORMATS = (("csv", "CSV"),)
 # Above this many Key Results a week opens with its Objectives collapsed (one click opens one).
 COLLAPSE_ABOVE = 150
+# Above this many Key Results a week is shown a page of Objectives at a time (signals, deltas and
+# the export still cover the whole week), so a 10,000 Key Result week renders as fast as 1,000.
+PAGE_ABOVE = 1_500
+OBJECTIVES_PER_PAGE = 100
 SAVED = ("sealed", "current", "past")
 
 __all__ = ["STATUSES", "INITIATIVE_STATUSES"]
@@ -141,6 +145,18 @@ def narrow(view: dict, signal: str | None) -> list[dict]:
         if krs:
             shown.append({**objective, "key_results": krs, "narrowed": True})
     return shown
+
+
+def page_of(objectives: list[dict], page: int) -> tuple[list[dict], dict | None]:
+    """One page of Objectives for a very large week, with where it is; everything when small."""
+    if sum(len(o["key_results"]) for o in objectives) <= PAGE_ABOVE:
+        return objectives, None
+    pages = max(1, -(-len(objectives) // OBJECTIVES_PER_PAGE))
+    page = min(max(1, page), pages)
+    first = (page - 1) * OBJECTIVES_PER_PAGE
+    shown = objectives[first:first + OBJECTIVES_PER_PAGE]
+    return shown, {"page": page, "pages": pages, "first": first + 1, "last": first + len(shown),
+                   "total": len(objectives)}
 
 
 def tree_options(tree: dict) -> dict:
