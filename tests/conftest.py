@@ -6,6 +6,7 @@ else skip with a loud reason - never when CI=true, where a missing server fails 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -97,23 +98,32 @@ def broker_url():
     _unavailable("RabbitMQ")
 
 
-@pytest.fixture
-def database_url(postgres_server_url):
-    """A fresh database for one test, dropped at the end: no test sees another's rows."""
+@contextlib.contextmanager
+def fresh_database(postgres_server_url: str, prefix: str = "okrsnap_test"):
+    """A new, empty database on the server (its URL), dropped when the block ends."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"okrsnap_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     server = make_url(postgres_server_url)
     if server.drivername in ("postgresql", "postgres"):
         server = server.set(drivername="postgresql+psycopg")
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(postgres_server_url):
+    """A fresh database for one test, dropped at the end: no test sees another's rows."""
+    with fresh_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture

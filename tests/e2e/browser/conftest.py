@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 import requests
 
-from tests.conftest import _delete_topology, wait_until
+from tests.conftest import _delete_topology, fresh_database, wait_until
 from tests.helpers import free_port
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -118,20 +118,8 @@ class Api:
 @pytest.fixture(scope="session")
 def browser_database_url(postgres_server_url):
     """A fresh database for the browser suite's stack, dropped at the end."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"okrsnap_browser_{uuid.uuid4().hex[:12]}"
-    server = make_url(postgres_server_url)
-    if server.drivername in ("postgresql", "postgres"):
-        server = server.set(drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(postgres_server_url, "okrsnap_browser") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
