@@ -97,7 +97,7 @@ def test_present_names_people_and_keeps_a_shared_initiative_once():
         k1.no_such_field  # noqa: B018 - templates must see a missing field as undefined
 
 
-def test_the_trend_chart_maps_progress_to_the_plot_and_averages_objectives_by_weight():
+def test_the_trend_chart_maps_progress_to_the_plot_and_averages_objectives_like_the_snapshot():
     trend = {"weeks": ["2026-W40", "2026-W41"], "key_results": [
         {"id": "k1", "title": "A", "points": [{"week": "2026-W40", "progress": 0.0}, {"week": "2026-W41", "progress": 1.0}]},
         {"id": "k2", "title": "B", "points": [{"week": "2026-W41", "progress": 0.5}]},
@@ -107,11 +107,11 @@ def test_the_trend_chart_maps_progress_to_the_plot_and_averages_objectives_by_we
     series = charts.trend_series(trend, tree)
     assert [s.title for s in series] == ["O", "Key Results no longer in the Session"]
     objective = series[0]
-    assert [p["progress"] for p in objective.points] == [0.0, pytest.approx(0.875)]
+    assert [p["progress"] for p in objective.points] == [0.0, pytest.approx(0.75)]  # weights do not count
     chart = charts.chart(trend["weeks"], [objective, *objective.key_results])
     first, second = chart.lines[0]["dots"]
     assert first[0] == charts.LEFT and first[1] == charts.HEIGHT - charts.BOTTOM  # 0% at the bottom left
-    assert second[0] == charts.WIDTH - charts.RIGHT and second[2] == "O, 2026-W41: 87.5%"
+    assert second[0] == charts.WIDTH - charts.RIGHT and second[2] == "O, 2026-W41: 75%"
     assert len(chart.lines[2]["dots"]) == 1  # a week without a reading draws no point
 
 

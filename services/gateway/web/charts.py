@@ -54,8 +54,9 @@ def chart(weeks: list[str], series: list[Series]) -> Chart:
 
 
 def trend_series(trend: dict, tree: dict) -> list[Series]:
-    """One series per Objective (its Key Results' progress, weighted as in the live Session) with
-    its Key Results' series under it. Key Results no longer in the Session come last."""
+    """One series per Objective (the mean of its Key Results' progress, as the Snapshot computes an
+    Objective's progress) with its Key Results' series under it. Key Results no longer in the
+    Session come last."""
     by_kr = {k["id"]: k for k in trend.get("key_results", [])}
     weeks = trend.get("weeks", [])
     out, placed = [], set()
@@ -70,7 +71,7 @@ def trend_series(trend: dict, tree: dict) -> list[Series]:
                 if found is None:
                     continue
                 placed.add(kr["id"])
-                members.append((found, float(kr.get("weight") or 1.0)))
+                members.append((found, 1.0))  # the Snapshot's Objective progress: each Key Result counts once
             if members:
                 points = []
                 for week in weeks:

@@ -81,6 +81,7 @@ class ObjectiveOut(Schema):
     owner_name = fields.String(allow_none=True, dump_only=True, metadata=NAME_DOC)
     parent_id = fields.String(allow_none=True)
     depth = fields.Integer(metadata={"description": "0 for a top Objective; the list is the tree in outline order"})
+    private = fields.Boolean(metadata={"description": "seen only by its owner, its listed members and admins"})
     progress = fields.Float(allow_none=True)
     context = fields.Boolean(metadata={"description": "shown only as context of a filtered owner's items"})
     key_results = fields.List(fields.Nested(KeyResultOut))
