@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.gateway.web.filters import percent
+
 WIDTH, HEIGHT = 640, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
@@ -42,7 +44,7 @@ def chart(weeks: list[str], series: list[Series]) -> Chart:
     lines = []
     for number, s in enumerate(series):
         by_week = {p["week"]: p["progress"] for p in s.points if p.get("progress") is not None}
-        dots = [(_x(i, len(weeks)), _y(by_week[w]), f"{s.title}, {w}: {round(by_week[w] * 100, 1)}%")
+        dots = [(_x(i, len(weeks)), _y(by_week[w]), f"{s.title}, {w}: {percent(by_week[w])}")
                 for i, w in enumerate(weeks) if w in by_week]
         css = f"line-{number % 6}" + (" objective-line" if s.kind == "objective" else "")
         lines.append({"css": css, "title": s.title,
