@@ -129,6 +129,14 @@ class ProcessSpec:
     health_url: str | None = None
 
 
+def _no_control_socket() -> list[str]:
+    """gunicorn >= 25.1 opens a control socket at one path under $HOME: the four services' masters
+    would fight over it (an ERROR line at every start). Older releases know no such flag."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
+
+
 def process_specs(settings: Settings, web_workers: int = 2) -> list[ProcessSpec]:
     specs = []
     for service in SERVICES:
@@ -140,6 +148,7 @@ def process_specs(settings: Settings, web_workers: int = 2) -> list[ProcessSpec]
             "--access-logfile", "-", "--log-level", "warning",
             # the path without its query string: download tokens travel in the query
             "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(D)sus',
+            *_no_control_socket(),
             f"services.{service}.entrypoints.app:create_app()",
         ], health_url=f"{url}/healthz"))
     for name, module in (("checkin-relay", "services.checkin.entrypoints.relay"),
