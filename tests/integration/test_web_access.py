@@ -105,3 +105,21 @@ def test_a_viewer_gets_no_form_and_a_member_only_on_own_items(world):
 def _csrf(client, session_id) -> str:
     html = client.get(f"/sessions/{session_id}/list").get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_a_session_restricted_from_its_form_is_seen_only_by_its_members(world):
+    owner = browser(world, "owner")
+    acme = world.acme
+    form = owner.get(f"/workspaces/{acme}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    assert 'name="visibility"' in form  # owners and admins choose who sees it
+    created = owner.post(f"/workspaces/{acme}", data={
+        "csrf_token": csrf, "name": "Board only", "start_date": "2026-10-01", "end_date": "2026-12-31",
+        "timezone": "Europe/Berlin", "visibility": "restricted", "members": [world.users["member"]["id"]]})
+    assert created.status_code == 303, created.get_data(as_text=True)
+    snapshot = created.headers["Location"].split("?")[0]
+    world.sync_snapshots()  # the snapshot service learns of the Session (the broker is another test's subject)
+    assert browser(world, "member").get(snapshot).status_code == 200
+    assert browser(world, "viewer").get(snapshot).status_code == 404
+    assert "Board only" not in browser(world, "viewer").get(f"/workspaces/{acme}").get_data(as_text=True)
+    assert 'name="visibility"' not in browser(world, "member").get(f"/workspaces/{acme}").get_data(as_text=True)

@@ -105,6 +105,15 @@ def session_context(session_id, known: dict | None = None) -> dict:
             "archived": live["status"] == "archived"}
 
 
+def _visibility(form) -> dict:
+    """A Session's visibility from its form, when the form showed it (owners and admins)."""
+    if "visibility" not in form:
+        return {}
+    restricted = form.get("visibility") == "restricted"
+    return {"visibility": "restricted" if restricted else "workspace",
+            "members": [m for m in form.getlist("members") if _uuid(m)] if restricted else []}
+
+
 def form_errors(exc: ServiceError) -> dict[str, str]:
     errors = exc.field_errors()
     return errors or {"_schema": exc.message}
@@ -226,11 +235,11 @@ def sessions(workspace_id):
     user = signed_in()
     errors, values = {}, {}
     if request.method == "POST":
-        values = request.form.to_dict()
+        values = {**request.form.to_dict(), "members": request.form.getlist("members")}
         body = {"name": values.get("name", "").strip(), "start_date": values.get("start_date"),
                 "end_date": values.get("end_date"), "timezone": values.get("timezone", "").strip(),
                 "week_start_day": values.get("week_start_day") or "monday",
-                "checkin_cadence": values.get("checkin_cadence") or "weekly"}
+                "checkin_cadence": values.get("checkin_cadence") or "weekly", **_visibility(request.form)}
         try:
             created = client.call(user, "checkin", "POST", f"/workspaces/{workspace_id}/sessions", body=body).data
             return redirect(url_for("web.snapshot", session_id=created["id"], done="created"), code=303)
@@ -243,7 +252,8 @@ def sessions(workspace_id):
     today = date.today()
     defaults = {"start_date": today.isoformat(), "end_date": date.fromordinal(today.toordinal() + 90).isoformat(),
                 "timezone": "UTC", "week_start_day": "monday", "checkin_cadence": "weekly"}
-    response = page("sessions.html", title=f"Sessions · {workspace.name if workspace else ''}",
+    people = People.of(user.identity, workspace_id) if can_manage(workspace_id) else None
+    response = page("sessions.html", title=f"Sessions · {workspace.name if workspace else ''}", people=people,
                     workspace=workspace, workspace_id=str(workspace_id),
                     active=[s for s in found if s["status"] == "active"],
                     archived=[s for s in found if s["status"] == "archived"],
@@ -265,9 +275,13 @@ def edit_session(session_id):
     ctx = session_context(session_id)
     errors, values = {}, dict(ctx["session"])
     if request.method == "POST":
-        values = {**values, **request.form.to_dict()}
+        values = {**values, **request.form.to_dict(), "members": request.form.getlist("members")}
         body = {k: values.get(k) for k in ("name", "start_date", "end_date", "timezone", "week_start_day",
                                             "checkin_cadence")}
+        wanted = _visibility(request.form)
+        if wanted and (wanted["visibility"], sorted(wanted["members"])) != \
+                (ctx["session"].get("visibility"), sorted(map(str, ctx["session"].get("members") or []))):
+            body.update(wanted)  # restricting is its own right (owners and admins): sent only when changed
         try:
             client.call(signed_in(), "checkin", "PATCH", f"/sessions/{session_id}", body=body,
                         headers={"If-Match": f'"{request.form.get("version", "")}"'})
