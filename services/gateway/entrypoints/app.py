@@ -10,7 +10,7 @@ from urllib.parse import quote
 from flask import Response, after_this_request, g, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import RAISE
+from marshmallow import RAISE, Schema, fields
 
 from services.gateway.adapters import ratelimit
 from services.gateway.adapters.openapi import RULE_PARAM, merge
@@ -452,6 +452,40 @@ class CurrentPrincipal(MethodView):
         principal = handlers.current_principal(user_id, uow=container().uow())
         return {"user_id": user_id, "workspaces": principal.workspaces,
                 "without_okr_access": sorted(principal.without_okr_access)}
+
+
+class _PeopleQuery(schemas.MembersQuery):
+    pass
+
+
+class _Person(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    email = fields.String()
+
+
+class _WorkspaceRef(Schema):
+    id = fields.UUID()
+    name = fields.String()
+
+
+class _PeopleOut(Schema):
+    workspace = fields.Nested(_WorkspaceRef)
+    people = fields.List(fields.Nested(_Person), metadata={"description": "only ids of members"})
+
+
+@directory.route("/workspaces/<uuid:workspace_id>/people")
+class People(MethodView):
+    @directory.arguments(_PeopleQuery, location="query", unknown=RAISE)
+    @directory.response(200, _PeopleOut)
+    def get(self, query, workspace_id):
+        """Display names and emails of those of the given users who are members of the Workspace,
+        and its name (for exports, built for a requester who may read the Workspace's Goals/OKRs)"""
+        principal = _internal_principal()
+        answer = handlers.workspace_people(principal, workspace_id, query["id"], uow=container().uow())
+        if answer is None:
+            abort(404, message="Workspace not found.")
+        return answer
 
 
 def _internal_principal() -> tokens.Principal:

@@ -381,6 +381,24 @@ def name_people(answer, workspace_ids, *, uow):
     return answer
 
 
+def workspace_people(principal: tokens.Principal, workspace_id, user_ids, *, uow) -> dict | None:
+    """The Workspace's name and the display name and email of those of `user_ids` who are its
+    members (for the export service, which keeps no people of its own). Asked for a requester:
+    only one whose Goals/OKRs in this Workspace they may reach now; None otherwise."""
+    workspace_id = uuid.UUID(str(workspace_id))
+    if principal.anonymous or not principal.member_of(workspace_id):
+        return None
+    with uow:
+        workspace = next((w for w, _ in uow.repo.workspaces_of(uuid.UUID(principal.user_id))
+                          if w.id == workspace_id), None)
+        if workspace is None:  # no longer a member, whatever the token says
+            return None
+        found = uow.repo.names_among([workspace_id], {uuid.UUID(str(u)) for u in user_ids})
+    return {"workspace": {"id": workspace.id, "name": workspace.name},
+            "people": [{"id": user_id, "name": name_or_email_local(name, email), "email": email}
+                       for user_id, (name, email) in sorted(found.items(), key=lambda kv: str(kv[0]))]}
+
+
 def name_people_json(raw: bytes, workspace_ids, *, uow) -> bytes:
     """name_people on a raw JSON body, without parsing it (what the gateway forwards)."""
     found = _names(names.ids_in_json(raw), workspace_ids, names.workspace_in_json(raw), uow=uow)
