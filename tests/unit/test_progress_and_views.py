@@ -44,7 +44,7 @@ KEY_RESULTS = [
     {"id": "k3", "title": "c", "objective_id": "other", "owner_id": None, "progress": 0.0},
 ]
 
-INITIATIVES = [{"id": "i1", "title": "Launch", "key_result_ids": ["k1", "k2"]}]
+INITIATIVES = [{"id": "i1", "title": "Launch", "owner_id": BOB, "key_result_ids": ["k1", "k2"]}]
 
 
 def test_owner_filter_keeps_ancestors_as_context():

@@ -40,7 +40,9 @@ def build_tree(objectives: list[dict], key_results: list[dict], initiatives: lis
     it (one connected to several shows under each).
 
     An item of the owner is shown plainly; the Objectives above it are kept as context
-    (`context: true`) so the relation to the wider Session stays visible."""
+    (`context: true`) so the relation to the wider Session stays visible. An Initiative of the
+    owner connected to someone else's Key Result keeps that Key Result (and its Objectives) as
+    context: a context Key Result lists only the owner's Initiatives."""
     by_id = {o["id"]: o for o in objectives}
     progress = objective_progress(key_results)
     initiatives_of: dict = {}
@@ -49,9 +51,15 @@ def build_tree(objectives: list[dict], key_results: list[dict], initiatives: lis
             initiatives_of.setdefault(key_result_id, []).append(initiative)
     krs_by_objective: dict = {}
     for kr in key_results:
+        connected = initiatives_of.get(kr["id"], [])
         if owner.matches(kr.get("owner_id")):
-            krs_by_objective.setdefault(kr["objective_id"], []).append(
-                dict(kr, context=False, initiatives=initiatives_of.get(kr["id"], [])))
+            krs_by_objective.setdefault(kr["objective_id"], []).append(dict(kr, context=False, initiatives=connected))
+            continue
+        # Someone else's Key Result that one of the owner's Initiatives is connected to: context
+        # for that Initiative (which would otherwise have nowhere to show), listing only theirs.
+        own = [i for i in connected if owner.matches(i.get("owner_id"))]
+        if own:
+            krs_by_objective.setdefault(kr["objective_id"], []).append(dict(kr, context=True, initiatives=own))
     shown: dict = {}
     for objective in objectives:
         if owner.matches(objective.get("owner_id")) or objective["id"] in krs_by_objective:

@@ -316,9 +316,12 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         for objective in tree:
             for kr in objective["key_results"]:
                 kr["delta"] = changes["key_results"].get(kr["id"])
-                kr["signals"] = key_result_signals(kr, kr["delta"], last_check_ins.get(kr["id"]), as_of,
-                                                   session["checkin_cadence"])
-                shown_signals.append(kr["signals"])
+                if kr["context"]:  # like a context Objective: there for orientation, no signals of its own
+                    kr["signals"] = []
+                else:
+                    kr["signals"] = key_result_signals(kr, kr["delta"], last_check_ins.get(kr["id"]), as_of,
+                                                       session["checkin_cadence"])
+                    shown_signals.append(kr["signals"])
                 connected = []
                 for initiative in kr["initiatives"]:
                     shown_initiative = with_signals.get(initiative["id"])
@@ -329,7 +332,7 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
                         shown_signals.append(shown_initiative["signals"])
                     connected.append(shown_initiative)
                 kr["initiatives"] = connected
-        shown = {kr["id"] for o in tree for kr in o["key_results"]}
+        shown = {kr["id"] for o in tree for kr in o["key_results"] if not kr["context"]}  # the owner's
         view.update(
             objectives=tree,
             check_ins=[c for c in uow.repo.check_ins_between(session_id, starts_at, ends_at)
