@@ -2,13 +2,13 @@
 login, Session, Objective, Key Result, Check-in, the week's Snapshot, export, download."""
 from __future__ import annotations
 
-import csv
 import io
 import os
 import signal
 import subprocess
 import sys
 import uuid
+import zipfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import requests
 from shared import tokens
 from shared.weeks import Week
 from tests.conftest import wait_until
+from tests.export_files import expected_items, project, read_csv_zip
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -129,10 +130,14 @@ def _walk_the_pipeline(app: Okrsnap) -> None:
     download = requests.get(done["download_url"], timeout=10)  # no bearer: the link is the credential
     assert download.status_code == 200, download.text
     assert "attachment" in download.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
+    exported = read_csv_zip(download.content)
+    rows = [r for r in exported["items"] if r["kind"] == "Key Result"]
     assert len(rows) == 1
-    assert rows[0]["key_result"] == "'=HYPERLINK(\"evil\")"  # neutralised, not a formula
+    assert rows[0]["title"] == "=HYPERLINK(\"evil\")"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:  # neutralised, not a formula
+        assert "'=HYPERLINK(\"\"evil\"\")" in archive.read("items.csv").decode("utf-8-sig")
     assert float(rows[0]["current_value"]) == 150.0
+    assert exported["metadata"]["Week"] == week and exported["metadata"]["okrsnap version"]
     tampered = requests.get(done["download_url"][:-2] + "xx", timeout=10)
     assert tampered.status_code == 401
     assert tokens.FILE_WORKSPACE_HEADER not in download.headers  # kept inside the gateway
@@ -199,8 +204,14 @@ def test_demo_has_weeks_of_history(embedded_okrsnap):
     done = wait_until(lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
         api.get(f"{app.url}/exports/{job.json()['id']}").json()), timeout=30, message="sealed week exported")
     assert done["status"] == "done", done
-    rows = list(csv.DictReader(io.StringIO(requests.get(done["download_url"], timeout=10).content.decode("utf-8-sig"))))
-    assert len(rows) == 5 and {r["week"] for r in rows} == {past}
+    exported = read_csv_zip(requests.get(done["download_url"], timeout=10).content)
+    assert exported["metadata"]["Week"] == past and exported["metadata"]["State"].startswith("sealed")
+    view = api.get(f"{app.url}/sessions/{session['id']}/snapshots/{past}").json()
+    expected = [{k: v for k, v in row.items() if k not in ("owner_name", "owner_email")}
+                for row in expected_items(view, {})]
+    assert project(exported["items"], expected) == expected  # the rows of the week view, no more, no fewer
+    if view["deltas"]["against"]:
+        assert exported["metadata"]["Baseline week (deltas compare against)"] == view["deltas"]["against"]
 
 
 def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap):

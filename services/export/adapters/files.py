@@ -5,6 +5,7 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 
 class ExportFiles:
@@ -22,12 +23,17 @@ class ExportFiles:
 
     def write(self, name: str, content: bytes) -> None:
         """Readers see the whole old file or the whole new one, never a partial write."""
+        self.write_with(name, lambda handle: handle.write(content))
+
+    def write_with(self, name: str, produce: Callable[[BinaryIO], object]) -> None:
+        """Like write, with `produce` writing the content into a binary file as it goes (a large
+        export is never held in memory whole)."""
         target = self.path(name)
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
+            with os.fdopen(fd, "w+b") as handle:
+                produce(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)

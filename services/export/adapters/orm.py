@@ -24,6 +24,7 @@ export_jobs = Table(
     Column("file_name", String(100), nullable=True),
     Column("row_count", Integer, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("download_title", String(200), nullable=True),
     Index("ix_export_jobs_requester_status", "requested_by", "status"),
     Index("ix_export_jobs_status_created", "status", "created_at"),
 )

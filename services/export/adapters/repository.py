@@ -13,7 +13,8 @@ from shared.events import Event
 from shared.messaging import add_to_outbox, already_processed, mark_processed
 
 CONSUMER = "export.jobs"
-_MUTABLE = ("status", "started_at", "finished_at", "error", "file_name", "row_count", "attempts")
+_MUTABLE = ("status", "started_at", "finished_at", "error", "file_name", "row_count", "attempts",
+            "download_title")
 
 
 class SqlRepository:

@@ -46,9 +46,28 @@ class SessionRef(_Contract):
 
 class WeekSession(SessionRef):
     name = fields.String(required=True)
+    timezone = fields.String(load_default="UTC")
+
+
+class InitiativeView(_Contract):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    owner_id = fields.UUID(allow_none=True, load_default=None)
+    status = fields.String(allow_none=True, load_default=None)
+    signals = fields.List(fields.String(), load_default=list)
+    context = fields.Boolean(load_default=False)
+
+
+class Delta(_Contract):
+    new = fields.Boolean(load_default=False)
+    progress_points = fields.Float(allow_none=True, load_default=None)
+    value = fields.Float(allow_none=True, load_default=None)
+    status_from = fields.String(allow_none=True, load_default=None)
+    status_to = fields.String(allow_none=True, load_default=None)
 
 
 class KeyResultView(_Contract):
+    id = fields.String(load_default=None)
     title = fields.String(required=True)
     owner_id = fields.UUID(required=True, allow_none=True)
     start_value = fields.Float(required=True)
@@ -57,14 +76,34 @@ class KeyResultView(_Contract):
     unit = fields.String(required=True)
     status = fields.String(required=True)
     progress = fields.Float(required=True, allow_none=True)
+    confidence = fields.Integer(allow_none=True, load_default=None)
     context = fields.Boolean(load_default=False)
+    initiatives = fields.List(fields.Nested(InitiativeView), load_default=list)
+    delta = fields.Nested(Delta, allow_none=True, load_default=None)
+    signals = fields.List(fields.String(), load_default=list)
 
 
 class ObjectiveView(_Contract):
+    id = fields.String(load_default=None)
     title = fields.String(required=True)
     owner_id = fields.UUID(required=True, allow_none=True)
+    parent_id = fields.String(allow_none=True, load_default=None)
+    depth = fields.Integer(load_default=0)
+    progress = fields.Float(allow_none=True, load_default=None)
     context = fields.Boolean(load_default=False)
     key_results = fields.List(fields.Nested(KeyResultView), required=True)
+
+
+class CheckInView(_Contract):
+    id = fields.UUID(load_default=None)
+    key_result_id = fields.UUID(required=True)
+    value = fields.Float(required=True)
+    status = fields.String(required=True)
+    confidence = fields.Integer(allow_none=True, load_default=None)
+    comment = fields.String(allow_none=True, load_default="")
+    author_id = fields.UUID(allow_none=True, load_default=None)
+    checked_in_at = fields.AwareDateTime(required=True)
+    late = fields.Boolean(load_default=False)
 
 
 class NearestSaved(_Contract):
@@ -72,13 +111,37 @@ class NearestSaved(_Contract):
     after = fields.String(allow_none=True, load_default=None)
 
 
+class SealView(_Contract):
+    content_hash = fields.String(allow_none=True, load_default=None)
+    previous_hash = fields.String(allow_none=True, load_default=None)
+    sealed_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class ItemRef(_Contract):
+    type = fields.String(load_default="")
+    id = fields.String(load_default="")
+    title = fields.String(load_default="")
+
+
+class WeekDeltas(_Contract):
+    against = fields.String(allow_none=True, load_default=None)
+    new = fields.List(fields.Nested(ItemRef), load_default=list)
+    removed = fields.List(fields.Nested(ItemRef), load_default=list)
+
+
 class WeekView(_Contract):
     session = fields.Nested(WeekSession, required=True)
     week = fields.String(required=True)
+    starts_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    ends_at = fields.AwareDateTime(allow_none=True, load_default=None)
     status = fields.String(required=True, validate=validate.OneOf(("current", "past", "sealed", "future", "no_snapshot")))
     nearest_saved = fields.Nested(NearestSaved, load_default=dict)
     owner = fields.String(required=True)
     objectives = fields.List(fields.Nested(ObjectiveView), load_default=list)
+    check_ins = fields.List(fields.Nested(CheckInView), load_default=list)
+    late_amendments = fields.List(fields.Nested(CheckInView), load_default=list)
+    seal = fields.Nested(SealView, allow_none=True, load_default=None)
+    deltas = fields.Nested(WeekDeltas, load_default=lambda: {"against": None, "new": [], "removed": []})
 
 
 class SnapshotClient:

@@ -10,7 +10,8 @@ from shared.tokens import Principal
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)
-FORMATS = ("csv",)
+FORMATS = ("csv", "xlsx", "json")  # csv: a ZIP of items.csv, check_ins.csv and metadata.csv
+EXTENSIONS = {"csv": "csv.zip", "xlsx": "xlsx", "json": "json"}
 OWNER_FILTERS = ("all", "unassigned")  # or a member's id
 WEEK_PATTERN = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])\Z")  # \Z: "$" lets a final newline in
 
@@ -66,6 +67,7 @@ class ExportJob:
     file_name: str | None = None
     row_count: int | None = None
     attempts: int = 0
+    download_title: str | None = None  # "<session>-<week>-<owner filter>", named when built
 
     @property
     def requester(self) -> Principal:
@@ -79,8 +81,12 @@ class ExportJob:
             return False
 
     @property
+    def extension(self) -> str:
+        return EXTENSIONS.get(self.format, self.format)
+
+    @property
     def download_name(self) -> str:
-        return f"okrsnap-{self.week}.{self.format}"
+        return f"{self.download_title or f'okrsnap-{self.week}'}.{self.extension}"
 
     def claim(self, now: datetime) -> Claim:
         self.status, self.started_at = RUNNING, now
@@ -91,9 +97,11 @@ class ExportJob:
         """False once the job was settled or reclaimed after this attempt's lease ran out."""
         return self.status == RUNNING and self.attempts == claim.attempt
 
-    def finish(self, now: datetime, *, file_name: str, row_count: int) -> None:
+    def finish(self, now: datetime, *, file_name: str, row_count: int, title: str | None = None) -> None:
         self.status, self.finished_at = DONE, now
         self.file_name, self.row_count, self.error = file_name, row_count, None
+        if title is not None:
+            self.download_title = title
 
     def fail(self, now: datetime, error: str) -> None:
         self.status, self.finished_at, self.error = FAILED, now, error
@@ -106,6 +114,18 @@ class ExportJob:
         reason = self.error or "The worker stopped while building it."
         self.fail(now, f"Gave up after {self.attempts} attempts; please request the export again. "
                        f"Last problem: {reason}")
+
+
+_UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f\x7f"*/:<>?\\|\u200b-\u200f\u202a-\u202e\u2066-\u2069]+')
+
+
+def download_title(session_name: str, week: str, owner: str) -> str:
+    """`<session>-<week>-<owner filter>` for a file name: no path, quote or control characters,
+    no bidi tricks, at most 120 characters."""
+    def clean(part: str, limit: int) -> str:
+        part = _UNSAFE_IN_NAMES.sub("_", part).strip(" .")
+        return re.sub(r"\s+", " ", part)[:limit].strip() or "_"
+    return f"{clean(session_name, 60)}-{week}-{clean(owner, 40)}"
 
 
 def unexportable_reason(view: dict) -> str | None:

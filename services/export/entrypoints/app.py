@@ -13,6 +13,7 @@ from flask_smorest import abort
 from services.export.adapters.snapshot_client import SnapshotError
 from services.export.bootstrap import Export, bootstrap
 from services.export.domain import commands
+from services.export.domain.formats import MEDIA_TYPES
 from services.export.domain.model import DONE, ExportJob, ExportNotReady, TooManyExports
 from services.export.entrypoints import schemas
 from services.export.service_layer import handlers
@@ -61,7 +62,9 @@ class ExportDetail(MethodView):
 @exports.route("/exports/<uuid:job_id>/download")
 class ExportDownload(MethodView):
     @exports.arguments(schemas.DownloadQuery, location="query")
-    @exports.response(200, {"type": "string", "format": "binary"}, content_type="text/csv")
+    @exports.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
+                      description="csv: a ZIP of items.csv, check_ins.csv and metadata.csv; xlsx; json "
+                                  "(docs/export.md)")
     def get(self, query, job_id):
         """The export file; the link's token is the credential"""
         c = container()
@@ -76,7 +79,7 @@ class ExportDownload(MethodView):
         path = c.files.path(job.file_name)
         if not path.is_file():
             abort(404, message="The export file is no longer available; request the export again.")
-        response = send_file(path, mimetype="text/csv", max_age=0)  # werkzeug adds charset=utf-8
+        response = send_file(path, mimetype=MEDIA_TYPES.get(job.format, "application/octet-stream"), max_age=0)
         response.headers["Content-Disposition"] = attachment(job.download_name)
         response.headers["Cache-Control"] = "no-store"  # the URL carries a credential
         response.headers["X-Content-Type-Options"] = "nosniff"

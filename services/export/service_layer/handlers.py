@@ -3,6 +3,7 @@ claiming is short and transactional; building runs outside any transaction or me
 and settles the job only if its claim still holds."""
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -14,16 +15,18 @@ from services.export.adapters.snapshot_client import (
     SnapshotRejected,
     SnapshotUnavailable,
 )
-from services.export.domain import commands, csv_export
+from services.export.domain import commands, document, formats
 from services.export.domain.model import (
     DONE,
     MAX_ACTIVE_PER_REQUESTER,
     MAX_ATTEMPTS,
+    OWNER_FILTERS,
     QUEUED,
     Claim,
     ExportJob,
     ExportNotReady,
     TooManyExports,
+    download_title,
     new_id,
     normalise_owner_filter,
     unexportable_reason,
@@ -106,7 +109,8 @@ def reclaim_stranded(*, uow, clock, lease: timedelta, queued_grace: timedelta,
 
 def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None) -> None:
     """Fetches the week as the requester may see it now (`identities`: their current roles; the
-    roles vouched for when they asked otherwise), writes the file, settles the job."""
+    roles vouched for when they asked otherwise), names its people as the requester may see them,
+    writes the file, settles the job."""
     with uow:
         job = uow.repo.get(claim.job_id)
     if job is None or not job.held_by(claim):
@@ -118,14 +122,14 @@ def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None)
         _settle(claim, uow, clock, lambda j, now: j.release(outage))
         return
     try:
-        outcome = _build(job, requester, snapshots, files)
+        outcome = _build(job, requester, snapshots, files, identities, clock)
     except Exception:  # noqa: BLE001 - a bug or a full disk: retried, then given up
         log.exception("building export %s failed", job.id)
         outcome = _internal_error
     _settle(claim, uow, clock, outcome)
 
 
-def _build(job: ExportJob, requester: Principal, snapshots, files) -> Outcome:
+def _build(job: ExportJob, requester: Principal, snapshots, files, identities, clock) -> Outcome:
     """The slow part, outside any transaction; returns how to settle the job."""
     try:
         view = snapshots.week_view(job.session_id, job.week, job.owner_filter, requester)
@@ -140,10 +144,51 @@ def _build(job: ExportJob, requester: Principal, snapshots, files) -> Outcome:
     reason = unexportable_reason(view)
     if reason:
         return lambda j, now: j.fail(now, reason)
-    rows = csv_export.rows(view)
-    name = files.name_for(job.id, job.format)
-    files.write(name, csv_export.render(rows))
-    return lambda j, now: j.finish(now, file_name=name, row_count=len(rows))
+    try:
+        people, workspace_name = _people(view, job, requester, identities)
+    except IdentityUnavailable as exc:
+        outage = str(exc)
+        return lambda j, now: j.release(outage)
+    doc = document.build(view, people=people, workspace_name=workspace_name, generated_at=clock.now(),
+                         generated_by=job.requested_by, version=okrsnap_version())
+    name = files.name_for(job.id, job.extension)
+    files.write_with(name, lambda out: formats.write(doc, job.format, out))
+    owner = job.owner_filter if job.owner_filter in OWNER_FILTERS else people_name(people, job.owner_filter)
+    title = download_title(view["session"]["name"], job.week, owner)
+    rows = len(doc.items)
+    return lambda j, now: j.finish(now, file_name=name, row_count=rows, title=title)
+
+
+def _people(view: dict, job: ExportJob, requester: Principal, identities):
+    """{user id: Person} of everyone the file names, and the Workspace's name; both as the
+    requester may see them (None for people when there is no directory to ask: ids stand in)."""
+    if identities is None:
+        return None, None
+    ids = {job.requested_by}
+    if job.owner_filter not in OWNER_FILTERS:
+        ids.add(job.owner_filter)
+    for objective in view["objectives"]:
+        ids.add(objective.get("owner_id"))
+        for kr in objective["key_results"]:
+            ids.add(kr.get("owner_id"))
+            ids.update(i.get("owner_id") for i in kr.get("initiatives", []))
+    for check_in in view.get("check_ins", []) + view.get("late_amendments", []):
+        ids.add(check_in.get("author_id"))
+    answer = identities.people(job.workspace_id, [i for i in ids if i is not None], requester)
+    people = {user_id: document.Person(name, email) for user_id, (name, email) in answer["people"].items()}
+    return people, answer["workspace"]["name"]
+
+
+def people_name(people, user_id) -> str:
+    person = (people or {}).get(str(user_id))
+    return person.name if person else str(user_id)
+
+
+def okrsnap_version() -> str:
+    try:
+        return importlib.metadata.version("okrsnap")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _internal_error(job: ExportJob, now: datetime) -> None:

@@ -2,8 +2,6 @@
 owner, a week without a Snapshot, a Check-in, compare and trend, export."""
 from __future__ import annotations
 
-import csv
-import io
 import re
 from urllib.parse import urlsplit
 
@@ -11,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser.conftest import DEMO_EMAIL, DEMO_PASSWORD, MEMBER_NAME, poll, week_of
+from tests.export_files import read_csv_zip
 
 pytestmark = pytest.mark.e2e
 
@@ -240,7 +239,8 @@ def test_export_of_the_filtered_week_holds_what_the_page_shows(demo_page, world,
     with page.expect_download() as download_info:
         link.click()
     download = download_info.value
-    text = open(download.path(), encoding="utf-8-sig").read()
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert sorted(r["key_result"] for r in rows) == sorted(on_screen), text
-    assert {r["week"] for r in rows} == {world.current_week}, text
+    exported = read_csv_zip(open(download.path(), "rb").read())
+    rows = [r for r in exported["items"] if r["kind"] == "Key Result"]
+    assert sorted(r["title"] for r in rows) == sorted(on_screen), exported
+    assert exported["metadata"]["Week"] == world.current_week, exported
+    assert exported["metadata"]["Owner filter"].startswith(MEMBER_NAME), exported

@@ -18,6 +18,7 @@ from tests.conftest import make_settings
 
 SESSION = re.compile(r"^/sessions/([0-9a-f-]{36})$")
 PRINCIPAL = re.compile(r"^/internal/users/([0-9a-f-]{36})/principal$")
+PEOPLE = re.compile(r"^/internal/workspaces/([0-9a-f-]{36})/people$")
 WEEK = re.compile(r"^/sessions/([0-9a-f-]{36})/snapshots/(\d{4}-W\d{2})$")
 
 
@@ -32,6 +33,9 @@ class SnapshotStub:
         self.views: dict[tuple[str, str], dict] = {}
         self.week_requests: list[tuple[tokens.Principal, dict]] = []
         self.people: dict[str, tokens.Principal] = {}
+        self.names: dict[str, tuple[str, str]] = {}  # user id -> (display name, email): members
+        self.workspace_names: dict[str, str] = {}
+        self.people_requests: list[tuple[tokens.Principal, list[str]]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +58,8 @@ class SnapshotStub:
     def answer(self, raw_path: str, token: str | None) -> tuple[int, dict]:
         if match := PRINCIPAL.match(urlsplit(raw_path).path):
             return self._principal(match[1], token)
+        if match := PEOPLE.match(urlsplit(raw_path).path):
+            return self._people(match[1], parse_qs(urlsplit(raw_path).query).get("id", []), token)
         try:
             claims = tokens.verify(self.secret, token or "", typ=tokens.INTERNAL,
                                    audience=tokens.internal_audience("snapshot"))
@@ -79,6 +85,20 @@ class SnapshotStub:
         person = self.people.get(user_id, tokens.Principal(user_id))
         return 200, {"user_id": user_id, "workspaces": person.workspaces,
                      "without_okr_access": sorted(person.without_okr_access)}
+
+    def _people(self, workspace_id: str, ids: list[str], token: str | None) -> tuple[int, dict]:
+        try:
+            claims = tokens.verify(self.secret, token or "", typ=tokens.INTERNAL,
+                                   audience=tokens.internal_audience("gateway"))
+        except tokens.InvalidToken:
+            return 401, {"message": "bad internal token"}
+        principal = tokens.Principal.from_claims(claims)
+        self.people_requests.append((principal, ids))
+        if not principal.member_of(workspace_id):
+            return 404, {"message": "Workspace not found."}
+        return 200, {"workspace": {"id": workspace_id, "name": self.workspace_names.get(workspace_id, "Acme")},
+                     "people": [{"id": i, "name": self.names[i][0], "email": self.names[i][1]}
+                                for i in ids if i in self.names]}
 
     def _readable(self, session_id: str, principal: tokens.Principal) -> tuple[int, dict]:
         session = self.sessions.get(session_id)

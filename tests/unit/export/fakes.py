@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import copy
+import io
 import threading
 import uuid
 
+from services.export.adapters.identity import IdentityUnavailable
 from services.export.adapters.snapshot_client import (
     SnapshotNotFound,
     SnapshotUnavailable,
@@ -116,6 +118,39 @@ class FakeFiles:
 
     def write(self, name, content):
         self.written[name] = content
+
+    def write_with(self, name, produce):
+        out = io.BytesIO()
+        produce(out)
+        self.written[name] = out.getvalue()
+
+
+class FakeIdentities:
+    """The gateway's directory: current roles, names and emails of the people it was given."""
+
+    def __init__(self, workspace_name="Acme"):
+        self.workspace_name = workspace_name
+        self.directory: dict = {}  # user id -> (name, email)
+        self.principals: dict = {}
+        self.down = False
+        self.asked: list = []
+
+    def add(self, name, email, user_id=None) -> uuid.UUID:
+        user_id = user_id or uuid.uuid4()
+        self.directory[str(user_id)] = (name, email)
+        return user_id
+
+    def current(self, user_id):
+        if self.down:
+            raise IdentityUnavailable("the gateway answered 503")
+        return self.principals[str(user_id)]
+
+    def people(self, workspace_id, user_ids, principal):
+        self.asked.append((workspace_id, set(map(str, user_ids)), principal))
+        if self.down:
+            raise IdentityUnavailable("the gateway answered 503")
+        return {"workspace": {"id": workspace_id, "name": self.workspace_name},
+                "people": {str(i): self.directory[str(i)] for i in user_ids if str(i) in self.directory}}
 
 
 def week_view(session_name="Q4", week="2026-W48", status="past", objectives=None,

@@ -2,6 +2,7 @@
 import csv
 import io
 import uuid
+import zipfile
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -97,7 +98,7 @@ def test_request_answers_202_with_the_queued_job(client, alice, session_id):
 @pytest.mark.parametrize("body, field", [
     ({"week": "2026-48"}, "week"), ({"week": "2026-W54"}, "week"), ({"week": "2026-W48\n"}, "week"),
     ({"owner": "bob"}, "owner"),
-    ({"format": "xlsx"}, "format"), ({"status": "done"}, "status"), ({"requested_by": "x"}, "requested_by"),
+    ({"format": "pdf"}, "format"), ({"status": "done"}, "status"), ({"requested_by": "x"}, "requested_by"),
 ])
 def test_invalid_or_unknown_fields_are_refused(client, alice, session_id, body, field):
     response = post_export(client, alice, session_id, **body)
@@ -146,7 +147,7 @@ def test_another_user_cannot_see_the_job(container, client, alice, session_id, w
 
 def test_a_done_job_links_to_its_file(container, client, alice, done_job):
     job = client.get(f"/exports/{done_job['id']}", headers=alice).json
-    assert (job["status"], job["row_count"]) == ("done", 1)
+    assert (job["status"], job["row_count"]) == ("done", 2)  # the Objective and its Key Result
     link = urlsplit(job["download_url"])
     assert f"{link.scheme}://{link.netloc}" == container.settings.public_url
     assert link.path == f"/api/v1/exports/{job['id']}/download"
@@ -160,12 +161,37 @@ def test_a_done_job_links_to_its_file(container, client, alice, done_job):
     response = client.get(link.path.removeprefix("/api/v1") + "?" + link.query, headers=anonymous)
 
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Type"] == "application/zip"
     assert response.headers["Content-Disposition"] == \
-        "attachment; filename=\"okrsnap-2026-W48.csv\"; filename*=UTF-8''okrsnap-2026-W48.csv"
+        "attachment; filename=\"Q4-2026-W48-all.csv.zip\"; filename*=UTF-8''Q4-2026-W48-all.csv.zip"
     assert response.headers["Cache-Control"] == "no-store"
-    [row] = csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"), newline=""))
-    assert row["objective"] == "'=cmd|' /C calc'!A0"
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        assert archive.namelist() == ["items.csv", "check_ins.csv", "metadata.csv"]
+        rows = list(csv.DictReader(io.StringIO(archive.read("items.csv").decode("utf-8-sig"), newline="")))
+    assert [(r["Kind"], r["Title"]) for r in rows] == [("Objective", "'=cmd|' /C calc'!A0"), ("Key Result", "ARR")]
+
+
+@pytest.mark.parametrize("fmt, media_type, extension", [
+    ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+    ("json", "application/json", "json"),
+])
+def test_each_format_downloads_with_its_type_and_a_name_that_says_what_it_is(
+        container, client, alice, workspace, fmt, media_type, extension):
+    session_id = container.snapshots.add_session(workspace, name="Q4 “Growth”/Ops")
+    job = post_export(client, alice, session_id, format=fmt, owner="unassigned").json
+    build(container, session_id, week_view(session_name="Q4 “Growth”/Ops",
+                                           objectives=[objective(key_results=[key_result("ARR")])]))
+    link = urlsplit(client.get(f"/exports/{job['id']}", headers=alice).json["download_url"])
+
+    response = client.get(link.path.removeprefix("/api/v1") + "?" + link.query,
+                          headers=as_user(container, tokens.Principal(None)))
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].split(";")[0] == media_type
+    name = f"Q4 “Growth”_Ops-2026-W48-unassigned.{extension}"
+    assert response.headers["Content-Disposition"] == attachment(name)
+    assert "filename*=UTF-8''Q4%20%E2%80%9CGrowth%E2%80%9D_Ops-2026-W48-unassigned." in \
+        response.headers["Content-Disposition"]
 
 
 @pytest.fixture

@@ -108,3 +108,46 @@ def test_a_refusal_carries_the_services_message(server, client):
 def test_an_unreachable_service_is_unavailable():
     with pytest.raises(SnapshotUnavailable):
         SnapshotClient("http://127.0.0.1:9", SECRET, timeout=(1, 1)).session(uuid.uuid4(), ALICE)
+
+
+def test_the_week_view_contract_reads_what_the_snapshot_service_writes(server):
+    """Dumped with the snapshot service's own schema: ids, Initiatives, deltas, signals, Check-ins,
+    late amendments, seal and the baseline week all reach the export."""
+    from datetime import datetime, timezone
+
+    from services.snapshot.entrypoints.schemas import WeekView as SnapshotWeekView
+
+    owner, author, kr_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    moment = datetime(2026, 11, 26, 15, 4, tzinfo=timezone.utc)
+    check_in = {"late": False, "id": uuid.uuid4(), "key_result_id": kr_id, "value": 3.5, "status": "at_risk",
+                "confidence": 5, "comment": "why", "author_id": author, "checked_in_at": moment}
+    view = {"session": {"id": uuid.uuid4(), "workspace_id": uuid.uuid4(), "name": "Q4", "timezone": "Europe/Berlin"},
+            "week": "2026-W48", "starts_at": moment, "ends_at": moment, "status": "sealed",
+            "nearest_saved": {"before": "2026-W47", "after": None}, "owner": "all",
+            "objectives": [{"id": "o1", "title": "Grow", "owner_id": str(owner), "parent_id": None, "depth": 0,
+                            "private": False, "progress": 0.25, "context": False, "key_results": [
+                                {"id": str(kr_id), "objective_id": "o1", "title": "ARR", "owner_id": None,
+                                 "start_value": 0, "target_value": 10, "current_value": 3.5, "unit": "k",
+                                 "status": "at_risk", "progress": 0.35, "confidence": 5, "context": False,
+                                 "initiatives": [{"id": "i1", "title": "Pilot", "has_canvas": False,
+                                                  "owner_id": str(owner), "status": "in_progress",
+                                                  "signals": ["active_without_impact"]}],
+                                 "delta": {"new": False, "progress_points": 10.0, "value": 1.0,
+                                           "status_from": "on_track", "status_to": "at_risk"},
+                                 "signals": ["moved"]}]}],
+            "check_ins": [check_in], "late_amendments": [dict(check_in, late=True)],
+            "seal": {"content_hash": "c" * 64, "previous_hash": "b" * 64, "sealed_at": moment},
+            "deltas": {"against": "2026-W47", "new": [], "removed": [{"type": "objective", "id": "o0", "title": "Old"}]},
+            "signals": {"moved": 1}}
+    server.body = json.loads(json.dumps(SnapshotWeekView().dump(view)))
+
+    loaded = SnapshotClient(server.url, SECRET).week_view(uuid.uuid4(), "2026-W48", "all", ALICE)
+
+    assert loaded["session"]["timezone"] == "Europe/Berlin"
+    kr = loaded["objectives"][0]["key_results"][0]
+    assert kr["initiatives"][0]["title"] == "Pilot" and kr["initiatives"][0]["owner_id"] == owner
+    assert kr["delta"]["progress_points"] == 10.0 and kr["signals"] == ["moved"] and kr["confidence"] == 5
+    assert loaded["check_ins"][0]["author_id"] == author and loaded["check_ins"][0]["checked_in_at"] == moment
+    assert loaded["late_amendments"][0]["late"] is True
+    assert loaded["seal"]["previous_hash"] == "b" * 64 and loaded["deltas"]["against"] == "2026-W47"
+    assert loaded["deltas"]["removed"][0]["title"] == "Old"
