@@ -123,3 +123,58 @@ def test_an_owners_initiative_under_someone_elses_key_result_stays_with_its_pare
         assert _outline(_view(store, principal, "2026-W43", str(BOB))) == [
             ("Ops", False, [("Uptime", False, ["Ann's fix"])])] + (
             [("Secret", False, [("Hidden", False, [])])] if principal is OWNER else [])
+
+
+# -- 2. compare against a week with no Snapshot -----------------------------------------------
+
+def _compare(store, principal, first, second):
+    return snapshot.compare(principal, IDS["session"], first, second, uow=store.uow(), clock=store.clock)
+
+
+def test_compare_says_which_week_has_no_snapshot_and_whose_readings_it_shows(tmp_path):
+    from flask import Flask
+
+    from services.snapshot.entrypoints.schemas import Comparison
+
+    store = _store(tmp_path)
+    for principal in (OWNER, VIEWER):
+        quiet = _compare(store, principal, "2026-W42", "2026-W44")
+        assert (quiet["from"], quiet["from_status"], quiet["from_readings_week"]) == ("2026-W42", "no_snapshot",
+                                                                                     "2026-W41")
+        assert quiet["from_nearest_saved"] == {"before": "2026-W41", "after": "2026-W43"}
+        assert (quiet["to_status"], quiet["to_readings_week"]) == ("sealed", "2026-W44")
+        revenue = {k["title"]: k for k in quiet["key_results"]}["Revenue"]
+        assert revenue["from"]["value"] == 20.0 and revenue["to"]["value"] == 30.0  # W41's reading, named so
+        # A week that has its Snapshot names itself; a week to come shows the live readings.
+        saved = _compare(store, principal, "2026-W41", "2026-W50")
+        assert (saved["from_status"], saved["from_readings_week"]) == ("sealed", "2026-W41")
+        assert (saved["to_status"], saved["to_readings_week"]) == ("future", "2026-W45")
+        with Flask(__name__).app_context():
+            dumped = Comparison().dump(quiet)
+        assert dumped["from_status"] == "no_snapshot" and dumped["from_readings_week"] == "2026-W41"
+        assert dumped["to_nearest_saved"]["before"] == "2026-W43"
+
+
+def test_compare_between_two_quiet_weeks_names_the_saved_week_both_show(tmp_path):
+    store = _store(tmp_path, [e for e in EVENTS if e.occurred_at < at(12)])  # only W41 had activity
+    quiet = _compare(store, OWNER, "2026-W42", "2026-W43")
+    assert (quiet["from_status"], quiet["to_status"]) == ("no_snapshot", "no_snapshot")
+    assert quiet["from_readings_week"] == "2026-W41" and quiet["to_readings_week"] == "2026-W41"
+    assert quiet["to_nearest_saved"] == {"before": "2026-W41", "after": None}
+    assert all(k["delta"]["progress_points"] == 0 for k in quiet["key_results"])
+
+
+def test_the_compare_page_says_so(tmp_path):
+    from pathlib import Path
+
+    import jinja2
+
+    source = (Path(__file__).parents[2] / "services/gateway/web/templates/compare.html").read_text()
+    start = source.index("{% for side in ('from', 'to') %}")
+    fragment = source[start:source.index("{% endfor %}", start) + len("{% endfor %}")]
+    store = _store(tmp_path)
+    text = jinja2.Environment(autoescape=True).from_string(fragment).render(
+        comparison=_compare(store, VIEWER, "2026-W42", "2026-W50"))
+    assert "2026-W42 has no saved Snapshot: nothing changed in it, so its column shows the readings of 2026-W41" in text
+    assert "The nearest saved week after it is 2026-W43." in text
+    assert "2026-W50 has not started: its column shows the live readings of 2026-W45." in text

@@ -74,8 +74,14 @@ class SnapshotCompare(MethodView):
     @snapshots.arguments(schemas.CompareQuery, location="query")
     @snapshots.response(200, schemas.Comparison)
     def get(self, query, session_id):
-        """Two weeks side by side, with the differences"""
-        return handlers.compare(current_principal(), session_id, query["from_"], query["to"], uow=container().uow())
+        """Two weeks side by side, with the differences
+
+        Each side says whether its week has a saved Snapshot (`from_status`, `to_status`) and names
+        the week whose readings it shows (`from_readings_week`, `to_readings_week`): a week with no
+        saved Snapshot had no change, so it shows the readings of the nearest saved week before it."""
+        c = container()
+        return handlers.compare(current_principal(), session_id, query["from_"], query["to"], uow=c.uow(),
+                                clock=c.clock)
 
 
 @snapshots.route("/sessions/<uuid:session_id>/snapshots/verify")

@@ -195,10 +195,26 @@ class ComparedKeyResult(Schema):
     delta = fields.Nested(Delta)
 
 
+COMPARED_STATUS_DOC = {"description": "the week's status, as in the calendar: sealed, past (ended, being sealed), "
+                                      "current, future or no_snapshot. A no_snapshot week had no change: its "
+                                      "readings are those of the nearest saved week before it (see *_readings_week)"}
+READINGS_WEEK_DOC = {"description": "the week whose readings this side shows: the week itself when it has a "
+                                    "Snapshot (or is the current week); for a no_snapshot week the nearest saved "
+                                    "week before it (null: none, nothing existed yet); for a future week the "
+                                    "current week (live readings)"}
+NEAREST_DOC = {"description": "the nearest saved weeks before and after this week"}
+
+
 class Comparison(Schema):
     session = fields.Nested(SessionOut)
     from_ = fields.String(data_key="from", attribute="from")
     to = fields.String()
+    from_status = fields.String(metadata=COMPARED_STATUS_DOC)
+    from_readings_week = fields.String(allow_none=True, metadata=READINGS_WEEK_DOC)
+    from_nearest_saved = fields.Nested(NearestSaved, metadata=NEAREST_DOC)
+    to_status = fields.String(metadata=COMPARED_STATUS_DOC)
+    to_readings_week = fields.String(allow_none=True, metadata=READINGS_WEEK_DOC)
+    to_nearest_saved = fields.Nested(NearestSaved, metadata=NEAREST_DOC)
     key_results = fields.List(fields.Nested(ComparedKeyResult))
     new = fields.List(fields.Nested(ItemRef))
     removed = fields.List(fields.Nested(ItemRef))

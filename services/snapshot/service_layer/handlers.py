@@ -12,6 +12,7 @@ from services.snapshot.domain.seal import content_hash
 from services.snapshot.domain.views import OwnerFilter, build_tree, week_status
 from shared import access
 from shared.access import NotFound, Visibility, ensure, session_facts, visible_items
+from shared.clock import SystemClock
 from shared.events import Event, decode
 from shared.tokens import Principal
 from shared.weeks import InvalidWeek, Week, session_weeks
@@ -407,14 +408,38 @@ def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
     return {"session": session, "months": [{"month": m, "weeks": w} for m, w in months.items()]}
 
 
-def compare(principal: Principal, session_id, from_label: str, to_label: str, *, uow) -> dict:
-    """Any two weeks side by side (start, middle and end of a Session, say)."""
+def _readings(week: Week, tz: str, week_start_day: str, saved: list[str], sealed: set, now) -> dict:
+    """What a compared week's column holds: its status (as in the calendar), the week whose
+    readings it shows, and the nearest saved weeks. A week with no saved Snapshot had no change:
+    its readings are those of the nearest saved week before it (none: nothing yet); a week that
+    has not started shows the live readings, those of the current week."""
+    starts_at, ends_at = week.bounds(tz)
+    status = week_status(starts_at, ends_at, now, week.label in saved, week.label in sealed)
+    if status == "no_snapshot":
+        readings = max((w for w in saved if w < week.label), default=None)
+    elif status == "future":
+        readings = Week.of_instant(now, tz, week_start_day).label
+    else:
+        readings = week.label
+    return {"status": status, "readings_week": readings,
+            "nearest_saved": {"before": max((w for w in saved if w < week.label), default=None),
+                              "after": min((w for w in saved if w > week.label), default=None)}}
+
+
+def compare(principal: Principal, session_id, from_label: str, to_label: str, *, uow, clock=None) -> dict:
+    """Any two weeks side by side (start, middle and end of a Session, say). Each side says
+    whether its week has a saved Snapshot and names the week whose readings it shows."""
+    clock = clock or SystemClock()
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
         first, second = _week(session, weeks, from_label), _week(session, weeks, to_label)
         if not first < second:
             raise InvalidComparison("`from` must be a week before `to`.")
         tz, seen = session["timezone"], _audience(uow, principal, session)
+        saved = uow.repo.saved_weeks(session_id) if seen is None else sorted(_visible_activity(uow, session, seen)[0])
+        sealed, moment = {s["week"] for s in uow.repo.seals(session_id)}, clock.now()
+        sides = {label: _readings(week, tz, session["week_start_day"], saved, sealed, moment)
+                 for label, week in (("from", first), ("to", second))}
         then = _only_seen(_states(uow, session_id, first, tz), seen)
         now = _only_seen(_states(uow, session_id, second, tz), seen)
     changes = deltas(then, now)
@@ -428,7 +453,8 @@ def compare(principal: Principal, session_id, from_label: str, to_label: str, *,
             "to": {"value": kr["current_value"], "progress": kr["progress"], "status": kr["status"]},
             "delta": changes["key_results"][kr["id"]]})
     return {"session": session, "from": first.label, "to": second.label, "key_results": key_results,
-            "new": changes["new"], "removed": changes["removed"]}
+            "new": changes["new"], "removed": changes["removed"],
+            **{f"{side}_{field}": value for side, facts in sides.items() for field, value in facts.items()}}
 
 
 def trend(principal: Principal, session_id, *, uow, clock) -> dict:
