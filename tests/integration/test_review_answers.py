@@ -178,3 +178,58 @@ def test_the_compare_page_says_so(tmp_path):
     assert "2026-W42 has no saved Snapshot: nothing changed in it, so its column shows the readings of 2026-W41" in text
     assert "The nearest saved week after it is 2026-W43." in text
     assert "2026-W50 has not started: its column shows the live readings of 2026-W45." in text
+
+
+# -- 3. calendar counts: the same event in the same week for everyone -------------------------
+
+def _counts(store, principal):
+    calendar = snapshot.calendar(principal, IDS["session"], uow=store.uow(), clock=store.clock)
+    return {w["week"]: (w["status"], w["changes"], w["check_ins"]) for m in calendar["months"] for w in m["weeks"]
+            if w["week"] <= "2026-W45"}
+
+
+def test_a_late_check_in_counts_in_the_same_week_for_every_principal(tmp_path):
+    store = _store(tmp_path)
+    owner, viewer = _counts(store, OWNER), _counts(store, VIEWER)
+    # The late Check-in (made on the 21st, in W43) counts where it counts on the week view: W45.
+    assert owner["2026-W43"] == viewer["2026-W43"] == ("sealed", 1, 1)
+    assert owner["2026-W44"] == viewer["2026-W44"] == ("sealed", 1, 1)
+    assert owner["2026-W45"] == viewer["2026-W45"] == ("current", 1, 1)
+    assert owner["2026-W42"] == viewer["2026-W42"] == ("no_snapshot", 0, 0)
+    # W41: the viewer does not see Bob's private Objective and its Key Result (two events).
+    assert owner["2026-W41"][1] - viewer["2026-W41"][1] == 2 and owner["2026-W41"][2] == viewer["2026-W41"][2] == 1
+    w45 = _view(store, VIEWER, "2026-W45")
+    assert [(c["comment"], c["late"]) for c in w45["check_ins"]] == [("late: signed on the 21st", True)]
+
+
+def test_the_counts_are_the_same_whatever_order_the_events_arrive_in(tmp_path):
+    late = [e for e in EVENTS if e.occurred_at == at(21)]
+    early = [e for e in EVENTS if e not in late]
+    store = _store(tmp_path / "late-first", late + early)  # the late Check-in before its week's closing
+    in_order = _store(tmp_path / "in-order")
+    for principal in (OWNER, VIEWER):
+        assert _counts(store, principal) == _counts(in_order, principal)
+
+
+def test_the_migration_moves_counts_kept_in_the_weeks_late_events_occurred_in(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from shared.db import make_engine
+    from shared.migrations import upgrade
+
+    store = _store(tmp_path)
+    target = store.settings.database_for("snapshot")
+    counted = [_counts(store, principal) for principal in (OWNER, VIEWER)]
+    store.database.dispose()
+    engine = make_engine(target)
+    with engine.begin() as connection:  # back to 0003: counts in the weeks the events occurred in
+        config = Config()
+        config.set_main_option("script_location", str(store.MIGRATIONS))
+        config.attributes["connection"], config.attributes["schema"] = connection, target.schema
+        command.downgrade(config, "0003")
+    engine.dispose()
+    before = _counts(store, OWNER)
+    assert before["2026-W43"][1] == 2 and before["2026-W45"][1] == 0  # as 0003's code counted them
+    upgrade(target, store.MIGRATIONS)
+    assert [_counts(store, principal) for principal in (OWNER, VIEWER)] == counted

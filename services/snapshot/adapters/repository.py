@@ -59,6 +59,19 @@ class SnapshotRepository:
         if not changed:
             self.db.execute(orm.session_weeks.insert().values(session_id=session_id, week=week, events=events))
 
+    def move_activity(self, session_id, moves: dict[tuple[str, str], int]) -> None:
+        """Move counted events from one week to another ((from, to) -> how many): events that
+        turned out late count in the week they became effective in. A week left with none is no
+        longer saved."""
+        w = orm.session_weeks
+        for (source, target), events in sorted(moves.items()):
+            if source == target:
+                continue
+            self.db.execute(update(w).where(w.c.session_id == session_id, w.c.week == source)
+                            .values(events=w.c.events - events))
+            self.db.execute(w.delete().where(w.c.session_id == session_id, w.c.week == source, w.c.events <= 0))
+            self.count_activity(session_id, target, events)
+
     def activity(self, session_id) -> list[tuple[str, int]]:
         """(week, events applied in it) for every week that had any."""
         return list(self.db.execute(select(orm.session_weeks.c.week, orm.session_weeks.c.events).where(
@@ -108,15 +121,21 @@ class SnapshotRepository:
         return [tuple(r) for r in self.db.execute(select(w.c.close_sequence, w.c.ends_at).where(
             w.c.session_id == session_id))]
 
-    def add_closure(self, session_id, week: str, starts_at: datetime, ends_at: datetime, sequence: int) -> None:
+    def add_closure(self, session_id, week: str, starts_at: datetime, ends_at: datetime,
+                    sequence: int) -> list[datetime]:
         """Record a closed week; events applied before the marker but after it in the stream
-        are late for it: they move to its end."""
+        are late for it: they move to its end. Returns when each moved item version counted
+        before (its event's activity moves with it)."""
         self.db.execute(orm.week_closes.insert().values(
             session_id=session_id, week=week, starts_at=starts_at, ends_at=ends_at, close_sequence=sequence))
+        v = orm.item_versions
+        moved = list(self.db.execute(select(v.c.effective_at).where(
+            v.c.session_id == session_id, v.c.sequence > sequence, v.c.effective_at < ends_at)).scalars())
         for table in (orm.item_versions, orm.check_ins):
             self.db.execute(update(table).where(
                 table.c.session_id == session_id, table.c.sequence > sequence, table.c.effective_at < ends_at,
             ).values(effective_at=ends_at))
+        return moved
 
     def closures(self, session_id) -> list[dict]:
         w = orm.week_closes

@@ -160,7 +160,9 @@ class CalendarWeek(Schema):
     ends_at = fields.AwareDateTime()
     status = fields.String(metadata={"description": "sealed, current, past (ended, being sealed), future or no_snapshot"})
     items = fields.Integer(allow_none=True, metadata={"description": "Objectives, Key Results and Initiatives at its end"})
-    changes = fields.Integer(metadata={"description": "events in the week"})
+    changes = fields.Integer(metadata={"description": "events that count in the week (a late amendment counts in "
+                                                      "the later week it counts in, like its Check-in), the same "
+                                                      "for every principal, less what they may not see"})
     check_ins = fields.Integer()
 
 

@@ -57,16 +57,24 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
         for event in applied:
             if event.event_type == WEEK_CLOSED:
                 payload = payloads[event.event_id]
-                uow.repo.add_closure(event.session_id, payload["week"], payload["starts_at"], payload["ends_at"],
-                                     event.sequence)
+                moved = uow.repo.add_closure(event.session_id, payload["week"], payload["starts_at"],
+                                             payload["ends_at"], event.sequence)
+                if moved:  # applied before this marker, yet late for its week: counted where they now count
+                    session = sessions[event.session_id]
+                    target = _week_label(payload["ends_at"], session)
+                    moves: dict = {}
+                    for counted_at in moved:
+                        key = (_week_label(counted_at, session), target)
+                        moves[key] = moves.get(key, 0) + 1
+                    uow.repo.move_activity(event.session_id, moves)
         bounds = {sid: uow.repo.closure_bounds(sid) for sid in {e.session_id for e in applied}}
         versions, check_ins, activity = [], [], {}
         for event in applied:
             if event.event_type == WEEK_CLOSED:
                 continue
             session = sessions[event.session_id]
+            effective_at = _effective(event, bounds[event.session_id])
             if event.event_type not in SESSION_EVENTS:
-                effective_at = _effective(event, bounds[event.session_id])
                 _, entity_type, action = event.event_type.split(".")
                 versions.append({
                     "session_id": event.session_id, "entity_type": entity_type, "entity_id": event.entity_id,
@@ -76,7 +84,9 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
                 if event.event_type == "checkin.key_result.checked_in":
                     check_ins.append(dict(payloads[event.event_id]["check_in"], session_id=event.session_id,
                                           sequence=event.sequence, effective_at=effective_at))
-            week = Week.of_instant(event.occurred_at, session["timezone"], session["week_start_day"]).label
+            # An event counts in the week it counts in (a late one in a later week, as its Check-in
+            # does): one rule for every principal's calendar, and a sealed week's count never grows.
+            week = _week_label(effective_at, session)
             activity[(event.session_id, week)] = activity.get((event.session_id, week), 0) + 1
         uow.repo.add_versions(versions)
         uow.repo.add_check_ins(check_ins)
@@ -98,6 +108,10 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
     for session_id in sessions_seen:  # also after duplicates: a crash may have come before sealing
         seal_ready_weeks(session_id, uow=uow, clock=clock)
     return len(fresh)
+
+
+def _week_label(moment, session: dict) -> str:
+    return Week.of_instant(moment, session["timezone"], session["week_start_day"]).label
 
 
 def _effective(event: Event, bounds: list[tuple[int, object]]):
@@ -219,15 +233,18 @@ def _only_seen(states: dict, audience: Audience | None) -> dict:
 
 def _visible_activity(uow, session: dict, audience: Audience) -> tuple[dict, dict]:
     """Changes and Check-ins per week among what the principal sees: (week -> changes, week ->
-    Check-ins). Only computed for a principal from whom something may be hidden."""
+    Check-ins). Only computed for a principal from whom something may be hidden. The changes are
+    everyone's count (session_weeks, each event in the week it counts in) less the hidden items'
+    versions in the same weeks: the same event counts in the same week for everyone."""
     seen = audience.visibility(uow.repo.latest_states(session["id"]))
     tz, start = session["timezone"], session["week_start_day"]
     shown = seen.objectives | seen.key_results | seen.initiatives
-    changes: dict[str, int] = {}
+    changes: dict[str, int] = dict(uow.repo.activity(session["id"]))
     for entity_id, at in uow.repo.version_marks(session["id"]):
-        if entity_id in shown:
+        if entity_id not in shown:
             label = Week.of_instant(at, tz, start).label
-            changes[label] = changes.get(label, 0) + 1
+            changes[label] = changes.get(label, 0) - 1
+    changes = {label: count for label, count in changes.items() if count > 0}
     check_ins: dict[str, int] = {}
     for key_result_id, at in uow.repo.check_in_marks(session["id"]):
         if key_result_id in seen.key_results:
