@@ -5,7 +5,8 @@ from __future__ import annotations
 from shared.events import INITIATIVE_STATUSES, STATUSES
 
 # The export service's formats (services/export/domain/model.py FORMATS), with their labels.
-EXPORT_FORMATS = (("csv", "CSV"),)
+EXPORT_FORMATS = (("xlsx", "Excel workbook (XLSX)"), ("csv", "CSV files (ZIP: items, Check-ins, metadata)"),
+                  ("json", "JSON"))
 # Above this many Key Results a week opens with its Objectives collapsed (one click opens one).
 COLLAPSE_ABOVE = 150
 # Above this many Key Results a week is shown a page of Objectives at a time (signals, deltas and
