@@ -107,6 +107,8 @@ def human_number(value):
     if value is None or isinstance(value, bool):
         return value
     value = float(value)
+    if value.is_integer():  # the common case, cheaply
+        return int(value) if abs(value) < 2 ** 53 else value
     if not math.isfinite(value):
         return None
     clean = float(f"{value:.12g}")
@@ -166,11 +168,12 @@ def build(view: dict, *, people: dict[str, Person] | None, workspace_name: str |
             progress_percent=percent(objective.get("progress")),
             new=is_new("objective", objective_id),
             context=bool(objective.get("context")), id=objective_id))
+        kr_path = paths[objective_id]
+        kr_parent = PATH_SEPARATOR.join(kr_path)
         for kr in objective["key_results"]:
             delta = kr.get("delta") or {}
-            kr_path = paths[objective_id]
             doc.items.append(_item(
-                kind=KEY_RESULT, title=kr["title"], parent_path=PATH_SEPARATOR.join(kr_path),
+                kind=KEY_RESULT, title=kr["title"], parent_path=kr_parent,
                 owner=person(kr.get("owner_id")), start_value=human_number(kr["start_value"]),
                 target_value=human_number(kr["target_value"]),
                 current_value=human_number(kr["current_value"]), unit=kr["unit"],
@@ -187,7 +190,7 @@ def build(view: dict, *, people: dict[str, Person] | None, workspace_name: str |
                 count = served[initiative_id]
                 doc.items.append(_item(
                     kind=INITIATIVE, title=initiative["title"],
-                    parent_path=PATH_SEPARATOR.join(kr_path + [kr["title"]]),
+                    parent_path=f"{kr_parent}{PATH_SEPARATOR}{kr['title']}",
                     owner=person(initiative.get("owner_id")), status=initiative.get("status"),
                     new=is_new("initiative", initiative_id),
                     signals=list(initiative.get("signals") or []),
@@ -202,8 +205,11 @@ def build(view: dict, *, people: dict[str, Person] | None, workspace_name: str |
     return doc
 
 
+_EMPTY_ITEM = dict.fromkeys(key for key, _ in ITEM_COLUMNS)
+
+
 def _item(*, kind, title, parent_path, owner: Person, id, context, **values) -> dict:
-    row = dict.fromkeys(key for key, _ in ITEM_COLUMNS)
+    row = _EMPTY_ITEM.copy()
     row.update(kind=kind, title=title, parent_path=parent_path, owner_name=owner.name,
                owner_email=owner.email, context=context, id=id, **values)
     row["signals"] = row["signals"] or []

@@ -49,9 +49,23 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 def neutralise(cell):
     """Text that a spreadsheet would run as a formula gets a leading quote; numbers stay numbers."""
-    if isinstance(cell, str) and FORMULA.match(cell):
+    if isinstance(cell, str) and cell and not cell[0].isalnum() and FORMULA.match(cell):
         return "'" + cell
     return cell
+
+
+def csv_cell(value):
+    """text() and neutralise() in one step (the CSV writer's per-cell work)."""
+    if value is None:
+        return ""
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value and not value[0].isalnum() and FORMULA.match(value) else value
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is list:
+        return neutralise(", ".join(value))
+    return value
 
 
 def text(value):
@@ -68,22 +82,21 @@ def text(value):
 # -- CSV (ZIP) -------------------------------------------------------------------------------
 
 def write_csv_zip(doc: Document, out) -> None:
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        _csv_member(archive, "items.csv", [h for _, h in ITEM_COLUMNS],
-                    ([text(row[k]) for k, _ in ITEM_COLUMNS] for row in doc.items))
-        _csv_member(archive, "check_ins.csv", [h for _, h in CHECK_IN_COLUMNS],
-                    ([text(row[k]) for k, _ in CHECK_IN_COLUMNS] for row in doc.check_ins))
-        _csv_member(archive, "metadata.csv", ["Field", "Value"],
-                    ([label, text(doc.metadata.get(key))] for key, label in METADATA_FIELDS))
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        _csv_member(archive, "items.csv", [h for _, h in ITEM_COLUMNS], [k for k, _ in ITEM_COLUMNS], doc.items)
+        _csv_member(archive, "check_ins.csv", [h for _, h in CHECK_IN_COLUMNS], [k for k, _ in CHECK_IN_COLUMNS],
+                    doc.check_ins)
+        _csv_member(archive, "metadata.csv", ["Field", "Value"], ["label", "value"],
+                    ({"label": label, "value": doc.metadata.get(key)} for key, label in METADATA_FIELDS))
 
 
-def _csv_member(archive: zipfile.ZipFile, name: str, header, rows) -> None:
+def _csv_member(archive: zipfile.ZipFile, name: str, header, keys, rows) -> None:
     with archive.open(name, "w", force_zip64=True) as raw:
-        stream = io.TextIOWrapper(raw, encoding=ENCODING, newline="")
+        stream = io.TextIOWrapper(raw, encoding=ENCODING, newline="", write_through=False)
         writer = csv.writer(stream, lineterminator="\r\n")  # RFC 4180
         writer.writerow(header)
-        for row in rows:
-            writer.writerow([neutralise(cell) for cell in row])
+        cell = csv_cell
+        writer.writerows([cell(row[k]) for k in keys] for row in rows)
         stream.flush()
         stream.detach()
 
