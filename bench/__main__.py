@@ -4,7 +4,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import pipeline, snapshots, web
+from bench import export, pipeline, snapshots, web
 
 HEADER = f"""# Benchmarks
 
@@ -15,6 +15,7 @@ rows); absolute figures vary with the machine, the ratios much less.
 """
 
 if __name__ == "__main__":
-    report = "\n".join([HEADER, pipeline.run(), snapshots.report(snapshots.run()), web.report(web.run())])
+    report = "\n".join([HEADER, pipeline.run(), snapshots.report(snapshots.run()), web.report(web.run()),
+                        export.report(export.run())])
     (Path(__file__).resolve().parent.parent / "BENCHMARKS.md").write_text(report)
     print(report)
