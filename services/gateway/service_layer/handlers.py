@@ -532,6 +532,17 @@ def remove_member(identity: Identity, workspace_id, user_id, *, uow, clock=_WALL
         uow.commit()
 
 
+def invitation_preview(token: str, *, uow, clock=_WALL) -> tuple[Invitation | None, bool]:
+    """The invitation behind a token while it can still be accepted, and whether its email has an
+    account already: what the invitation page shows before anyone accepts (accepting re-checks
+    everything under a lock)."""
+    with uow:
+        invitation = uow.repo.invitation_by_hash(hash_secret(token))
+        if invitation is None or not invitation.open(clock.now()):
+            return None, False
+        return invitation, uow.repo.user_by_email(invitation.email) is not None
+
+
 def accept_invitation(token: str, password: str, *, uow, settings, clock=_WALL,
                       ctx: RequestContext = NO_CONTEXT, display_name: str | None = None) -> tuple[str, User]:
     """Turns an invitation into an account (or, for an email that has one by now, checks its

@@ -11,7 +11,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from services.gateway.adapters import ratelimit
-from services.gateway.domain.credentials import PAT_MAX_DAYS, hash_secret
+from services.gateway.domain.credentials import PAT_MAX_DAYS
 from services.gateway.domain.members import MemberRuleError
 from services.gateway.domain.model import DISPLAY_NAME_MAX, IdentityError
 from services.gateway.service_layer import handlers
@@ -174,15 +174,8 @@ INVALID_INVITATION = "The invitation is unknown, used or expired: ask whoever in
 
 
 def _open_invitation(token: str):
-    """The invitation behind this token, if it can still be accepted, and whether its email has an
-    account already (read only; accepting re-checks everything under a lock)."""
     c = container()
-    uow = c.uow()
-    with uow:
-        invitation = uow.repo.invitation_by_hash(hash_secret(token))
-        if invitation is None or not invitation.open(c.wall_clock.now()):
-            return None, False
-        return invitation, uow.repo.user_by_email(invitation.email) is not None
+    return handlers.invitation_preview(token, uow=c.uow(), clock=c.wall_clock)
 
 
 def _invite_page(status: int, *, invitation, has_account: bool, errors: dict | None = None,
