@@ -24,10 +24,9 @@ def all_weeks(calendar: dict) -> list[dict]:
 
 def default_week(weeks: list[dict]) -> str:
     """The current week while the Session runs; else its last saved week; else its first."""
-    for status in ("current",):
-        found = [w for w in weeks if w["status"] == status]
-        if found:
-            return found[0]["week"]
+    current = [w for w in weeks if w["status"] == "current"]
+    if current:
+        return current[0]["week"]
     saved = [w for w in weeks if w["status"] in SAVED]
     if saved:
         return saved[-1]["week"]
