@@ -46,6 +46,7 @@ class Settings:
     export_dir: Path
     access_token_ttl: int = 3600
     download_ttl: int = 900
+    export_retention: int = 7 * 24 * 3600  # seconds a finished export file is kept, then deleted
     seal_grace_seconds: int = 3600
     week_close_interval: float = 15.0
     service_database_urls: dict[str, str] = field(default_factory=dict)
@@ -112,6 +113,7 @@ class Settings:
             export_dir=Path(env.get("OKRSNAP_EXPORT_DIR", data_dir / "exports")).absolute(),
             access_token_ttl=int(env.get("OKRSNAP_ACCESS_TOKEN_TTL", 3600)),
             download_ttl=int(env.get("OKRSNAP_DOWNLOAD_TTL", 900)),
+            export_retention=int(float(env.get("OKRSNAP_EXPORT_RETENTION_DAYS", 7)) * 24 * 3600),
             seal_grace_seconds=int(env.get("OKRSNAP_SEAL_GRACE_SECONDS", 3600)),
             week_close_interval=float(env.get("OKRSNAP_WEEK_CLOSE_INTERVAL", 15)),
             service_database_urls={

@@ -1,13 +1,15 @@
 """Signed tokens (RFC 8725): the algorithm is pinned, and every token names its type and
 audience, so a download or internal token never passes as a user's access token.
 
-Token times follow the real wall clock, never the settable business clock.
+Token times follow the real wall clock, except where a caller passes `now`: an export's download
+link expires on okrsnap's own clock, which tests and the demo control like every other deadline.
 """
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import jwt
 
@@ -19,6 +21,7 @@ INTERNAL = "internal"    # gateway -> service, audience "okrsnap-<service>"
 DOWNLOAD = "download"    # an export's download link, audience "okrsnap-download"
 
 API_AUDIENCE = "okrsnap-api"
+LEEWAY = 5  # seconds of clock difference tolerated between processes
 DOWNLOAD_AUDIENCE = "okrsnap-download"
 
 
@@ -31,22 +34,31 @@ def internal_audience(service: str) -> str:
 
 
 def issue(secret: str, *, typ: str, audience: str, subject: str | None, ttl: int,
-          claims: dict | None = None) -> str:
-    now = int(time.time())
+          claims: dict | None = None, now: datetime | None = None) -> str:
+    """`now`: the moment the token is issued at (the wall clock when None)."""
+    now = int(now.timestamp()) if now is not None else int(time.time())
     payload = {"iss": ISSUER, "aud": audience, "typ": typ, "sub": subject or "",
                "iat": now, "nbf": now - 5, "exp": now + ttl, "jti": uuid.uuid4().hex}
     payload.update(claims or {})
     return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
 
 
-def verify(secret: str, token: str, *, typ: str, audience: str) -> dict:
+def verify(secret: str, token: str, *, typ: str, audience: str, now: datetime | None = None) -> dict:
+    """`now`: the moment to judge the token's times at (the wall clock when None)."""
+    options = {"require": ["exp", "iat", "iss", "aud", "typ", "sub"]}
+    if now is not None:  # PyJWT judges times by the wall clock only: judge them below instead
+        options.update(verify_exp=False, verify_nbf=False, verify_iat=False)
     try:
-        claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
-            options={"require": ["exp", "iat", "iss", "aud", "typ", "sub"]}, leeway=5,
-        )
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
+                            options=options, leeway=LEEWAY)
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
+    if now is not None:
+        moment = now.timestamp()
+        if not isinstance(claims["exp"], int) or moment > claims["exp"] + LEEWAY:
+            raise InvalidToken("Signature has expired")
+        if not isinstance(claims.get("nbf", 0), int) or moment < claims.get("nbf", 0) - LEEWAY:
+            raise InvalidToken("The token is not yet valid (nbf)")
     if claims.get("typ") != typ:
         raise InvalidToken(f"token type {claims.get('typ')!r} is not {typ!r}")
     return claims
