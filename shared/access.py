@@ -42,6 +42,10 @@ REASONS = {
                             "ask the owner or an admin."),
     "leaves_private": (403, "Only the private Objective's owner or an admin may move an Objective out from "
                             "under it (that would show it to everyone)."),
+    "privacy_owner": (403, "Only the Objective's owner or an admin may change who sees it (private, visible_to) "
+                           "or hand a private Objective to someone else."),
+    "sealed_calendar": (403, "This Session has sealed weeks: only owners and admins change its dates, timezone "
+                             "or week start day."),
     "canvas_permission": (403, "You do not have permission to open this canvas; ask its owner to add you."),
     "archived": (409, "The Session is archived: it is read-only, and still reviewable."),
     "automatic": (403, "Weeks are sealed by okrsnap when they end; nobody seals or unseals by hand."),

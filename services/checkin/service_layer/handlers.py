@@ -171,6 +171,54 @@ def _check_leaving_privacy(uow, principal: Principal, session: Session, objectiv
             raise AccessDenied(Decision(False, "leaves_private"), "Objective")
 
 
+def _ensure_admin(principal: Principal, session: Session, reason: str, kind: str) -> None:
+    if principal.role_in(session.workspace_id) not in access.ADMINS:
+        raise AccessDenied(Decision(False, reason), kind)
+
+
+def _check_privacy_change(principal: Principal, session: Session, objective: Objective, changes: dict) -> None:
+    """Who sees an Objective (`private`, `visible_to`) is changed by its owner or an admin only,
+    whoever else may edit it (a member listed on an unassigned private Objective may edit its
+    title, not open it to everyone). Handing a private Objective to another owner hands on that
+    control, so it takes the same."""
+    changed = ("private" in changes and bool(changes["private"]) != objective.private) or \
+        ("visible_to" in changes and {str(v) for v in changes["visible_to"] or ()}
+         != {str(v) for v in objective.visible_to}) or \
+        (objective.private and "owner_id" in changes and changes["owner_id"] != objective.owner_id)
+    if not changed or principal.role_in(session.workspace_id) in access.ADMINS:
+        return
+    if objective.owner_id is None or str(objective.owner_id) != str(principal.user_id):
+        raise AccessDenied(Decision(False, "privacy_owner"), "Objective")
+
+
+CALENDAR_FIELDS = ("start_date", "end_date", "timezone", "week_start_day")
+
+
+def _calendar(session: Session) -> tuple:
+    return tuple(getattr(session, name) for name in CALENDAR_FIELDS)
+
+
+def _calendar_changes(session: Session, changes: dict) -> bool:
+    return any(name in changes and changes[name] != getattr(session, name) for name in CALENDAR_FIELDS)
+
+
+def _keep_sealed_weeks(sealed: set[str], before: tuple, session: Session) -> None:
+    """A Session's sealed weeks stay its weeks, with the same bounds, whatever its new dates:
+    a sealed week never changes, and must stay readable."""
+    if not sealed:
+        return
+    start, end, tz, week_start = before
+    old = {w.label: w.bounds(tz) for w in session_weeks(start, end, week_start) if w.label in sealed}
+    new = {w.label: w.bounds(session.timezone)
+           for w in session_weeks(session.start_date, session.end_date, session.week_start_day)}
+    for label in sorted(old):
+        if new.get(label) != old[label]:
+            field = next((name for name, a, b in zip(CALENDAR_FIELDS, before, _calendar(session)) if a != b),
+                         "start_date")
+            raise Conflict(f"The week {label} is sealed: the Session's dates, timezone and week start day must "
+                           "keep every sealed week as it is.", field)
+
+
 def _check_members(members, principal: Principal, session: Session, named: dict) -> None:
     """Owners, visibility and canvas access lists name Workspace members only (one lookup)."""
     wanted = {field: {v for v in values if v is not None} for field, values in named.items()}
@@ -352,9 +400,23 @@ def update_item(cmd: commands.UpdateItem, *, uow, clock, members):
             # Owning an Initiative opens its canvas: only someone who may open it hands it on.
             _ensure(cmd.principal, access.OPEN_CANVAS, "initiative", session,
                     item_facts(item.owner_id, (), item.canvas))
+        if cmd.kind == "objective":
+            _check_privacy_change(cmd.principal, session, item, changes)
+        if cmd.kind == "initiative" and "canvas" in changes and item.canvas is not None:
+            # Replacing or removing a canvas (its link and access list) takes canvas permission:
+            # otherwise a member could point it elsewhere, or rewrite who may open it.
+            _ensure(cmd.principal, access.OPEN_CANVAS, "initiative", session,
+                    item_facts(item.owner_id, (), item.canvas))
         if cmd.kind == "initiative" and "canvas" in changes:
             changes["canvas"] = _canvas(changes["canvas"])
+        calendar_before = _calendar(item) if cmd.kind == "session" else None
+        if cmd.kind == "session" and _calendar_changes(item, changes):
+            sealed = uow.repo.marked_weeks(session.id)
+            if sealed:
+                _ensure_admin(cmd.principal, session, "sealed_calendar", "Session")
         item.update(changes, now)
+        if cmd.kind == "session" and _calendar(item) != calendar_before:
+            _keep_sealed_weeks(uow.repo.marked_weeks(session.id), calendar_before, item)
         _save(uow, cmd.kind, item)
         event_session = item if cmd.kind == "session" else session
         _event(uow, f"checkin.{cmd.kind}.updated", session=event_session, entity_id=item.id,
