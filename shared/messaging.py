@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -32,13 +33,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlaTimeoutError
 from sqlalchemy.orm import Session
 
 from shared.db import UtcDateTime
 from shared.events import Event, decode
 from shared.process import beat
-from shared.topology import DELIVERY_LIMIT, Topology
+from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -230,17 +232,49 @@ class RetryLater(Exception):
     """An event that cannot be applied yet (e.g. its Session's event is still on its way)."""
 
 
-# Worth retrying in place: the database is away, a concurrent worker won a race (the retry then
-# sees its result), or the event waits for another one.
-RETRYABLE = (OperationalError, InterfaceError, IntegrityError, RetryLater)
-RETRY_IN_PLACE_SECONDS = 120
+class _Stopping(Exception):
+    """Raised inside kombu's reconnect loop once the worker was asked to stop."""
+
+
+MAX_EVENT_BYTES = 1024 * 1024  # an event body above this is refused before it is decoded
+CONFLICT_ATTEMPTS = 3  # an integrity error that survives this many tries in a row is the event's own
+BUG_ATTEMPTS = 3  # any other error: tried this many times in place, then dead-lettered
+MAX_BACKOFF = 5.0
+
+INFRASTRUCTURE, CONFLICT, DETERMINISTIC, UNKNOWN = "infrastructure", "conflict", "deterministic", "unknown"
+
+
+def classify(exc: BaseException) -> str:
+    """What a handler failure says about the message.
+
+    infrastructure: the database or broker is away (or the event waits for another one); retried
+    in place for as long as it lasts, and never counted against the message. conflict: an
+    integrity error, which a concurrent worker's commit explains once; the same error again and
+    again is the event's own. deterministic: the event can never be applied (dead-lettered at
+    once). unknown: a bug, tried a few times in place, then dead-lettered with the error."""
+    if isinstance(exc, (ValidationError, Unprocessable, DataError)):
+        return DETERMINISTIC
+    if isinstance(exc, IntegrityError):
+        return CONFLICT
+    if isinstance(exc, (OperationalError, InterfaceError, SqlaTimeoutError, RetryLater, ConnectionError,
+                        TimeoutError)):
+        return INFRASTRUCTURE
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return INFRASTRUCTURE
+    return UNKNOWN
 
 
 class EventConsumer(ConsumerProducerMixin):
     """Decode, validate, apply (handler commits with the processed-event record), then ack.
 
-    Malformed or unprocessable messages go to the queue's dead-letter queue with the reason in a
-    header. A handler failure (database down...) requeues, up to DELIVERY_LIMIT deliveries.
+    What a failure costs depends on what it says about the message (see `classify`), never on
+    how often the message was delivered: a worker killed while its database is down hands its
+    deliveries back, and they must stay as healthy as they were. So the queue has no broker
+    delivery limit. A message that can never be applied (undecodable, invalid, too large, an
+    integrity error that repeats, a bug that repeats) is dead-lettered by the consumer at once,
+    with the reason in a header. An infrastructure failure is retried in place, with backoff,
+    for as long as it lasts, while the consumer keeps heartbeating on the connection it
+    consumes on; on a stop the message goes back to the queue.
 
     With `handle_batch`, the messages that arrive together are applied in one transaction and
     acked after its commit: a batch closes when it holds `batch_size` messages, when no message
@@ -258,19 +292,49 @@ class EventConsumer(ConsumerProducerMixin):
         self.consumer, self.purpose = consumer, purpose
         self.handle = handle
         self.prefetch_count = prefetch_count
-        self._failures: dict[str, int] = {}  # the embedded transport counts no deliveries
         self.processed = 0
+        self.dead_lettered_count = 0
         self.handle_batch = handle_batch
         self.batch_size = min(batch_size, prefetch_count)
         self.batch_wait = batch_wait
         self.batch_max_wait = batch_max_wait
         self._batch: list[tuple[Event, object]] = []
         self._batch_started = self._last_arrival = 0.0
+        self.consuming_connection: Connection | None = None  # the clone kombu consumes on
 
     def run(self, _tokens=1, **kwargs):
         # Wake often enough to flush a partial batch quickly when the queue goes quiet.
         kwargs.setdefault("safety_interval", self.batch_wait if self.handle_batch else 1)
-        return super().run(_tokens, **kwargs)
+        try:
+            return super().run(_tokens, **kwargs)
+        except _Stopping:
+            log.info("%s: stopped while (re)connecting to the broker", self.queue_name)
+
+    # kombu reconnects for ever (connect_max_retries None) and looks at nothing else meanwhile:
+    # its per-iteration callback is where a stop request ends the loop.
+    def _stop_requested(self) -> None:
+        if self.should_stop:
+            raise _Stopping()
+
+    @contextmanager
+    def establish_connection(self):
+        with self.create_connection() as conn:
+            conn.ensure_connection(self.on_connection_error, self.connect_max_retries,
+                                   callback=self._stop_requested)
+            yield conn
+
+    @property
+    def producer_connection(self):
+        if self._producer_connection is None:
+            conn = self.connection.clone()
+            conn.ensure_connection(self.on_connection_error, self.connect_max_retries,
+                                   callback=self._stop_requested)
+            self._producer_connection = conn
+        return self._producer_connection
+
+    def on_connection_error(self, exc, interval):
+        self._stop_requested()
+        log.warning("%s: broker connection error: %r; trying again in %.1fs", self.queue_name, exc, interval)
 
     def get_consumers(self, Consumer, channel):
         self.topology.declare(channel)
@@ -280,6 +344,13 @@ class EventConsumer(ConsumerProducerMixin):
             on_decode_error=self.on_decode_error,
         )]
 
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self.consuming_connection = connection
+
+    def on_consume_end(self, connection, channel):
+        self.consuming_connection = None
+        super().on_consume_end(connection, channel)
+
     def on_iteration(self):
         if self._batch:
             # Close the batch when the queue pauses, not a fixed time after its first message:
@@ -288,16 +359,31 @@ class EventConsumer(ConsumerProducerMixin):
             now = time.monotonic()
             if now - self._last_arrival >= self.batch_wait or now - self._batch_started >= self.batch_max_wait:
                 self._flush()
+        self.keep_alive()
+
+    def keep_alive(self) -> None:
+        """Heartbeats on the connections actually in use: the clone kombu consumes on (not
+        `self.connection`, which only serves as a template) and the producer's. While a handler
+        retries in place nothing reads the socket, so py-amqp also reports the broker's
+        heartbeats as missed: ignored here, the broker hears ours, and drain_events notices a
+        connection that is really dead."""
         beat()
-        try:
-            self.connection.heartbeat_check()
-        except Exception:  # noqa: BLE001 - a dead connection is noticed by drain_events
-            pass
+        for connection in (self.consuming_connection, self._producer_connection):
+            if connection is None:
+                continue
+            try:
+                connection.heartbeat_check()
+            except Exception:  # noqa: BLE001 - see above
+                pass
 
     def on_decode_error(self, message, exc):
-        self.dead_letter(message, f"undecodable body: {exc}")
+        self.dead_letter(message, f"undecodable body: {str(exc)[:300]}")
 
     def on_message(self, body, message):
+        size = len(message.body or b"")
+        if size > MAX_EVENT_BYTES:
+            self.dead_letter(message, f"body of {size} bytes exceeds the limit of {MAX_EVENT_BYTES}")
+            return
         try:
             event = decode(body)
         except ValidationError as exc:
@@ -322,8 +408,6 @@ class EventConsumer(ConsumerProducerMixin):
             for event, message in batch:
                 self._handle_one(event, message)
             return
-        for event, _ in batch:
-            self._failures.pop(str(event.event_id), None)
         self._ack_all([message for _, message in batch])
         self.processed += len(batch)
 
@@ -340,49 +424,40 @@ class EventConsumer(ConsumerProducerMixin):
             message.ack()
 
     def _handle_one(self, event: Event, message) -> None:
-        backoff, deadline = 0.05, time.monotonic() + RETRY_IN_PLACE_SECONDS
+        backoff, attempts = 0.05, {CONFLICT: 0, UNKNOWN: 0}
         while True:
+            if self.should_stop:  # a stop while retrying: the message goes back, uncounted
+                message.requeue()
+                return
             try:
                 self.handle(event)
                 break
-            except (ValidationError, Unprocessable) as exc:
+            except Exception as caught:  # noqa: BLE001 - classified below
+                exc, kind = caught, classify(caught)
+            if kind == DETERMINISTIC:
                 self.dead_letter(message, f"unprocessable: {exc}")
                 return
-            except RETRYABLE as exc:
-                # Hold the delivery and retry: requeueing at once would burn the delivery limit
-                # within milliseconds and dead-letter acknowledged Check-ins during an outage.
-                if self.should_stop or time.monotonic() > deadline:
-                    log.warning("giving %s back to the queue after %r", event.event_id, exc)
-                    message.requeue()
+            if kind in attempts:
+                attempts[kind] += 1
+                limit = CONFLICT_ATTEMPTS if kind == CONFLICT else BUG_ATTEMPTS
+                if attempts[kind] >= limit:
+                    log.error("handling %s failed %d times", event.event_id, attempts[kind], exc_info=exc)
+                    self.dead_letter(message, f"failed {attempts[kind]} times in a row: {exc!r}")
                     return
-                log.info("retrying %s in %.2fs after %r", event.event_id, backoff, exc)
-                self._pause(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # noqa: BLE001 - a bug or bad data: bounded deliveries
-                self._failed(message, event, exc)
-                return
-        self._failures.pop(str(event.event_id), None)
+            # Hold the delivery and retry: requeueing would hand it to another worker whose
+            # database is just as unreachable, and the retry costs the message nothing.
+            log.info("retrying %s in %.2fs after %r", event.event_id, backoff, exc)
+            self._pause(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
         message.ack()
         self.processed += 1
 
     def _pause(self, seconds: float) -> None:
-        """Wait while keeping the broker connection alive (heartbeats are sent from here)."""
+        """Wait while keeping the broker connections alive (heartbeats are sent from here)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end and not self.should_stop:
             time.sleep(min(0.5, max(0.0, end - time.monotonic())))
-            self.on_iteration()
-
-    def _failed(self, message, event: Event, exc: Exception) -> None:
-        key = str(event.event_id)
-        deliveries = max(int((message.headers or {}).get("x-delivery-count") or 0) + 1,
-                         self._failures.get(key, 0) + 1)
-        self._failures[key] = deliveries
-        log.exception("handling %s failed (delivery %d)", key, deliveries, exc_info=exc)
-        if deliveries >= DELIVERY_LIMIT:
-            self._failures.pop(key, None)
-            self.dead_letter(message, f"failed {deliveries} times: {exc!r}")
-        else:
-            message.requeue()
+            self.keep_alive()
 
     def dead_letter(self, message, reason: str) -> None:
         log.warning("dead-lettering a message from %s: %s", self.queue_name, reason)
@@ -393,16 +468,32 @@ class EventConsumer(ConsumerProducerMixin):
         try:
             self.producer.publish(
                 message.body, exchange=self.topology.dead_letter_exchange,
-                routing_key=self.queue_name, headers=headers, delivery_mode=2, mandatory=True,
+                routing_key=self.queue_name, headers=headers, delivery_mode=2,
                 content_type=message.content_type or "application/octet-stream",
                 content_encoding=message.content_encoding or "binary",
-                declare=[self.topology.dead_letter_exchange],
+                # The queue and its binding, declared on the producer's own channel: the embedded
+                # transport keeps bindings per connection, and without one the message is dropped.
+                declare=[self.topology.dead_letter_queue(self.consumer, self.purpose)],
+                retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             )
-        except Exception:  # noqa: BLE001 - the broker's own DLX still catches a reject
-            log.exception("publishing to the dead-letter queue failed; rejecting instead")
-            message.reject(requeue=False)
+        except _Stopping:
+            message.requeue()
+            return
+        except Exception:  # noqa: BLE001 - the broker went away: keep the message, decide again later
+            log.exception("publishing to the dead-letter queue failed; the message goes back to the queue")
+            self._close_producer()
+            message.requeue()
             return
         message.ack()
+        self.dead_lettered_count += 1
+
+    def _close_producer(self) -> None:
+        connection, self._producer_connection = self._producer_connection, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def recover_embedded_deliveries(settings, consumer: str, purpose: str, session_factory: Callable[[], Session],

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from kombu import Exchange, Queue
 
-DELIVERY_LIMIT = 5  # RabbitMQ 3.10 quorum queues have no default: a poison message would loop
+# No broker delivery limit (x-delivery-limit): it counts every redelivery, whatever caused it, so a
+# worker killed while its database is down would burn the limit of healthy, acknowledged
+# Check-ins. The consumer dead-letters, with the reason, the messages that can never be applied
+# (shared.messaging.classify) and never requeues one for a failure of its own.
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ PRODUCERS = ("checkin", "export")
 
 class Topology:
     def __init__(self, namespace: str, *, broker_features: bool = True):
-        """broker_features: RabbitMQ-only queue arguments (quorum type, delivery limit, DLX);
+        """broker_features: RabbitMQ-only queue arguments (quorum type, DLX);
         kombu's embedded SQLAlchemy transport has none of them and routes in process."""
         self.namespace = namespace
         self.broker_features = broker_features
@@ -58,7 +61,6 @@ class Topology:
         if self.broker_features:
             arguments = {
                 "x-queue-type": "quorum",
-                "x-delivery-limit": DELIVERY_LIMIT,
                 "x-dead-letter-exchange": self.dead_letter_exchange.name,
                 "x-dead-letter-routing-key": name,
             }

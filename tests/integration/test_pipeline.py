@@ -136,7 +136,7 @@ def test_malformed_message_is_dead_lettered_and_the_worker_goes_on(services, pg_
     topology = Topology(pg_settings.broker_namespace)
     workspace_id, user_id = uuid.uuid4(), uuid.uuid4()
     with ConsumerThread(snapshot.consumer()) as consumer:
-        wait_until(lambda: consumer.connection.connected, message="consumer connected")
+        wait_until(lambda: consumer.consuming_connection is not None, message="consumer consuming")
         params = pika.URLParameters(pg_settings.broker_url)
         with pika.BlockingConnection(params) as connection:
             channel = connection.channel()

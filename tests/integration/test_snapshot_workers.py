@@ -32,7 +32,8 @@ def test_three_workers_agree_with_one(tmp_path, database_url, broker_url, namesp
     workers = [ConsumerThread(store.consumer(prefetch_count=2)) for _ in range(3)]
     consumers = [worker.__enter__() for worker in workers]
     try:
-        wait_until(lambda: all(c.connection.connected for c in consumers), message="three workers connected")
+        wait_until(lambda: all(c.consuming_connection is not None for c in consumers),
+                   message="three workers consuming")
         with Connection(broker_url, transport_options={"confirm_publish": True}) as connection:
             producer = Producer(connection.channel(), exchange=topology_for(settings).exchange("checkin"))
             for event in deliveries:

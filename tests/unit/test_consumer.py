@@ -1,8 +1,9 @@
-"""The consumer's decisions on one message, without a broker."""
+"""The consumer's decisions on one message, without a broker: what a failure says about the
+message decides its fate, never how often it was delivered."""
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shared import messaging
 from shared.events import Event
@@ -10,21 +11,34 @@ from shared.topology import Topology
 
 
 class FakeMessage:
-    def __init__(self):
-        self.headers, self.outcome = {}, None
+    def __init__(self, body=b"{}", headers=None):
+        self.headers, self.outcome, self.body = dict(headers or {}), None, body
+        self.content_type, self.content_encoding = "application/json", "utf-8"
 
     def ack(self): self.outcome = "ack"
     def requeue(self): self.outcome = "requeue"
     def reject(self, requeue=False): self.outcome = "reject"
 
 
+class FakeConnection:
+    def __init__(self):
+        self.heartbeats = 0
+
+    def heartbeat_check(self, rate=2):
+        self.heartbeats += 1
+
+
 def _consumer(handle):
     consumer = messaging.EventConsumer(connection=None, topology=Topology("t", broker_features=False),
                                        consumer="snapshot", purpose="events", handle=handle)
-    consumer.on_iteration = lambda: None  # no connection to keep alive here
     consumer.dead_lettered = []
     consumer.dead_letter = lambda message, reason: (consumer.dead_lettered.append(reason), message.ack())
     return consumer
+
+
+def _no_waiting(monkeypatch):
+    """Backoff pauses take no time here, but do what a pause does: keep the connections alive."""
+    monkeypatch.setattr(messaging.EventConsumer, "_pause", lambda self, seconds: self.keep_alive())
 
 
 def _wire():
@@ -32,9 +46,98 @@ def _wire():
                      entity_id=uuid.uuid4(), payload={"job_id": uuid.uuid4()}).to_wire()
 
 
+def _database_down():
+    return OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+
 def test_a_database_outage_is_retried_in_place_not_dead_lettered(monkeypatch):
-    monkeypatch.setattr(messaging.EventConsumer, "_pause", lambda self, seconds: None)
-    failures = iter([OperationalError("SELECT", {}, Exception("server closed the connection"))] * 3)
+    _no_waiting(monkeypatch)
+    failures = iter([_database_down()] * 40)
+
+    def handle(event):
+        error = next(failures, None)
+        if error:
+            raise error
+
+    # Delivered many times already (workers killed while the database was down): still healthy.
+    consumer, message = _consumer(handle), FakeMessage(headers={"x-delivery-count": 12})
+    consumer.on_message(_wire(), message)
+    assert message.outcome == "ack" and consumer.processed == 1 and consumer.dead_lettered == []
+
+
+def test_the_queue_has_no_broker_delivery_limit():
+    """A broker delivery limit counts redeliveries after a worker died, whatever the cause, and
+    dead-letters healthy Check-ins without a reason (issue 10, defect 1)."""
+    for queue in Topology("t").queues("snapshot", "events"):
+        assert "x-delivery-limit" not in queue.queue_arguments
+        assert queue.queue_arguments["x-dead-letter-exchange"] == "t.dead-letters"
+
+
+def test_retrying_in_place_heartbeats_on_the_connection_it_consumes_on(monkeypatch):
+    """kombu consumes on a clone of `consumer.connection`: heartbeats must go there (defect 2)."""
+    _no_waiting(monkeypatch)
+    failures = iter([_database_down()] * 5)
+
+    def handle(event):
+        error = next(failures, None)
+        if error:
+            raise error
+
+    consumer = _consumer(handle)
+    template, consuming = FakeConnection(), FakeConnection()
+    consumer.connection = template
+    consumer.on_consume_ready(consuming, channel=None, consumers=[])
+    message = FakeMessage()
+    consumer.on_message(_wire(), message)
+    assert message.outcome == "ack"
+    assert consuming.heartbeats >= 5 and template.heartbeats == 0
+
+
+def test_a_stop_while_retrying_gives_the_message_back_uncounted(monkeypatch):
+    _no_waiting(monkeypatch)
+    consumer = _consumer(None)
+
+    def handle(event):
+        consumer.should_stop = True  # SIGTERM arrives while the database is down
+        raise _database_down()
+
+    consumer.handle = handle
+    message = FakeMessage()
+    consumer.on_message(_wire(), message)
+    assert message.outcome == "requeue" and consumer.dead_lettered == []
+
+
+def test_invalid_events_are_dead_lettered_at_once_with_the_reason():
+    calls = []
+    consumer = _consumer(calls.append)
+    message = FakeMessage()
+    consumer.on_message({"event_id": "not-a-uuid"}, message)
+    assert message.outcome == "ack" and consumer.dead_lettered[0].startswith("invalid event")
+    huge = FakeMessage(body=b"x" * (messaging.MAX_EVENT_BYTES + 1))
+    consumer.on_message(_wire(), huge)
+    assert huge.outcome == "ack" and "exceeds the limit" in consumer.dead_lettered[1] and calls == []
+
+
+def test_a_repeating_integrity_error_is_dead_lettered_at_once_not_retried_for_minutes(monkeypatch):
+    """Defect 3: an integrity error that is the event's own (not a race with another worker,
+    which one more try resolves) used to hold a worker 120 s per delivery and then requeue."""
+    _no_waiting(monkeypatch)
+    calls = []
+
+    def handle(event):
+        calls.append(event)
+        raise IntegrityError("INSERT", {}, Exception("duplicate key value violates unique constraint"))
+
+    consumer, message = _consumer(handle), FakeMessage()
+    consumer.on_message(_wire(), message)
+    assert message.outcome == "ack" and len(calls) == messaging.CONFLICT_ATTEMPTS
+    assert consumer.dead_lettered[0].startswith(f"failed {messaging.CONFLICT_ATTEMPTS} times in a row")
+    assert "IntegrityError" in consumer.dead_lettered[0]
+
+
+def test_an_integrity_error_from_a_race_is_retried_and_applied(monkeypatch):
+    _no_waiting(monkeypatch)
+    failures = iter([IntegrityError("INSERT", {}, Exception("duplicate key"))])
 
     def handle(event):
         error = next(failures, None)
@@ -43,25 +146,29 @@ def test_a_database_outage_is_retried_in_place_not_dead_lettered(monkeypatch):
 
     consumer, message = _consumer(handle), FakeMessage()
     consumer.on_message(_wire(), message)
-    assert message.outcome == "ack" and consumer.processed == 1 and consumer.dead_lettered == []
+    assert message.outcome == "ack" and consumer.dead_lettered == []
 
 
-def test_invalid_events_and_bugs_end_in_the_dead_letter_queue():
-    consumer = _consumer(lambda event: None)
-    message = FakeMessage()
-    consumer.on_message({"event_id": "not-a-uuid"}, message)
-    assert message.outcome == "ack" and consumer.dead_lettered[0].startswith("invalid event")
+def test_unprocessable_and_bugs_end_in_the_dead_letter_queue_without_requeues(monkeypatch):
+    _no_waiting(monkeypatch)
+
+    def unprocessable(event):
+        raise messaging.Unprocessable("sequence is missing")
+
+    consumer, message = _consumer(unprocessable), FakeMessage()
+    consumer.on_message(_wire(), message)
+    assert message.outcome == "ack" and consumer.dead_lettered == ["unprocessable: sequence is missing"]
+
+    calls = []
 
     def buggy(event):
+        calls.append(event)
         raise ZeroDivisionError()
 
-    consumer, wire, outcomes = _consumer(buggy), _wire(), []
-    for _ in range(messaging.DELIVERY_LIMIT):  # the same event, redelivered
-        message = FakeMessage()
-        consumer.on_message(wire, message)
-        outcomes.append(message.outcome)
-    assert outcomes[:-1] == ["requeue"] * (messaging.DELIVERY_LIMIT - 1)
-    assert consumer.dead_lettered and consumer.dead_lettered[-1].startswith("failed 5 times")
+    consumer, message = _consumer(buggy), FakeMessage()
+    consumer.on_message(_wire(), message)
+    assert message.outcome == "ack" and len(calls) == messaging.BUG_ATTEMPTS
+    assert consumer.dead_lettered[0].startswith(f"failed {messaging.BUG_ATTEMPTS} times in a row")
 
 
 def test_a_batch_is_acked_after_one_commit_and_a_failed_batch_goes_one_by_one():
@@ -87,3 +194,17 @@ def test_a_batch_is_acked_after_one_commit_and_a_failed_batch_goes_one_by_one():
         consumer.on_message(wire, message)
     assert batches == [3, 3] and len(singles) == 3  # each handled on its own after the batch failed
     assert [m.outcome for m in messages] == ["ack"] * 3 and consumer.processed == 6
+
+
+def test_failures_are_classified_by_what_they_say_about_the_message():
+    from marshmallow import ValidationError
+    from sqlalchemy.exc import DataError, InterfaceError
+
+    assert messaging.classify(_database_down()) == messaging.INFRASTRUCTURE
+    assert messaging.classify(InterfaceError("x", {}, Exception())) == messaging.INFRASTRUCTURE
+    assert messaging.classify(ConnectionRefusedError()) == messaging.INFRASTRUCTURE
+    assert messaging.classify(messaging.RetryLater()) == messaging.INFRASTRUCTURE
+    assert messaging.classify(IntegrityError("x", {}, Exception())) == messaging.CONFLICT
+    assert messaging.classify(DataError("x", {}, Exception())) == messaging.DETERMINISTIC
+    assert messaging.classify(ValidationError("bad")) == messaging.DETERMINISTIC
+    assert messaging.classify(KeyError("bug")) == messaging.UNKNOWN

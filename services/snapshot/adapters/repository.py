@@ -103,6 +103,14 @@ class SnapshotRepository:
     def record_sequences(self, pairs: list[tuple]) -> None:
         self.db.execute(orm.applied_sequences.insert(), [{"session_id": s, "sequence": q} for s, q in pairs])
 
+    def applied_sequences_among(self, pairs: list[tuple]) -> set[tuple]:
+        """Which of these (session_id, sequence) pairs are applied already."""
+        a = orm.applied_sequences
+        rows = self.db.execute(select(a.c.session_id, a.c.sequence).where(
+            a.c.session_id.in_({s for s, _ in pairs}), a.c.sequence.in_({q for _, q in pairs}))).all()
+        wanted = set(pairs)
+        return {(s, q) for s, q in rows if (s, q) in wanted}
+
     def applied_count(self, session_id) -> tuple[int, int]:
         """(how many, highest) of the Session's events applied: changes whenever one is."""
         a = orm.applied_sequences

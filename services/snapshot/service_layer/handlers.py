@@ -14,6 +14,7 @@ from shared import access
 from shared.access import NotFound, Visibility, ensure, session_facts, visible_items
 from shared.clock import SystemClock
 from shared.events import Event, decode
+from shared.messaging import Unprocessable
 from shared.tokens import Principal
 from shared.weeks import InvalidWeek, Week, session_weeks
 
@@ -37,10 +38,13 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
     counts from its effective time and ranks by its per-Session sequence. A batch costs a
     handful of statements, whatever its size."""
     events = list({e.event_id: e for e in events}.values())  # a redelivery inside the batch
+    for event in events:
+        check_appliable(event)
     sessions_seen: set = set()
     with uow:
         done = uow.repo.processed_among([e.event_id for e in events])
         fresh = [e for e in events if str(e.event_id) not in done]
+        _refuse_taken_sequences(fresh, uow)
         sessions_seen.update(e.session_id for e in events)
         payloads = {e.event_id: e.load_payload() for e in fresh}
         for event in sorted(fresh, key=lambda e: e.sequence or 0):
@@ -108,6 +112,33 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
     for session_id in sessions_seen:  # also after duplicates: a crash may have come before sealing
         seal_ready_weeks(session_id, uow=uow, clock=clock)
     return len(fresh)
+
+
+def check_appliable(event: Event) -> None:
+    """What no delivery can change: a Session's event stream is ordered by its sequence, so an
+    event without a Session or a sequence can never be applied (nor sealed around)."""
+    if not event.event_type.startswith("checkin."):
+        raise Unprocessable(f"the snapshot service does not take {event.event_type!r}")
+    if event.session_id is None:
+        raise Unprocessable(f"{event.event_type} {event.event_id} has no session_id")
+    if event.sequence is None or event.sequence < 1:
+        raise Unprocessable(f"{event.event_type} {event.event_id} has no valid sequence ({event.sequence!r})")
+
+
+def _refuse_taken_sequences(fresh: list[Event], uow) -> None:
+    """A sequence number belongs to one event of its Session: another event with it (another
+    event id, so no redelivery) would fail on the unique keys at every delivery."""
+    seen: dict = {}
+    for event in fresh:
+        key = (event.session_id, event.sequence)
+        if key in seen:
+            raise Unprocessable(f"{event.event_id} and {seen[key]} both claim sequence {event.sequence} "
+                                f"of Session {event.session_id}")
+        seen[key] = event.event_id
+    taken = uow.repo.applied_sequences_among(list(seen)) if seen else set()
+    for key in taken:
+        raise Unprocessable(f"sequence {key[1]} of Session {key[0]} is already applied from another event "
+                            f"({seen[key]} claims it)")
 
 
 def _week_label(moment, session: dict) -> str:
