@@ -4,6 +4,7 @@ process that uses it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -42,7 +43,8 @@ class Export(ServiceContainer):
                              purpose="jobs", handle=handle)
 
     def worker(self, **options) -> ExportWorker:
-        """options: lease, queued_grace, sweep_interval, builders (see ExportWorker)."""
+        """options: lease, queued_grace, sweep_interval, builders, report_interval (see ExportWorker)."""
+        options.setdefault("retention", timedelta(seconds=self.settings.export_retention))
         return ExportWorker(uow_factory=self.uow, clock=self.clock, snapshots=self.snapshots,
                             files=self.files, consumer_factory=self.consumer, identities=self.identities,
                             **options)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -12,8 +13,30 @@ class ExportFiles:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def name_for(self, job_id: uuid.UUID, extension: str) -> str:
-        return f"{uuid.UUID(str(job_id))}.{extension}"
+    def name_for(self, job_id: uuid.UUID, extension: str, *, attempt: int = 1) -> str:
+        """One name per attempt: an attempt that lost its job can delete its own file and never
+        the one a newer attempt wrote."""
+        return f"{uuid.UUID(str(job_id))}-{int(attempt)}.{extension}"
+
+    def delete(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+    def remove_abandoned(self, older_than: float) -> int:
+        """Partial files of builders that died mid-write (SIGKILL, power loss): never served,
+        since only a complete file is renamed to its final name, and removed here once nobody
+        has written to them for `older_than` seconds."""
+        if not self.directory.is_dir():
+            return 0
+        removed = 0
+        cutoff = time.time() - older_than
+        for partial in self.directory.glob(".*.tmp"):
+            try:
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass  # another worker's sweep took it
+        return removed
 
     def path(self, name: str) -> Path:
         path = self.directory / name

@@ -25,8 +25,13 @@ export_jobs = Table(
     Column("row_count", Integer, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("download_title", String(200), nullable=True),
+    Column("progress", Integer, nullable=False, default=0, server_default="0"),
+    Column("heartbeat_at", UtcDateTime(), nullable=True),
+    Column("file_expires_at", UtcDateTime(), nullable=True),
     Index("ix_export_jobs_requester_status", "requested_by", "status"),
     Index("ix_export_jobs_status_created", "status", "created_at"),
+    Index("ix_export_jobs_status_file_expires", "status", "file_expires_at"),
+    Index("ix_export_jobs_requester_created", "requested_by", "created_at"),
 )
 
 outbox = outbox_table(metadata)

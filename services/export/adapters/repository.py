@@ -8,13 +8,13 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session as DbSession
 
 from services.export.adapters import orm
-from services.export.domain.model import ACTIVE, QUEUED, RUNNING, ExportJob
+from services.export.domain.model import ACTIVE, DONE, QUEUED, RUNNING, ExportJob
 from shared.events import Event
 from shared.messaging import add_to_outbox, already_processed, mark_processed
 
 CONSUMER = "export.jobs"
 _MUTABLE = ("status", "started_at", "finished_at", "error", "file_name", "row_count", "attempts",
-            "download_title")
+            "download_title", "progress", "heartbeat_at", "file_expires_at")
 
 
 class SqlRepository:
@@ -53,11 +53,33 @@ class SqlRepository:
         jobs = orm.export_jobs
         rows = self.db.execute(
             select(jobs).where(or_(
-                and_(jobs.c.status == RUNNING, jobs.c.started_at < running_before),
+                and_(jobs.c.status == RUNNING,
+                     func.coalesce(jobs.c.heartbeat_at, jobs.c.started_at) < running_before),
                 and_(jobs.c.status == QUEUED, jobs.c.created_at < queued_before),
             )).order_by(jobs.c.created_at).limit(limit).with_for_update(skip_locked=True)
         ).mappings()
         return [ExportJob(**row) for row in rows]
+
+    def past_retention(self, now: datetime, *, limit: int) -> list[ExportJob]:
+        """Finished jobs whose file is due for deletion, locked so that only one worker takes each."""
+        jobs = orm.export_jobs
+        rows = self.db.execute(
+            select(jobs).where(jobs.c.status == DONE, jobs.c.file_expires_at <= now)
+            .order_by(jobs.c.file_expires_at).limit(limit).with_for_update(skip_locked=True)
+        ).mappings()
+        return [ExportJob(**row) for row in rows]
+
+    def requested_by(self, requester: uuid.UUID, *, workspace_ids: list[uuid.UUID],
+                     session_id: uuid.UUID | None, limit: int, offset: int) -> tuple[list[ExportJob], int]:
+        """A requester's jobs in the given Workspaces, newest first, and how many there are."""
+        jobs = orm.export_jobs
+        where = [jobs.c.requested_by == requester, jobs.c.workspace_id.in_(workspace_ids)]
+        if session_id is not None:
+            where.append(jobs.c.session_id == session_id)
+        total = self.db.execute(select(func.count()).select_from(jobs).where(*where)).scalar_one()
+        rows = self.db.execute(select(jobs).where(*where)
+                               .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset))
+        return [ExportJob(**row) for row in rows.mappings()], total
 
     # Outbox and processed events
     def add_event(self, event: Event) -> None:

@@ -79,13 +79,34 @@ def text(value):
     return value
 
 
+REPORT_EVERY = 2_000  # rows between two progress reports
+
+
+def reporting(rows, on_rows):
+    """`rows`, telling `on_rows(n)` every REPORT_EVERY rows (and the rest at the end) how many
+    more were handed out; `rows` itself when nobody listens."""
+    if on_rows is None:
+        return rows
+
+    def counted():
+        count = 0
+        for count, row in enumerate(rows, start=1):
+            if count % REPORT_EVERY == 0:
+                on_rows(REPORT_EVERY)
+            yield row
+        if count % REPORT_EVERY:
+            on_rows(count % REPORT_EVERY)
+    return counted()
+
+
 # -- CSV (ZIP) -------------------------------------------------------------------------------
 
-def write_csv_zip(doc: Document, out) -> None:
+def write_csv_zip(doc: Document, out, on_rows=None) -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        _csv_member(archive, "items.csv", [h for _, h in ITEM_COLUMNS], [k for k, _ in ITEM_COLUMNS], doc.items)
+        _csv_member(archive, "items.csv", [h for _, h in ITEM_COLUMNS], [k for k, _ in ITEM_COLUMNS],
+                    reporting(doc.items, on_rows))
         _csv_member(archive, "check_ins.csv", [h for _, h in CHECK_IN_COLUMNS], [k for k, _ in CHECK_IN_COLUMNS],
-                    doc.check_ins)
+                    reporting(doc.check_ins, on_rows))
         _csv_member(archive, "metadata.csv", ["Field", "Value"], ["label", "value"],
                     ({"label": label, "value": doc.metadata.get(key)} for key, label in METADATA_FIELDS))
 
@@ -113,7 +134,7 @@ _INTEGERS = {"confidence", "key_results_served"}
 _NUMBERS = {"start_value", "target_value", "current_value", "delta_value", "value"}
 
 
-def write_xlsx(doc: Document, out) -> None:
+def write_xlsx(doc: Document, out, on_rows=None) -> None:
     workbook = xlsxwriter.Workbook(out, WORKBOOK_OPTIONS)
     formats = {
         "header": workbook.add_format({"bold": True, "bg_color": "#E8EEF4", "bottom": 1, "text_wrap": True,
@@ -125,8 +146,8 @@ def write_xlsx(doc: Document, out) -> None:
         "label": workbook.add_format({"bold": True, "valign": "top"}),
         "wrap": workbook.add_format({"text_wrap": True, "valign": "top"}),
     }
-    _sheet(workbook, "Items", ITEM_COLUMNS, doc.items, formats)
-    _sheet(workbook, "Check-ins", CHECK_IN_COLUMNS, doc.check_ins, formats)
+    _sheet(workbook, "Items", ITEM_COLUMNS, reporting(doc.items, on_rows), formats)
+    _sheet(workbook, "Check-ins", CHECK_IN_COLUMNS, reporting(doc.check_ins, on_rows), formats)
     meta = workbook.add_worksheet("Metadata")
     meta.set_column(0, 0, 34)
     meta.set_column(1, 1, 90)
@@ -174,7 +195,7 @@ def _write(sheet, row: int, col: int, value, cell_format) -> None:
 
 # -- JSON ------------------------------------------------------------------------------------
 
-def write_json(doc: Document, out) -> None:
+def write_json(doc: Document, out, on_rows=None) -> None:
     """One object (docs/export.schema.json): metadata, items and check_ins, written item by item."""
     stream = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
     stream.write('{"schema_version": %d,\n"metadata": ' % SCHEMA_VERSION)
@@ -182,7 +203,7 @@ def write_json(doc: Document, out) -> None:
                             default=_default))
     for name, columns, rows in (("items", ITEM_COLUMNS, doc.items), ("check_ins", CHECK_IN_COLUMNS, doc.check_ins)):
         stream.write(',\n"%s": [' % name)
-        for n, row in enumerate(rows):
+        for n, row in enumerate(reporting(rows, on_rows)):
             stream.write(",\n" if n else "\n")
             stream.write(json.dumps({key: row[key] for key, _ in columns}, ensure_ascii=False, default=_default))
         stream.write("\n]")
@@ -200,5 +221,6 @@ def _default(value):
 WRITERS = {CSV: write_csv_zip, XLSX: write_xlsx, JSON: write_json}
 
 
-def write(doc: Document, fmt: str, out) -> None:
-    WRITERS[fmt](doc, out)
+def write(doc: Document, fmt: str, out, on_rows=None) -> None:
+    """`on_rows(n)`: told every few thousand rows how many more were written (progress)."""
+    WRITERS[fmt](doc, out, on_rows)

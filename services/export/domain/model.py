@@ -4,11 +4,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.tokens import Principal
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+CANCELLED, EXPIRED = "cancelled", "expired"  # by its requester; its file deleted after retention
+STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED, EXPIRED)
 ACTIVE = (QUEUED, RUNNING)
 FORMATS = ("csv", "xlsx", "json")  # csv: a ZIP of items.csv, check_ins.csv and metadata.csv
 EXTENSIONS = {"csv": "csv.zip", "xlsx": "xlsx", "json": "json"}
@@ -28,6 +30,15 @@ class TooManyExports(Exception):
 class ExportNotReady(Exception):
     def __init__(self, status: str):
         super().__init__(f"The export is {status}; only a finished export can be downloaded.")
+
+
+class ExportGone(Exception):
+    """The file was deleted after its retention period."""
+
+
+class NotCancellable(Exception):
+    def __init__(self, status: str):
+        super().__init__(f"The export is {status}; only a queued or running export can be cancelled.")
 
 
 def new_id() -> uuid.UUID:
@@ -68,6 +79,9 @@ class ExportJob:
     row_count: int | None = None
     attempts: int = 0
     download_title: str | None = None  # "<session>-<week>-<owner filter>", named when built
+    progress: int = 0  # percent of the build done, while running
+    heartbeat_at: datetime | None = None  # the builder's last sign of life (the lease runs from it)
+    file_expires_at: datetime | None = None  # when a finished file is deleted (retention)
 
     @property
     def requester(self) -> Principal:
@@ -89,17 +103,36 @@ class ExportJob:
         return f"{self.download_title or f'okrsnap-{self.week}'}.{self.extension}"
 
     def claim(self, now: datetime) -> Claim:
-        self.status, self.started_at = RUNNING, now
+        self.status, self.started_at, self.heartbeat_at, self.progress = RUNNING, now, now, 0
         self.attempts += 1
         return Claim(self.id, self.attempts)
+
+    def report(self, now: datetime, progress: int) -> None:
+        """A builder's sign of life: how far it got; renews its lease."""
+        self.progress = max(self.progress, min(99, max(0, int(progress))))
+        self.heartbeat_at = now
+
+    def cancel(self, now: datetime) -> None:
+        if self.status not in ACTIVE:
+            raise NotCancellable(self.status)
+        self.status, self.finished_at, self.error = CANCELLED, now, "Cancelled by its requester."
+
+    def expire(self, now: datetime, retention: timedelta) -> None:
+        """The file is gone after the retention period; the job stays to say so."""
+        days = retention / timedelta(days=1)
+        kept = f"{days:g} day{'s' if days != 1 else ''}"
+        self.status, self.file_name = EXPIRED, None
+        self.error = f"The file was deleted after the retention period of {kept}; request the export again."
 
     def held_by(self, claim: Claim) -> bool:
         """False once the job was settled or reclaimed after this attempt's lease ran out."""
         return self.status == RUNNING and self.attempts == claim.attempt
 
-    def finish(self, now: datetime, *, file_name: str, row_count: int, title: str | None = None) -> None:
-        self.status, self.finished_at = DONE, now
+    def finish(self, now: datetime, *, file_name: str, row_count: int, title: str | None = None,
+               retention: timedelta = timedelta(days=7)) -> None:
+        self.status, self.finished_at, self.progress = DONE, now, 100
         self.file_name, self.row_count, self.error = file_name, row_count, None
+        self.file_expires_at = now + retention
         if title is not None:
             self.download_title = title
 
@@ -108,7 +141,8 @@ class ExportJob:
 
     def release(self, error: str) -> None:
         """Back to the queue after a passing failure; the sweep retries it."""
-        self.status, self.started_at, self.error = QUEUED, None, error
+        self.status, self.started_at, self.heartbeat_at, self.error = QUEUED, None, None, error
+        self.progress = 0
 
     def give_up(self, now: datetime) -> None:
         reason = self.error or "The worker stopped while building it."

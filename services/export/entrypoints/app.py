@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import re
-import time
-from datetime import datetime, timezone
+from datetime import timedelta
 from urllib.parse import quote
 
 from flask import send_file
@@ -14,7 +13,14 @@ from services.export.adapters.snapshot_client import SnapshotError
 from services.export.bootstrap import Export, bootstrap
 from services.export.domain import commands
 from services.export.domain.formats import MEDIA_TYPES
-from services.export.domain.model import DONE, ExportJob, ExportNotReady, TooManyExports
+from services.export.domain.model import (
+    DONE,
+    ExportGone,
+    ExportJob,
+    ExportNotReady,
+    NotCancellable,
+    TooManyExports,
+)
 from services.export.entrypoints import schemas
 from services.export.service_layer import handlers
 from shared import tokens
@@ -34,9 +40,17 @@ BAD_LINK = "The download link is invalid or has expired; open the export again f
 
 
 
-
 @exports.route("/exports")
 class Exports(MethodView):
+    @exports.arguments(schemas.ExportListQuery, location="query")
+    @exports.response(200, schemas.ExportPage)
+    def get(self, query):
+        """Your exports, newest first (only those of Workspaces you may still read)"""
+        c = container()
+        jobs, total = handlers.list_exports(current_principal(), uow=c.uow(), **query)
+        return {"items": [_job_view(job, with_link=False) for job in jobs], "total": total,
+                "limit": query["limit"], "offset": query["offset"]}
+
     @exports.arguments(schemas.ExportCreate)
     @exports.response(202, schemas.ExportOut)
     def post(self, body):
@@ -59,6 +73,15 @@ class ExportDetail(MethodView):
         return _job_view(handlers.get_export(current_principal(), job_id, uow=c.uow(), snapshots=c.snapshots))
 
 
+@exports.route("/exports/<uuid:job_id>/cancel")
+class ExportCancel(MethodView):
+    @exports.response(200, schemas.ExportOut)
+    def post(self, job_id):
+        """Cancel a queued or running export of yours (409 once it has ended)"""
+        c = container()
+        return _job_view(handlers.cancel_export(current_principal(), job_id, uow=c.uow(), clock=c.clock))
+
+
 @exports.route("/exports/<uuid:job_id>/download")
 class ExportDownload(MethodView):
     @exports.arguments(schemas.DownloadQuery, location="query")
@@ -70,7 +93,7 @@ class ExportDownload(MethodView):
         c = container()
         try:
             claims = tokens.verify(c.settings.download_secret, query["token"], typ=tokens.DOWNLOAD,
-                                   audience=tokens.DOWNLOAD_AUDIENCE)
+                                   audience=tokens.DOWNLOAD_AUDIENCE, now=c.clock.now())
         except tokens.InvalidToken:
             abort(401, message=BAD_LINK)
         if claims["sub"] != str(job_id):
@@ -88,17 +111,20 @@ class ExportDownload(MethodView):
         return response
 
 
-def _job_view(job: ExportJob) -> dict:
+def _job_view(job: ExportJob, *, with_link: bool = True) -> dict:
+    """The job as its requester reads it; a finished one with a fresh download link that expires
+    on okrsnap's clock, never after the file itself is deleted."""
     view = dict(vars(job), download_url=None, download_expires_at=None)
-    if job.status == DONE:
-        settings = container().settings
-        # Read before issuing, so the expiry we show is never later than the token's own.
-        expires = int(time.time()) + settings.download_ttl
-        token = tokens.issue(settings.download_secret, typ=tokens.DOWNLOAD,
-                             audience=tokens.DOWNLOAD_AUDIENCE, subject=str(job.id),
-                             ttl=settings.download_ttl)
-        view["download_url"] = f"{settings.public_url}/api/v1/exports/{job.id}/download?token={token}"
-        view["download_expires_at"] = datetime.fromtimestamp(expires, timezone.utc)
+    if job.status == DONE and with_link:
+        c = container()
+        now = c.clock.now().replace(microsecond=0)
+        ttl = c.settings.download_ttl
+        if job.file_expires_at is not None:
+            ttl = max(1, min(ttl, int((job.file_expires_at - now).total_seconds())))
+        token = tokens.issue(c.settings.download_secret, typ=tokens.DOWNLOAD, audience=tokens.DOWNLOAD_AUDIENCE,
+                             subject=str(job.id), ttl=ttl, now=now)
+        view["download_url"] = f"{c.settings.public_url}/api/v1/exports/{job.id}/download?token={token}"
+        view["download_expires_at"] = now + timedelta(seconds=ttl)
     return view
 
 
@@ -122,8 +148,13 @@ def create_app(container: Export | None = None):
         return error_response(429, str(exc))
 
     @app.errorhandler(ExportNotReady)
-    def _not_ready(exc: ExportNotReady):
+    @app.errorhandler(NotCancellable)
+    def _conflict(exc: Exception):
         return error_response(409, str(exc))
+
+    @app.errorhandler(ExportGone)
+    def _gone(exc: ExportGone):
+        return error_response(410, str(exc))
 
     @app.errorhandler(SnapshotError)
     def _snapshot_down(exc: SnapshotError):

@@ -28,7 +28,9 @@ class ExportOut(Schema):
     week = fields.String()
     owner = fields.String(attribute="owner_filter")
     format = fields.String()
-    status = fields.String(metadata={"description": "queued, running, done or failed"})
+    status = fields.String(metadata={"description": "queued, running, done, failed, cancelled or expired "
+                                                    "(done, then its file deleted after the retention period)"})
+    progress = fields.Integer(metadata={"description": "Percent of the build done (100 when done)"})
     created_at = fields.AwareDateTime()
     finished_at = fields.AwareDateTime(allow_none=True)
     row_count = fields.Integer(allow_none=True)
@@ -36,6 +38,21 @@ class ExportOut(Schema):
     download_url = fields.String(allow_none=True, metadata={
         "description": "Set when done: a link that works without signing in until download_expires_at"})
     download_expires_at = fields.AwareDateTime(allow_none=True)
+    file_expires_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "When done: the moment the file is deleted (OKRSNAP_EXPORT_RETENTION_DAYS after it was built)"})
+
+
+class ExportListQuery(Strict):
+    session_id = fields.UUID(load_default=None, metadata={"description": "Only the exports of this Session"})
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))
+
+
+class ExportPage(Schema):
+    items = fields.List(fields.Nested(ExportOut))
+    total = fields.Integer()
+    limit = fields.Integer()
+    offset = fields.Integer()
 
 
 class DownloadQuery(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Callable
@@ -18,11 +19,13 @@ from services.export.adapters.snapshot_client import (
 from services.export.domain import commands, document, formats
 from services.export.domain.model import (
     DONE,
+    EXPIRED,
     MAX_ACTIVE_PER_REQUESTER,
     MAX_ATTEMPTS,
     OWNER_FILTERS,
     QUEUED,
     Claim,
+    ExportGone,
     ExportJob,
     ExportNotReady,
     TooManyExports,
@@ -41,6 +44,48 @@ log = logging.getLogger(__name__)
 REQUESTED = "export.job.requested"
 
 Outcome = Callable[[ExportJob, datetime], None]  # settles a job at a given time
+RETENTION = timedelta(days=7)
+
+# Share of the progress bar each stage of a build takes: fetching the week, then laying out the
+# document, then writing its rows (which is most of the time for a large week).
+FETCHED, LAID_OUT = 5, 20
+
+
+class BuildAbandoned(Exception):
+    """The job was cancelled, or taken over by a newer attempt, while this attempt built it."""
+
+
+class ProgressReport:
+    """The builder's progress and sign of life, written at most every `interval` seconds; raises
+    BuildAbandoned once the attempt no longer holds the job, so a cancelled build stops early."""
+
+    def __init__(self, claim: Claim, *, uow, clock, interval: float = 1.0, monotonic=time.monotonic):
+        self.claim, self.uow, self.clock = claim, uow, clock
+        self.interval, self.monotonic = interval, monotonic
+        self._last: float | None = None
+        self.total_rows = 0
+        self._rows_done = 0
+
+    def stage(self, percent: int) -> None:
+        self._write(percent)
+
+    def rows(self, count: int) -> None:
+        """`count` more rows written (the writers call this every few thousand rows)."""
+        self._rows_done += count
+        share = self._rows_done / self.total_rows if self.total_rows else 1.0
+        percent = LAID_OUT + int((99 - LAID_OUT) * min(1.0, share))
+        if self._last is None or self.monotonic() - self._last >= self.interval:
+            self._write(percent)
+
+    def _write(self, percent: int) -> None:
+        self._last = self.monotonic()
+        with self.uow:
+            job = self.uow.repo.get(self.claim.job_id, for_update=True)
+            if job is None or not job.held_by(self.claim):
+                raise BuildAbandoned()
+            job.report(self.clock.now(), percent)
+            self.uow.repo.save(job)
+            self.uow.commit()
 
 
 def request_export(cmd: commands.RequestExport, *, uow, clock, snapshots) -> ExportJob:
@@ -107,10 +152,12 @@ def reclaim_stranded(*, uow, clock, lease: timedelta, queued_grace: timedelta,
     return claims
 
 
-def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None) -> None:
+def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None,
+                 retention: timedelta = RETENTION, report_interval: float = 1.0) -> None:
     """Fetches the week as the requester may see it now (`identities`: their current roles; the
     roles vouched for when they asked otherwise), names its people as the requester may see them,
-    writes the file, settles the job."""
+    writes the file (under a name of this attempt's own), settles the job. An attempt that no
+    longer holds the job (cancelled, or reclaimed after its lease ran out) keeps no file."""
     with uow:
         job = uow.repo.get(claim.job_id)
     if job is None or not job.held_by(claim):
@@ -121,15 +168,24 @@ def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None)
         outage = str(exc)
         _settle(claim, uow, clock, lambda j, now: j.release(outage))
         return
+    progress = ProgressReport(claim, uow=uow, clock=clock, interval=report_interval)
+    written: list[str] = []
     try:
-        outcome = _build(job, requester, snapshots, files, identities, clock)
+        outcome = _build(job, claim, requester, snapshots, files, identities, clock, progress, retention,
+                         written)
+    except BuildAbandoned:
+        log.info("export %s attempt %d stopped: cancelled or taken over", job.id, claim.attempt)
+        outcome = None
     except Exception:  # noqa: BLE001 - a bug or a full disk: retried, then given up
         log.exception("building export %s failed", job.id)
         outcome = _internal_error
-    _settle(claim, uow, clock, outcome)
+    if outcome is None or not _settle(claim, uow, clock, outcome):
+        for name in written:  # this attempt's own file: the job no longer wants it
+            files.delete(name)
 
 
-def _build(job: ExportJob, requester: Principal, snapshots, files, identities, clock) -> Outcome:
+def _build(job: ExportJob, claim: Claim, requester: Principal, snapshots, files, identities, clock,
+           progress: ProgressReport, retention: timedelta, written: list[str]) -> Outcome:
     """The slow part, outside any transaction; returns how to settle the job."""
     try:
         view = snapshots.week_view(job.session_id, job.week, job.owner_filter, requester)
@@ -149,14 +205,19 @@ def _build(job: ExportJob, requester: Principal, snapshots, files, identities, c
     except IdentityUnavailable as exc:
         outage = str(exc)
         return lambda j, now: j.release(outage)
+    progress.stage(FETCHED)
     doc = document.build(view, people=people, workspace_name=workspace_name, generated_at=clock.now(),
                          generated_by=job.requested_by, version=okrsnap_version())
-    name = files.name_for(job.id, job.extension)
-    files.write_with(name, lambda out: formats.write(doc, job.format, out))
+    del view  # the document holds what the file needs; a large week is not kept twice
+    progress.stage(LAID_OUT)
+    progress.total_rows = len(doc.items) + len(doc.check_ins)
+    name = files.name_for(job.id, job.extension, attempt=claim.attempt)
+    written.append(name)
+    files.write_with(name, lambda out: formats.write(doc, job.format, out, on_rows=progress.rows))
     owner = job.owner_filter if job.owner_filter in OWNER_FILTERS else people_name(people, job.owner_filter)
-    title = download_title(view["session"]["name"], job.week, owner)
+    title = download_title(doc.metadata["session"], job.week, owner)
     rows = len(doc.items)
-    return lambda j, now: j.finish(now, file_name=name, row_count=rows, title=title)
+    return lambda j, now: j.finish(now, file_name=name, row_count=rows, title=title, retention=retention)
 
 
 def _people(view: dict, job: ExportJob, requester: Principal, identities):
@@ -199,14 +260,46 @@ def release(claim: Claim, reason: str, *, uow, clock) -> None:
     _settle(claim, uow, clock, lambda j, now: j.release(reason))
 
 
-def _settle(claim: Claim, uow, clock, change: Outcome) -> None:
+def _settle(claim: Claim, uow, clock, change: Outcome) -> bool:
+    """True when this attempt settled the job; False when it was cancelled or reclaimed after
+    this attempt's lease ran out (the newer attempt settles it)."""
     with uow:
         job = uow.repo.get(claim.job_id, for_update=True)
         if job is None or not job.held_by(claim):
-            return  # reclaimed after our lease ran out: the newer attempt settles it
+            return False
         change(job, clock.now())
         uow.repo.save(job)
         uow.commit()
+    return True
+
+
+def cancel_export(principal: Principal, job_id, *, uow, clock) -> ExportJob:
+    """The requester stops a queued or running export; a builder at work notices at its next
+    progress report and deletes what it wrote."""
+    with uow:
+        job = uow.repo.get(job_id, for_update=True)
+        if job is None or not job.requested_by_principal(principal) or not can_read(principal, job.workspace_id):
+            raise NotFound("Export")
+        job.cancel(clock.now())
+        uow.repo.save(job)
+        uow.commit()
+    return job
+
+
+def delete_past_retention(*, uow, clock, files, retention: timedelta = RETENTION, limit: int = 50) -> int:
+    """Deletes the files whose retention ran out; their jobs say so. The file goes before the
+    commit: a crash in between leaves a job whose file is missing, which the next round expires
+    (and which a download answers 410 for meanwhile), never a file nobody knows of."""
+    now = clock.now()
+    with uow:
+        jobs = uow.repo.past_retention(now, limit=limit)
+        for job in jobs:
+            if job.file_name:
+                files.delete(job.file_name)
+            job.expire(now, retention)
+            uow.repo.save(job)
+        uow.commit()
+    return len(jobs)
 
 
 # --- queries ------------------------------------------------------------------------------
@@ -228,11 +321,24 @@ def get_export(principal: Principal, job_id, *, uow, snapshots=None) -> ExportJo
     return job
 
 
+def list_exports(principal: Principal, *, uow, session_id=None, limit: int = 20,
+                 offset: int = 0) -> tuple[list[ExportJob], int]:
+    """The requester's own jobs, newest first, in the Workspaces they may still read."""
+    readable = [uuid.UUID(ws) for ws in principal.workspaces if can_read(principal, ws)]
+    if principal.anonymous or not readable:
+        return [], 0
+    with uow:
+        return uow.repo.requested_by(uuid.UUID(principal.user_id), workspace_ids=readable,
+                                     session_id=session_id, limit=limit, offset=offset)
+
+
 def finished_export(job_id, *, uow) -> ExportJob:
     with uow:
         job = uow.repo.get(job_id)
     if job is None:
         raise NotFound("Export")
+    if job.status == EXPIRED:
+        raise ExportGone(job.error)
     if job.status != DONE:
         raise ExportNotReady(job.status)
     return job

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 class ExportWorker:
     def __init__(self, *, uow_factory: Callable, clock, snapshots, files,
                  consumer_factory: Callable[[Callable[[Event], None]], object], identities=None,
-                 lease: timedelta = timedelta(minutes=5), queued_grace: timedelta = timedelta(minutes=2),
-                 sweep_interval: float = 30.0, builders: int = 2):
+                 lease: timedelta = timedelta(minutes=2), queued_grace: timedelta = timedelta(minutes=2),
+                 sweep_interval: float = 30.0, builders: int = 2, retention: timedelta = handlers.RETENTION,
+                 report_interval: float = 1.0):
         self.uow_factory = uow_factory
         self.clock = clock
         self.snapshots = snapshots
@@ -32,6 +33,8 @@ class ExportWorker:
         self.queued_grace = queued_grace
         self.sweep_interval = sweep_interval
         self.builders = builders
+        self.retention = retention
+        self.report_interval = report_interval  # a builder reports (and renews its lease) this often
         self._claims: queue.Queue[Claim] = queue.Queue()
 
     def on_requested(self, event: Event) -> None:
@@ -41,10 +44,14 @@ class ExportWorker:
             self._claims.put(claim)
 
     def sweep(self) -> int:
+        """Reclaims stranded jobs, deletes files past retention and partial files of dead builders."""
         claims = handlers.reclaim_stranded(uow=self.uow_factory(), clock=self.clock, lease=self.lease,
                                            queued_grace=self.queued_grace)
         for claim in claims:
             self._claims.put(claim)
+        handlers.delete_past_retention(uow=self.uow_factory(), clock=self.clock, files=self.files,
+                                       retention=self.retention)
+        self.files.remove_abandoned(older_than=self.lease.total_seconds())
         return len(claims)
 
     def build_next(self, timeout: float) -> bool:
@@ -54,7 +61,8 @@ class ExportWorker:
             return False
         try:
             handlers.build_export(claim, uow=self.uow_factory(), clock=self.clock,
-                                  snapshots=self.snapshots, files=self.files, identities=self.identities)
+                                  snapshots=self.snapshots, files=self.files, identities=self.identities,
+                                  retention=self.retention, report_interval=self.report_interval)
         except Exception:  # noqa: BLE001 - e.g. the database is down: the lease brings it back
             log.exception("building export %s failed; it is retried after its lease", claim.job_id)
         return True

@@ -55,7 +55,9 @@ ROUTES = (
           names=True),
     Route("access", "checkin", "/access/explain", ("GET",)),
     Route("exports", "export", "/exports", ("POST",), expensive=True, audit="export.requested"),
+    Route("exports", "export", "/exports", ("GET",)),
     Route("exports", "export", "/exports/<uuid:job_id>", ("GET",)),
+    Route("exports", "export", "/exports/<uuid:job_id>/cancel", ("POST",), audit="export.cancelled"),
     Route("exports", "export", "/exports/<uuid:job_id>/download", ("GET",), authenticated=False,
           audit="export.downloaded", link_holder_check=True),
 )

@@ -3,6 +3,7 @@ trend, exports, and the live Session (List, Tree, details, forms, Check-ins)."""
 from __future__ import annotations
 
 import hmac
+import logging
 import math
 import secrets
 import uuid
@@ -35,6 +36,8 @@ NOTICES = {
     "created": "Created.",
     "deleted": "Removed.",
     "archived": "The Session is archived: read-only, still reviewable.",
+    "cancelled": "The export is cancelled.",
+    "already_ended": "The export had already ended; nothing was cancelled.",
 }
 
 
@@ -47,7 +50,8 @@ def error_page(status: int, title: str, message: str, *, links: list[tuple[str, 
 
 @blueprint.errorhandler(ServiceError)
 def _service_error(exc: ServiceError):
-    titles = {401: "Sign in again", 403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not valid",
+    titles = {401: "Sign in again", 403: "Not allowed", 404: "Not found", 409: "Conflict", 410: "Gone",
+              422: "Not valid",
               429: "Too many requests", 503: "Service unavailable"}
     return error_page(exc.status if exc.status in titles else 502, titles.get(exc.status, "Something failed"),
                       exc.message)
@@ -396,6 +400,8 @@ def trend(session_id):
 
 # -- exports ---------------------------------------------------------------------------------------
 
+EXPORTS_PER_PAGE = 20
+
 @blueprint.post("/sessions/<uuid:session_id>/exports")
 @sign_in_required
 def request_export(session_id):
@@ -411,17 +417,58 @@ def request_export(session_id):
     body = {"session_id": str(session_id), "week": request.form.get("week", "")[:8],
             "owner": request.form.get("owner") or "all", "format": request.form.get("format") or "csv"}
     job = client.call(user, "export", "POST", "/exports", body=body).data
+    _audit_export(user, "export.requested", job)
+    return redirect(url_for("web.export_job", job_id=job["id"]), code=303)
+
+
+def _audit_export(user, action: str, job: dict) -> None:
+    """What the API's forwarder records for the same request, recorded for a page."""
+    c = container()
+    from services.gateway.entrypoints.app import client_ip
+
     try:
         handlers.record(handlers.audit_event(
-            c.wall_clock.now(), "export.requested", handlers.RequestContext(client_ip(), request.headers.get("User-Agent")),
+            c.wall_clock.now(), action, handlers.RequestContext(client_ip(), request.headers.get("User-Agent")),
             actor_user_id=user.user.id, actor_email=user.user.email, workspace_id=_uuid(job.get("workspace_id")),
             target=job.get("id"), detail={k: job[k] for k in ("session_id", "week", "owner", "format") if k in job}),
             uow=c.uow())
-    except Exception:  # noqa: BLE001 - the export exists: go on, the log says the audit failed
-        import logging
+    except Exception:  # noqa: BLE001 - the change is made: go on, the log says the audit failed
+        logging.getLogger(__name__).exception("audit: could not record %s", action)
 
-        logging.getLogger(__name__).exception("audit: could not record export.requested")
-    return redirect(url_for("web.export_job", job_id=job["id"]), code=303)
+
+@blueprint.get("/exports")
+@sign_in_required
+def export_list():
+    """The signed-in user's exports, newest first, across their Workspaces."""
+    user = signed_in()
+    raw = request.args.get("offset", "0")
+    offset = min(int(raw), 1_000_000) if raw.isascii() and raw.isdigit() else 0
+    found = client.get(user, "export", "/exports", limit=EXPORTS_PER_PAGE, offset=offset)
+    sessions: dict[str, dict | None] = {}
+    people: dict[str, People] = {}
+    for job in found["items"]:
+        if job["session_id"] not in sessions:
+            try:
+                sessions[job["session_id"]] = client.get(user, "checkin", f"/sessions/{job['session_id']}")
+            except ServiceError:
+                sessions[job["session_id"]] = None  # gone, or no longer readable: the job still shows
+        if job["workspace_id"] not in people:
+            people[job["workspace_id"]] = People.of(user.identity, job["workspace_id"])
+    return page("exports.html", title="Your exports", found=found, sessions=sessions, people=people)
+
+
+@blueprint.post("/exports/<uuid:job_id>/cancel")
+@sign_in_required
+def cancel_export(job_id):
+    user = signed_in()
+    try:
+        job = client.call(user, "export", "POST", f"/exports/{job_id}/cancel").data
+    except ServiceError as exc:
+        if exc.status != 409:
+            raise
+        return redirect(url_for("web.export_job", job_id=job_id, done="already_ended"), code=303)
+    _audit_export(user, "export.cancelled", job)
+    return redirect(url_for("web.export_job", job_id=job_id, done="cancelled"), code=303)
 
 
 @blueprint.get("/exports/<uuid:job_id>")
@@ -431,7 +478,7 @@ def export_job(job_id):
     job = client.get(user, "export", f"/exports/{job_id}")
     ctx = session_context(job["session_id"])
     if request.args.get("fragment"):
-        return render_template("partials/export_status.html", job=job, tz=ctx["session"]["timezone"], **ctx)
+        return render_template("partials/export_status.html", job=job, user=user, tz=ctx["session"]["timezone"], **ctx)
     return page("export.html", title="Export", job=job, tz=ctx["session"]["timezone"], **ctx)
 
 
@@ -458,7 +505,8 @@ def item_list(session_id):
     args = request.args
     query = {"q": args.get("q") or None, "owner": args.get("owner") or None, "status": args.get("status") or None,
              "type": args.get("type") or None, "sort": args.get("sort") or None}
-    offset = max(0, min(int(args.get("offset", "0")) if args.get("offset", "0").isdigit() else 0, 1_000_000))
+    raw = args.get("offset", "0")
+    offset = min(int(raw), 1_000_000) if raw.isascii() and raw.isdigit() else 0  # "²".isdigit() too
     error = None
     try:
         found = client.get(signed_in(), "checkin", f"/sessions/{session_id}/items", limit=50, offset=offset,

@@ -11,7 +11,7 @@ from services.export.adapters.snapshot_client import (
     SnapshotNotFound,
     SnapshotUnavailable,
 )
-from services.export.domain.model import ACTIVE, QUEUED, RUNNING
+from services.export.domain.model import ACTIVE, DONE, QUEUED, RUNNING
 
 
 class FakeRepository:
@@ -44,9 +44,19 @@ class FakeRepository:
 
     def stranded(self, *, running_before, queued_before, limit):
         found = [j for j in self.jobs.values()
-                 if (j.status == RUNNING and j.started_at < running_before)
+                 if (j.status == RUNNING and (j.heartbeat_at or j.started_at) < running_before)
                  or (j.status == QUEUED and j.created_at < queued_before)]
         return [copy.deepcopy(j) for j in sorted(found, key=lambda j: j.created_at)[:limit]]
+
+    def past_retention(self, now, *, limit):
+        due = [j for j in self.jobs.values() if j.status == DONE and j.file_expires_at <= now]
+        return [copy.deepcopy(j) for j in sorted(due, key=lambda j: j.file_expires_at)[:limit]]
+
+    def requested_by(self, requester, *, workspace_ids, session_id, limit, offset):
+        mine = [j for j in self.jobs.values() if j.requested_by == requester and j.workspace_id in workspace_ids
+                and (session_id is None or j.session_id == session_id)]
+        mine.sort(key=lambda j: (j.created_at, j.id), reverse=True)
+        return [copy.deepcopy(j) for j in mine[offset:offset + limit]], len(mine)
 
     def add_event(self, event):
         self.events.append(event)
@@ -113,8 +123,14 @@ class FakeFiles:
     def __init__(self):
         self.written: dict[str, bytes] = {}
 
-    def name_for(self, job_id, extension):
-        return f"{job_id}.{extension}"
+    def name_for(self, job_id, extension, *, attempt=1):
+        return f"{job_id}-{attempt}.{extension}"
+
+    def delete(self, name):
+        self.written.pop(name, None)
+
+    def remove_abandoned(self, older_than):
+        return 0
 
     def write(self, name, content):
         self.written[name] = content

@@ -245,3 +245,66 @@ def test_content_disposition_carries_no_quotes_or_line_breaks(name):
     assert set(fallback) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     encoded = header.split("filename*=UTF-8''", 1)[1]
     assert '"' not in encoded and ";" not in encoded and " " not in encoded
+
+
+# --- the job: links on okrsnap's clock, the list, cancelling, retention --------------------
+
+def test_the_download_link_expires_on_okrsnaps_clock(container, client, alice, anonymous, done_job):
+    moment = (datetime.now(timezone.utc) + timedelta(days=2)).replace(microsecond=0)  # not the wall clock
+    container.clock = FixedClock(moment)
+    job = client.get(f"/exports/{done_job['id']}", headers=alice).json
+    link = urlsplit(job["download_url"])
+    path = link.path.removeprefix("/api/v1") + "?" + link.query
+    assert datetime.fromisoformat(job["download_expires_at"]) == moment + timedelta(
+        seconds=container.settings.download_ttl)
+
+    container.clock.advance(seconds=container.settings.download_ttl)
+    assert client.get(path, headers=anonymous).status_code == 200
+    container.clock.advance(seconds=tokens.LEEWAY + 1)
+    response = client.get(path, headers=anonymous)
+    assert response.status_code == 401 and "expired" in response.json["message"]
+
+
+def test_the_job_list_shows_ones_own_exports_newest_first_without_links(
+        container, client, alice, workspace, session_id, done_job):
+    bob = as_user(container, tokens.Principal(str(uuid.uuid4()), {str(workspace): "member"}))
+    post_export(client, bob, session_id)
+    newer = post_export(client, alice, session_id, format="json").json
+
+    page = client.get("/exports", headers=alice)
+
+    assert page.status_code == 200
+    assert [(j["id"], j["status"]) for j in page.json["items"]] == [(newer["id"], "queued"), (done_job["id"], "done")]
+    assert (page.json["total"], page.json["limit"], page.json["offset"]) == (2, 20, 0)
+    assert all(j["download_url"] is None for j in page.json["items"])  # a link only on the job itself
+    assert page.json["items"][1]["progress"] == 100 and page.json["items"][1]["file_expires_at"]
+    assert client.get(f"/exports?session_id={uuid.uuid4()}", headers=alice).json["total"] == 0
+    for bad in ("limit=0", "limit=101", "offset=-1", "session_id=nope", "status=done"):
+        response = client.get(f"/exports?{bad}", headers=alice)
+        assert response.status_code == 422, bad
+        assert response.json["errors"][0]["field"] == bad.split("=")[0], bad
+
+
+def test_cancelling_an_export(container, client, alice, workspace, session_id, done_job):
+    queued = post_export(client, alice, session_id).json
+    bob = as_user(container, tokens.Principal(str(uuid.uuid4()), {str(workspace): "admin"}))
+
+    assert client.post(f"/exports/{queued['id']}/cancel", headers=bob).status_code == 404
+    response = client.post(f"/exports/{queued['id']}/cancel", headers=alice)
+    assert response.status_code == 200
+    assert (response.json["status"], response.json["error"]) == ("cancelled", "Cancelled by its requester.")
+    again = client.post(f"/exports/{queued['id']}/cancel", headers=alice)
+    assert again.status_code == 409 and "cancelled" in again.json["message"]
+    assert client.post(f"/exports/{done_job['id']}/cancel", headers=alice).status_code == 409
+
+
+def test_a_file_past_its_retention_is_gone_and_the_job_says_so(container, client, alice, anonymous, done_job):
+    link = urlsplit(client.get(f"/exports/{done_job['id']}", headers=alice).json["download_url"])
+    later = FixedClock(datetime.now(timezone.utc) + timedelta(days=30))
+    assert handlers.delete_past_retention(uow=container.uow(), clock=later, files=container.files) == 1
+
+    response = client.get(link.path.removeprefix("/api/v1") + "?" + link.query, headers=anonymous)
+    assert response.status_code == 410 and "retention period of 7 days" in response.json["message"]
+    job = client.get(f"/exports/{done_job['id']}", headers=alice).json
+    assert (job["status"], job["download_url"]) == ("expired", None)
+    assert list(container.files.directory.iterdir()) == []

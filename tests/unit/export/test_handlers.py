@@ -199,9 +199,9 @@ def test_build_writes_the_file_as_the_requester_and_marks_done(alice, session_id
     handlers.build_export(claim, uow=uow, clock=clock, snapshots=snapshots, files=files)
 
     stored = uow.repo.jobs[job.id]
-    assert (stored.status, stored.row_count, stored.file_name, stored.error) == (DONE, 4, f"{job.id}.csv.zip", None)
+    assert (stored.status, stored.row_count, stored.file_name, stored.error) == (DONE, 4, f"{job.id}-1.csv.zip", None)
     assert stored.finished_at == clock.now()
-    with zipfile.ZipFile(io.BytesIO(files.written[f"{job.id}.csv.zip"])) as archive:
+    with zipfile.ZipFile(io.BytesIO(files.written[f"{job.id}-1.csv.zip"])) as archive:
         assert "'=1+1" in archive.read("items.csv").decode("utf-8-sig")
     assert stored.download_name == "Q4-2026-W48-all.csv.zip"
     assert snapshots.asked_by == [alice]
