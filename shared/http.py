@@ -100,7 +100,38 @@ def create_app(name: str, *, title: str, api_prefix: str = "",
     def healthz():
         return {"status": "ok"}
 
+    register_unavailable_errors(app)
     return app, api
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """The database is away (down, cut, restarting, its pool exhausted), not the request wrong."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def register_unavailable_errors(app: Flask) -> None:
+    """A database outage answers 503 with Retry-After, never 500: nothing was stored, and the
+    client may send the same request again (the gateway passes both on)."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    def _unavailable(exc):
+        if not database_unreachable(exc):
+            raise exc  # not an outage: the ordinary 500 path
+        log.warning("database unreachable on %s %s: %s", request.method, request.path, exc.__class__.__name__)
+        body, code = error_response(503, "The service's database is unreachable; try again shortly.")
+        return body, code, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+    app.register_error_handler(DBAPIError, _unavailable)
+    app.register_error_handler(PoolTimeout, _unavailable)
 
 
 def require_internal_token(app: Flask, *, service: str, secret: str,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Callable
 
 import requests
 
 
 class ProcessLocalSession:
-    def __init__(self):
+    def __init__(self, factory: Callable[[], requests.Session] = requests.Session):
         self._local = threading.local()
+        self._factory = factory
 
     def get(self) -> requests.Session:
         if getattr(self._local, "pid", None) != os.getpid():
-            self._local.session, self._local.pid = requests.Session(), os.getpid()
+            self._local.session, self._local.pid = self._factory(), os.getpid()
         return self._local.session
