@@ -58,6 +58,7 @@ class Settings:
     export_ip_rate: tuple[int, int] = (60, 3600)  # per client IP, on the same routes
     trusted_proxies: int = 0               # proxies in front of the gateway whose X-Forwarded-For counts
     session_ttl: int = 8 * 3600            # browser session cookie lifetime in seconds
+    invite_rate: tuple[int, int] = (20, 3600)  # invitations per member and Workspace
 
     @property
     def production(self) -> bool:
@@ -128,6 +129,7 @@ class Settings:
             export_ip_rate=parse_rate(env, "OKRSNAP_EXPORT_IP_RATE", "60/3600"),
             trusted_proxies=_non_negative_int(env, "OKRSNAP_TRUSTED_PROXIES", 0),
             session_ttl=_non_negative_int(env, "OKRSNAP_SESSION_TTL", 8 * 3600) or 8 * 3600,
+            invite_rate=parse_rate(env, "OKRSNAP_INVITE_RATE", "20/3600"),
         )
 
 

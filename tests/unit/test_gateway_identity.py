@@ -379,11 +379,14 @@ def test_members_invite_change_remove_with_their_rules(stack):
     # Another owner: then the first may step down.
     assert stack.client.patch(f"{url}/{admin_user.id}", headers=owner, json={"role": "owner"}).status_code == 200
     assert stack.client.patch(f"{url}/{stack.owner.id}", headers=owner, json={"role": "admin"}).status_code == 200
-    # Existing account: added at once.
+    # Existing account: invited like anyone (never added without accepting), then a member.
     stack.add("elsewhere@example.com", "member", workspace="Elsewhere")
     added = stack.client.post(url, headers=admin, json={"email": "Elsewhere@Example.com", "role": "member"})
-    assert added.status_code == 201 and added.json["member"]["email"] == "elsewhere@example.com"
-    assert added.json["invitation"] is None
+    assert added.status_code == 201 and added.json["member"] is None
+    assert added.json["invitation"]["email"] == "elsewhere@example.com"
+    accepted = stack.client.post(f"{API}/auth/accept-invite",
+                                 json={"token": added.json["invitation"]["token"], "password": PASSWORD})
+    assert accepted.status_code == 201
     again = stack.client.post(url, headers=admin, json={"email": "elsewhere@example.com", "role": "member"})
     assert again.status_code == 409
 
@@ -485,8 +488,10 @@ def test_audit_log_records_what_happened_newest_first_and_pages(stack):
                                                      "member.changed"]
     assert page["events"][0]["user_agent"] is None or len(page["events"][0]["user_agent"]) <= 200
     rest = stack.audit(headers, limit=200, before=page["next_before"])
-    assert [e["action"] for e in rest["events"]] == ["member.invited"] * 3 and rest["next_before"] is None
-    assert all(len(e["user_agent"]) == 200 for e in rest["events"])
+    # A member's logins and failed logins belong to no Workspace, and are shown in each of theirs.
+    assert [e["action"] for e in rest["events"]] == ["member.invited"] * 3 + ["login", "login.failed"]
+    assert rest["next_before"] is None
+    assert all(len(e["user_agent"]) == 200 for e in rest["events"][:3])
     assert stack.client.get(f"{API}/workspaces/{stack.workspace.id}/audit", headers=headers,
                             query_string={"limit": 1000}).status_code == 422
     assert stack.client.get(f"{API}/workspaces/{stack.workspace.id}/audit", headers=headers,

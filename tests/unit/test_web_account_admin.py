@@ -1,7 +1,9 @@
 """The web app's account page (name, password, personal API tokens), the invitation page and the
 admin pages (members, audit log), in process on SQLite with a fake upstream."""
+import dataclasses
 import re
 import uuid
+from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -121,7 +123,8 @@ def test_a_token_without_expiry_and_form_errors(web):
     assert ok.status_code == 201
     raw = ok.get_data(as_text=True)
     assert "<script>alert(1)</script>" not in raw and "&lt;script&gt;" in raw
-    assert web.tokens_of(web.owner)[0].expires_at is None
+    [token] = web.tokens_of(web.owner)
+    assert token.expires_at == token.created_at + timedelta(days=90)  # every token expires
 
 
 def test_revoking_a_token_stops_it(web):
@@ -293,10 +296,12 @@ def test_an_invitation_for_an_existing_account_asks_for_its_password(web):
     other, _ = web.add("known@example.com", "owner", workspace="Elsewhere")
     owner = web.browser("lead@example.com")
     csrf = csrf_of(owner, web.members_url())
-    # Someone with an account joins at once.
+    # Someone with an account is invited like anyone: they join only by accepting.
     added = owner.post(f"{web.members_url()}/invite", data={"csrf_token": csrf, "email": "known@example.com",
                                                             "role": "member", "okr_access": ["0", "1"]})
-    assert added.status_code == 303 and added.headers["Location"].endswith("done=added")
+    assert added.status_code == 201 and web.membership(other.id) is None
+    known = unescape(re.search(r"/invite/(okrsnap_inv_[^\"]+)\"", added.get_data(as_text=True)).group(1))
+    assert web.browser().post(f"/invite/{known}", data={"password": PASSWORD}).status_code == 303
     assert web.membership(other.id).role == "member"
     again = owner.post(f"{web.members_url()}/invite", data={"csrf_token": csrf, "email": "known@example.com",
                                                             "role": "member"})
@@ -398,6 +403,7 @@ def test_removing_a_member_asks_first(web):
 # -- admin: audit log --------------------------------------------------------------------------------
 
 def test_audit_page_lists_newest_first_and_pages(web):
+    web.container.settings = dataclasses.replace(web.container.settings, invite_rate=(100, 3600))
     owner = web.browser("lead@example.com")
     csrf = csrf_of(owner, web.members_url())
     for n in range(52):

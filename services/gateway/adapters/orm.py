@@ -3,6 +3,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -59,6 +60,7 @@ personal_tokens = Table(
     Column("expires_at", UtcDateTime(), nullable=True),
     Column("last_used_at", UtcDateTime(), nullable=True),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("scope", String(20), nullable=False, server_default="admin"),
 )
 
 browser_sessions = Table(
@@ -97,3 +99,11 @@ audit_events = Table(
     Column("detail", JSON, nullable=True),
 )
 Index("ix_audit_events_workspace_id_id", audit_events.c.workspace_id, audit_events.c.id)
+
+# Rate-limit counters shared by every gateway process without Redis (one row per key and window).
+rate_limit_counts = Table(
+    "rate_limit_counts", metadata,
+    Column("bucket", String(120), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),  # epoch seconds: the row is pruned after
+)

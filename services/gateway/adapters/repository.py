@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from services.gateway.adapters import orm
@@ -34,6 +34,19 @@ class IdentityRepository:
             orm.users.c.id == user_id, orm.users.c.password_hash == old_hash).values(
             password_hash=new_hash, token_generation=orm.users.c.token_generation + 1))
         return result.rowcount == 1
+
+    def rehash_password(self, user_id, old_hash: str, new_hash: str) -> None:
+        """The same password under a stronger hash (after a login): credentials stay valid."""
+        self.db.execute(orm.users.update().where(orm.users.c.id == user_id, orm.users.c.password_hash == old_hash)
+                        .values(password_hash=new_hash))
+
+    def end_credentials(self, user_id, now, *, keep_session: str | None = None) -> dict:
+        """Signs the user out everywhere: every access token (the token generation counts up),
+        browser session (but `keep_session`) and personal API token ends now."""
+        self.db.execute(orm.users.update().where(orm.users.c.id == user_id).values(
+            token_generation=orm.users.c.token_generation + 1))
+        return {"browser_sessions_ended": self.remove_browser_sessions_of(user_id, keep=keep_session),
+                "personal_tokens_revoked": self.revoke_personal_tokens_of(user_id, now)}
 
     def set_display_name(self, user: User) -> None:
         self.db.execute(orm.users.update().where(orm.users.c.id == user.id).values(display_name=user.display_name))
@@ -163,6 +176,10 @@ class IdentityRepository:
         self.db.execute(update(orm.personal_tokens).where(orm.personal_tokens.c.id == token.id).values(
             last_used_at=token.last_used_at, revoked_at=token.revoked_at))
 
+    def touch_personal_token(self, token_id, at) -> None:
+        self.db.execute(update(orm.personal_tokens).where(orm.personal_tokens.c.id == token_id)
+                        .values(last_used_at=at))
+
     # -- browser sessions --------------------------------------------------------------------
 
     def add_browser_session(self, session: BrowserSession) -> None:
@@ -208,8 +225,25 @@ class IdentityRepository:
         values = {k: v for k, v in vars(event).items() if k != "id"}
         self.db.execute(orm.audit_events.insert().values(**values))
 
+    def member_invitations_since(self, workspace_id, inviter_id, since) -> int:
+        """How many invitations this member sent in this Workspace since then (the audit log
+        keeps every one, also those withdrawn by a later invitation to the same email)."""
+        return self.db.execute(select(func.count()).select_from(orm.audit_events).where(
+            orm.audit_events.c.workspace_id == workspace_id, orm.audit_events.c.actor_user_id == inviter_id,
+            orm.audit_events.c.action == "member.invited", orm.audit_events.c.at >= since)).scalar_one()
+
     def audit_page(self, workspace_id, limit: int, before: int | None) -> list[AuditEvent]:
-        query = select(orm.audit_events).where(orm.audit_events.c.workspace_id == workspace_id)
+        """The Workspace's events, and the events of no Workspace (logins, failed logins, logouts,
+        password changes, personal tokens) of its current members."""
+        member_ids = select(orm.memberships.c.user_id).where(orm.memberships.c.workspace_id == workspace_id)
+        member_emails = select(orm.users.c.email).join(
+            orm.memberships, orm.memberships.c.user_id == orm.users.c.id).where(
+            orm.memberships.c.workspace_id == workspace_id)
+        query = select(orm.audit_events).where(or_(
+            orm.audit_events.c.workspace_id == workspace_id,
+            and_(orm.audit_events.c.workspace_id.is_(None),
+                 or_(orm.audit_events.c.actor_user_id.in_(member_ids),
+                     orm.audit_events.c.actor_email.in_(member_emails)))))
         if before is not None:
             query = query.where(orm.audit_events.c.id < before)
         rows = self.db.execute(query.order_by(orm.audit_events.c.id.desc()).limit(limit)).mappings()

@@ -7,11 +7,28 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 PAT_PREFIX = "okrsnap_pat_"
 INVITATION_DAYS = 7
 PAT_MAX_DAYS = 366
+PAT_DEFAULT_DAYS = 90  # a personal token always expires: this many days unless asked otherwise
+
+# What a personal API token may do, on top of what its user may do:
+#   read      GET requests, and asking for an export (reading a week into a file)
+#   check_in  what read may, and record Check-ins
+#   admin     everything its user may (but never mint personal tokens)
+PAT_SCOPES = ("read", "check_in", "admin")
+READ, CHECK_IN, WRITE = "read", "check_in", "write"  # what a request does, for scope_allows
+
+
+def scope_allows(scope: str, needs: str) -> bool:
+    """Whether a personal token of `scope` may make a request that `needs` read, check_in or write."""
+    if scope == "admin":
+        return True
+    if scope == "check_in":
+        return needs in (READ, CHECK_IN)
+    return needs == READ
 
 
 def new_secret() -> str:
@@ -50,9 +67,16 @@ class PersonalToken:
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    scope: str = "admin"  # tokens made before scopes existed could do everything their user may
 
     def usable(self, now: datetime) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+        return self.revoked_at is None and now < self.ends_at
+
+    @property
+    def ends_at(self) -> datetime:
+        """When the token stops working: its expiry; a token made before expiries were required
+        ends PAT_MAX_DAYS after its creation."""
+        return self.expires_at or self.created_at + timedelta(days=PAT_MAX_DAYS)
 
 
 @dataclass

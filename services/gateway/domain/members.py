@@ -42,6 +42,14 @@ class NotPermitted(MemberRuleError):
     status = 403
 
 
+class TooMany(MemberRuleError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class LastOwner(Conflict):
     def __init__(self, message: str = "A Workspace keeps at least one owner: make someone else owner first."):
         super().__init__(message)
@@ -107,3 +115,12 @@ def check_remove(actor: Membership | None, target: Membership | None, owners: in
         raise NotPermitted("Only an owner may remove an owner.")
     if target.role == OWNER and owners <= 1:
         raise LastOwner()
+
+
+def check_sign_out(actor: Membership | None, target: Membership | None) -> None:
+    """actor ends every credential of target (a member of the same Workspace)."""
+    actor = _manager(actor)
+    if target is None:
+        raise MemberNotFound()
+    if target.role == OWNER and actor.role != OWNER:
+        raise NotPermitted("Only an owner may sign out an owner.")

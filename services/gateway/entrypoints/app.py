@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from flask import Response, after_this_request, g, request, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields
 
 from services.gateway.adapters import ratelimit
@@ -23,7 +23,7 @@ from services.gateway.entrypoints import schemas
 from services.gateway.entrypoints.routes import ROUTES, Route
 from services.gateway.service_layer import handlers
 from shared import tokens
-from shared.http import container, error_response
+from shared.http import Blueprint, container, error_response
 from shared.http import create_app as create_base_app
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ PREFIX = "/api/v1"
 SESSION_COOKIE = "okrsnap_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SCOPE_REFUSALS = {"read": "This personal API token is read-only (scope read).",
+                  "check_in": "This personal API token may only read and record Check-ins (scope check_in)."}
 
 auth = Blueprint("auth", __name__, url_prefix=PREFIX,
                  description="Log in and out: bearer access tokens, browser sessions, invitations")
@@ -63,9 +65,11 @@ def _context() -> handlers.RequestContext:
     return handlers.RequestContext(client_ip(), request.headers.get("User-Agent"))
 
 
-def _authenticate() -> handlers.Authenticated:
+def _authenticate(needs: str | None = None) -> handlers.Authenticated:
     """The request's credential: Authorization: Bearer (an access token or a personal API token)
-    or else the browser session cookie, which needs X-CSRF-Token on unsafe methods."""
+    or else the browser session cookie, which needs X-CSRF-Token on unsafe methods. A personal
+    token must have a scope that allows what the request `needs` (read, check_in or write; by
+    default read for GET and HEAD, write otherwise)."""
     c = container()
     header = request.headers.get("Authorization", "")
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -92,6 +96,11 @@ def _authenticate() -> handlers.Authenticated:
     else:
         abort(401, message="Sign in first: send Authorization: Bearer <access token>.",
               headers={"WWW-Authenticate": "Bearer"})
+    if authenticated.method == "pat":
+        needs = needs or (credentials.WRITE if request.method in UNSAFE_METHODS else credentials.READ)
+        if not credentials.scope_allows(authenticated.scope, needs):
+            abort(403, message=SCOPE_REFUSALS.get(authenticated.scope, "This personal API token's scope "
+                                                                       "does not allow this."))
     g.authenticated = authenticated
     return authenticated
 
@@ -111,7 +120,8 @@ def _login_rate_limit(email: str) -> None:
 
 
 def _rule_error(exc: MemberRuleError):
-    abort(exc.status, message=exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    abort(exc.status, message=exc.message, headers={"Retry-After": str(retry_after)} if retry_after else {})
 
 
 def _identity_error(exc: IdentityError):
@@ -157,7 +167,7 @@ class Logout(MethodView):
     @auth.response(204)
     def post(self):
         """Revoke the access token (or end the browser session) this request carries, at once"""
-        authenticated = _authenticate()
+        authenticated = _authenticate(credentials.READ)  # a personal token hears how it is revoked
         c = container()
         try:
             handlers.logout(authenticated, uow=c.uow(), clock=c.wall_clock, ctx=_context())
@@ -299,9 +309,25 @@ class Password(MethodView):
             _identity_error(exc)
 
 
+@me.route("/me/sign-out-everywhere")
+class SignOutEverywhere(MethodView):
+    @me.response(204)
+    def post(self):
+        """Sign me out everywhere: ends all my access tokens, browser sessions and personal API
+        tokens at once (this request's credential too)"""
+        authenticated = _authenticate()
+        c = container()
+        try:
+            handlers.sign_out_everywhere(authenticated, uow=c.uow(), clock=c.wall_clock, ctx=_context())
+        except MemberRuleError as exc:
+            _rule_error(exc)
+        if authenticated.method == "session":
+            after_this_request(_clear_session_cookie)
+
+
 def _pat_out(token, secret: str | None = None) -> dict:
     out = {"id": token.id, "name": token.name, "created_at": token.created_at,
-           "last_used_at": token.last_used_at, "expires_at": token.expires_at,
+           "last_used_at": token.last_used_at, "expires_at": token.ends_at, "scope": token.scope,
            "revoked": token.revoked_at is not None}
     if secret is not None:
         out["token"] = secret
@@ -324,9 +350,12 @@ class PersonalTokens(MethodView):
         c = container()
         try:
             secret, token = handlers.create_personal_token(authenticated, body["name"], body["expires_in_days"],
-                                                           uow=c.uow(), clock=c.wall_clock, ctx=_context())
+                                                           uow=c.uow(), clock=c.wall_clock, ctx=_context(),
+                                                           scope=body["scope"])
         except MemberRuleError as exc:
             _rule_error(exc)
+        except IdentityError as exc:
+            _identity_error(exc)
         return _pat_out(token, secret)
 
 
@@ -366,18 +395,18 @@ class WorkspaceMembers(MethodView):
     @members.arguments(schemas.MemberInviteIn)
     @members.response(201, schemas.MemberInvitedOut)
     def post(self, body, workspace_id):
-        """Add a member; an email without an account gets a one-time invitation (7 days)"""
+        """Invite someone: a one-time invitation (7 days) that they accept with POST /auth/accept-invite,
+        whether or not their email has an account (nobody is added without accepting)"""
         identity = _authenticate().identity
         c = container()
         try:
             invited = handlers.invite_member(identity, workspace_id, body["email"], body["role"], body["okr_access"],
-                                             uow=c.uow(), clock=c.wall_clock, ctx=_context())
+                                             uow=c.uow(), clock=c.wall_clock, ctx=_context(),
+                                             rate=c.settings.invite_rate)
         except MemberRuleError as exc:
             _rule_error(exc)
         except IdentityError as exc:
             _identity_error(exc)
-        if invited.member:
-            return {"member": _member_out(*invited.member), "invitation": None}
         inv = invited.invitation
         return {"member": None, "invitation": {"email": inv.email, "role": inv.role, "okr_access": inv.okr_access,
                                                "token": invited.token, "expires_at": inv.expires_at}}
@@ -411,6 +440,21 @@ class WorkspaceMember(MethodView):
             _rule_error(exc)
 
 
+@members.route("/workspaces/<uuid:workspace_id>/members/<uuid:user_id>/sign-out")
+class WorkspaceMemberSignOut(MethodView):
+    @members.response(204)
+    def post(self, workspace_id, user_id):
+        """Sign a member out everywhere (owners and admins; only an owner signs out an owner): ends all
+        their access tokens, browser sessions and personal API tokens at once"""
+        identity = _authenticate().identity
+        c = container()
+        try:
+            handlers.sign_out_member(identity, workspace_id, user_id, uow=c.uow(), clock=c.wall_clock,
+                                     ctx=_context())
+        except MemberRuleError as exc:
+            _rule_error(exc)
+
+
 # -- audit -----------------------------------------------------------------------------------------
 
 @audit.route("/workspaces/<uuid:workspace_id>/audit")
@@ -430,6 +474,14 @@ class AuditLog(MethodView):
 
 
 # -- internal directory ----------------------------------------------------------------------------
+# For okrsnap's own services only: the signed internal token is checked before anything else
+# (an outsider learns nothing of the routes' parameters), and these routes are left out of the
+# public OpenAPI document. A reverse proxy in front of the gateway should not pass /internal/.
+
+@directory.before_request
+def _internal_only():
+    g.internal_principal = _internal_principal()
+
 
 @directory.route("/workspaces/<uuid:workspace_id>/members")
 class Members(MethodView):
@@ -437,7 +489,7 @@ class Members(MethodView):
     @directory.response(200, schemas.MembersOut)
     def get(self, query, workspace_id):
         """Which of the given users are members of the Workspace"""
-        principal = _internal_principal()
+        principal = g.internal_principal
         members = handlers.members_among(principal, workspace_id, query["id"], uow=container().uow())
         return {"members": sorted(members, key=str)}
 
@@ -448,7 +500,6 @@ class CurrentPrincipal(MethodView):
     def get(self, user_id):
         """A user's Workspace roles as of now (the export worker builds with these, not with the
         roles its requester had when asking); an unknown user has none"""
-        _internal_principal()
         principal = handlers.current_principal(user_id, uow=container().uow())
         return {"user_id": user_id, "workspaces": principal.workspaces,
                 "without_okr_access": sorted(principal.without_okr_access)}
@@ -481,7 +532,7 @@ class People(MethodView):
     def get(self, query, workspace_id):
         """Display names and emails of those of the given users who are members of the Workspace,
         and its name (for exports, built for a requester who may read the Workspace's Goals/OKRs)"""
-        principal = _internal_principal()
+        principal = g.internal_principal
         answer = handlers.workspace_people(principal, workspace_id, query["id"], uow=container().uow())
         if answer is None:
             abort(404, message="Workspace not found.")
@@ -500,11 +551,21 @@ def _internal_principal() -> tokens.Principal:
 
 # -- forwarded routes ------------------------------------------------------------------------------
 
+def _needs(route: Route) -> str:
+    """What a forwarded request does, for a personal token's scope: asking for an export reads a
+    week; recording a Check-in is check_in; any other change is write."""
+    if request.method not in UNSAFE_METHODS or route.resource == "exports":
+        return credentials.READ
+    if route.resource == "check_ins" and request.method == "POST":
+        return credentials.CHECK_IN
+    return credentials.WRITE
+
+
 def _forwarder(index: int, route: Route):
     def forward(**path_params):
         user = None
         if route.authenticated:
-            identity = _authenticate().identity
+            identity = _authenticate(_needs(route)).identity
             user = identity.user
             principal = tokens.Principal(str(user.id), identity.workspace_roles(),
                                          identity.workspaces_without_okr_access())
@@ -647,10 +708,28 @@ def create_app(container: Gateway | None = None):
     api.register_blueprint(personal_tokens)
     api.register_blueprint(members)
     api.register_blueprint(audit)
-    api.register_blueprint(directory)
+    app.register_blueprint(directory)  # served, but never in the public document
     for blueprint in _resource_blueprints():
         api.register_blueprint(blueprint)
     from services.gateway.web import register_web
 
     register_web(app, api, openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs")
+    app.after_request(_security_headers)
     return app
+
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def _security_headers(response):
+    """On every answer: nosniff; HSTS when okrsnap is served over https. API answers are never
+    stored by a browser or proxy unless the service said otherwise (several carry a token: an
+    access token, a CSRF token, an invitation, a personal token's secret, a download link)."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.is_secure or container().settings.public_url.lower().startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    if request.path.startswith(f"{PREFIX}/") or request.path.startswith("/internal/"):
+        if request.path.startswith(f"{PREFIX}/auth/") or "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
+    return response

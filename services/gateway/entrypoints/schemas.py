@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.gateway.domain.credentials import PAT_MAX_DAYS
+from services.gateway.domain.credentials import PAT_DEFAULT_DAYS, PAT_MAX_DAYS, PAT_SCOPES
 from services.gateway.domain.model import DISPLAY_NAME_MAX, MIN_PASSWORD
 from shared.access import ROLES
 from shared.schemas import StrictSchema
@@ -75,8 +75,12 @@ class PasswordChangeIn(StrictSchema):
 
 class PersonalTokenIn(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(1, 100))
-    expires_in_days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, PAT_MAX_DAYS),
-                                     metadata={"description": "none: the token lasts until revoked"})
+    expires_in_days = fields.Integer(load_default=PAT_DEFAULT_DAYS, validate=validate.Range(1, PAT_MAX_DAYS),
+                                     metadata={"description": f"every token expires: {PAT_DEFAULT_DAYS} days "
+                                                              "unless given"})
+    scope = fields.String(load_default="read", validate=validate.OneOf(PAT_SCOPES), metadata={
+        "description": "read: GET requests and exports; check_in: also record Check-ins; admin: everything "
+                       "you may do (never creating personal tokens)"})
 
 
 class PersonalTokenOut(Schema):
@@ -85,6 +89,7 @@ class PersonalTokenOut(Schema):
     created_at = fields.AwareDateTime()
     last_used_at = fields.AwareDateTime(allow_none=True)
     expires_at = fields.AwareDateTime(allow_none=True)
+    scope = fields.String()
     revoked = fields.Boolean()
 
 
@@ -125,8 +130,10 @@ class InvitationOut(Schema):
 
 
 class MemberInvitedOut(Schema):
-    member = fields.Nested(MemberOut, allow_none=True, metadata={"description": "the email had an account: added"})
-    invitation = fields.Nested(InvitationOut, allow_none=True, metadata={"description": "no account yet"})
+    member = fields.Nested(MemberOut, allow_none=True, metadata={
+        "description": "always null: nobody is added before accepting their invitation"})
+    invitation = fields.Nested(InvitationOut, allow_none=True, metadata={
+        "description": "the invitation, whether or not the email has an account"})
 
 
 class MemberPatchIn(StrictSchema):

@@ -2,6 +2,11 @@
 carry (access token, personal API token, browser session), Workspace members and invitations,
 and the audit log.
 
+Slow scrypt work (checking or hashing a password) never runs inside a transaction: on the
+embedded SQLite every transaction holds the database's write lock (BEGIN IMMEDIATE), so a login
+flood would stall every request. A password is checked against a hash read in one short
+transaction, and the write that follows applies only if that hash is still the stored one.
+
 Passwords are stored with werkzeug's salted scrypt (N=32768, r=8, p=1); a hash made with a weaker
 setting is replaced at the next successful login. Times of credentials and audit events follow the
 real wall clock (`clock` here is the container's wall_clock), never the settable business clock.
@@ -18,6 +23,8 @@ from services.gateway.domain import members as rules
 from services.gateway.domain import names
 from services.gateway.domain.credentials import (
     INVITATION_DAYS,
+    PAT_DEFAULT_DAYS,
+    PAT_SCOPES,
     USER_AGENT_MAX,
     AuditEvent,
     BrowserSession,
@@ -64,6 +71,9 @@ class InvitationInvalid(Exception):
     pass
 
 
+INVITATION_RATE = (20, 3600)  # invitations per member and Workspace per window (seconds)
+
+
 @dataclass(frozen=True)
 class RequestContext:
     """Where a request came from, for the audit log."""
@@ -80,6 +90,7 @@ class Authenticated:
     method: str                   # "access", "pat" or "session"
     credential_id: str            # the access token's jti, the PAT's id, the session's id hash
     expires_at: datetime | None
+    scope: str = "admin"          # a personal token's scope (read, check_in, admin); others: admin
 
 
 def _audit(uow, now: datetime, action: str, ctx: RequestContext, *, actor: User | None = None,
@@ -123,15 +134,21 @@ def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
     display_name = normalise_display_name(cmd.display_name) if cmd.display_name is not None else None
     if not cmd.workspace.strip():
         raise IdentityError("A Workspace name is needed.", "workspace")
+    new_hash = hash_password(cmd.password)  # outside the transaction (slow on purpose)
     now = clock.now()
     with uow:
         user = uow.repo.user_by_email(email)
         if user is None:
-            user = User(uuid.uuid4(), email, hash_password(cmd.password), now, display_name or "")
+            user = User(uuid.uuid4(), email, new_hash, now, display_name or "")
             uow.repo.add_user(user)
         else:
-            user.password_hash = hash_password(cmd.password)
-            uow.repo.set_password(user)
+            # A password reset: everything signed in with the old password ends.
+            if not check_password_hash(user.password_hash, cmd.password):
+                user.password_hash = new_hash
+                uow.repo.set_password(user)
+                ended = uow.repo.end_credentials(user.id, now)
+                _audit(uow, now, "password.reset", NO_CONTEXT, actor_email=None, target=user.id,
+                       detail={"via": "okrsnap user add", **ended})
             if display_name is not None and display_name != user.display_name:
                 user.display_name = display_name
                 uow.repo.set_display_name(user)
@@ -146,21 +163,40 @@ def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
 
 # -- passwords, access tokens, browser sessions ---------------------------------------------------
 
-def _checked_user(uow, email: str, password: str, *, now, ctx, via: str) -> User:
-    """The user with this email and password, inside an open unit of work; a failure is audited
-    and committed before LoginFailed is raised."""
+@dataclass(frozen=True)
+class _Checked:
+    user: User
+    rehash: str | None  # the same password under today's scrypt setting, if the stored hash is weaker
+
+
+def _checked_user(email: str, password: str, *, uow, now, ctx, via: str) -> _Checked:
+    """The user with this email and password. The hash is read in one short transaction and
+    checked outside any; a failure is audited (its own short transaction) and raises LoginFailed."""
     try:
         normalised = normalise_email(email)
     except IdentityError:
         normalised = ""
-    user = uow.repo.user_by_email(normalised) if normalised else None
+    user = None
+    if normalised:
+        with uow:
+            user = uow.repo.user_by_email(normalised)
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
-        _audit(uow, now, "login.failed", ctx, actor_email=normalised or email.strip(), detail={"via": via})
-        uow.commit()
+        record(audit_event(now, "login.failed", ctx, actor_email=normalised or email.strip(),
+                           detail={"via": via}), uow=uow)
         raise LoginFailed()
-    if not user.password_hash.startswith(PASSWORD_METHOD + "$"):
-        user.password_hash = hash_password(password)
-        uow.repo.set_password(user)
+    rehash = None if user.password_hash.startswith(PASSWORD_METHOD + "$") else hash_password(password)
+    return _Checked(user, rehash)
+
+
+def _still_checked(uow, checked: _Checked) -> User:
+    """Inside the write transaction: the user as stored, if their password is still the one
+    checked (else LoginFailed: it changed meanwhile); a weaker hash is replaced."""
+    user = uow.repo.user(checked.user.id)
+    if user is None or user.password_hash != checked.user.password_hash:
+        raise LoginFailed()
+    if checked.rehash is not None:
+        uow.repo.rehash_password(user.id, user.password_hash, checked.rehash)
+        user.password_hash = checked.rehash
     return user
 
 
@@ -175,8 +211,9 @@ def _access_token(user: User, settings) -> str:
 
 def login(email: str, password: str, *, uow, settings, clock=_WALL, ctx: RequestContext = NO_CONTEXT
           ) -> tuple[str, User]:
+    checked = _checked_user(email, password, uow=uow, now=clock.now(), ctx=ctx, via="password")
     with uow:
-        user = _checked_user(uow, email, password, now=clock.now(), ctx=ctx, via="password")
+        user = _still_checked(uow, checked)
         _audit(uow, clock.now(), "login", ctx, actor=user, detail={"via": "access_token"})
         uow.commit()
     return _access_token(user, settings), user
@@ -186,8 +223,9 @@ def start_session(email: str, password: str, *, uow, settings, clock=_WALL, ctx:
                   ) -> tuple[str, BrowserSession, User]:
     """A browser session: its secret (for the cookie) is returned once, only its hash is kept."""
     now = clock.now()
+    checked = _checked_user(email, password, uow=uow, now=now, ctx=ctx, via="session")
     with uow:
-        user = _checked_user(uow, email, password, now=now, ctx=ctx, via="session")
+        user = _still_checked(uow, checked)
         secret = new_secret()
         session = BrowserSession(hash_secret(secret), user.id, now, now + timedelta(seconds=settings.session_ttl))
         uow.repo.add_browser_session(session)
@@ -258,7 +296,7 @@ def _authenticate_pat(secret: str, *, uow, clock) -> Authenticated:
             pat.last_used_at = now
             uow.repo.update_personal_token(pat)
             uow.commit()
-        return Authenticated(identity, "pat", str(pat.id), pat.expires_at)
+        return Authenticated(identity, "pat", str(pat.id), pat.ends_at, pat.scope)
 
 
 def authenticate_session(secret: str, *, uow, clock=_WALL) -> Authenticated:
@@ -347,6 +385,41 @@ def change_password(auth: Authenticated, current_password: str, new_password: st
         uow.commit()
 
 
+def sign_out_everywhere(auth: Authenticated, *, uow, clock=_WALL, ctx: RequestContext = NO_CONTEXT) -> dict:
+    """Ends every credential of the signed-in user at once: all access tokens (this one too),
+    browser sessions (this one too) and personal API tokens."""
+    if auth.method == "pat":
+        raise rules.NotPermitted("A personal API token cannot sign its user out; sign in with your password.")
+    now = clock.now()
+    user = auth.identity.user
+    with uow:
+        ended = uow.repo.end_credentials(user.id, now)
+        uow.repo.prune_expired(now)
+        _audit(uow, now, "signed_out.everywhere", ctx, actor=user, target=user.id,
+               detail={"via": auth.method, **ended})
+        uow.commit()
+    return ended
+
+
+def sign_out_member(identity: Identity, workspace_id, user_id, *, uow, clock=_WALL,
+                    ctx: RequestContext = NO_CONTEXT) -> dict:
+    """An owner or admin ends every credential of a member (a lost laptop, a leaked token):
+    their access tokens, browser sessions and personal API tokens. Only an owner signs out an
+    owner."""
+    now = clock.now()
+    with uow:
+        if uow.repo.lock_workspace(workspace_id) is None:
+            raise rules.WorkspaceHidden()
+        rules.check_sign_out(uow.repo.membership(workspace_id, identity.user.id),
+                             uow.repo.membership(workspace_id, user_id))
+        ended = uow.repo.end_credentials(user_id, now)
+        uow.repo.prune_expired(now)
+        _audit(uow, now, "member.signed_out", ctx, actor=identity.user, workspace_id=workspace_id, target=user_id,
+               detail=ended)
+        uow.commit()
+    return ended
+
+
 # -- names in the services' answers ---------------------------------------------------------------
 
 def _names(ids, workspace_ids, answer_workspace: str | None, *, uow) -> dict[str, str]:
@@ -408,23 +481,26 @@ def name_people_json(raw: bytes, workspace_ids, *, uow) -> bytes:
 # -- personal API tokens -------------------------------------------------------------------------
 
 def create_personal_token(auth: Authenticated, name: str, expires_in_days: int | None, *, uow, clock=_WALL,
-                          ctx: RequestContext = NO_CONTEXT) -> tuple[str, PersonalToken]:
-    """A token for scripts; its secret is returned once. A personal token cannot create more of
-    them: a leaked script token must not be able to mint itself a longer life."""
+                          ctx: RequestContext = NO_CONTEXT, scope: str = "read") -> tuple[str, PersonalToken]:
+    """A token for scripts; its secret is returned once. It always expires (PAT_DEFAULT_DAYS
+    unless asked otherwise) and has a scope: read, check_in or admin. A personal token cannot
+    create more of them: a leaked script token must not be able to mint itself a longer life."""
     if auth.method == "pat":
         raise rules.NotPermitted("A personal API token cannot create personal API tokens; "
                                  "sign in with your password to create one.")
+    if scope not in PAT_SCOPES:
+        raise IdentityError(f"A scope is one of {', '.join(PAT_SCOPES)}.", "scope")
     now = clock.now()
     secret = new_pat_secret()
     token = PersonalToken(uuid.uuid4(), auth.identity.user.id, name.strip(), hash_secret(secret), now,
-                          now + timedelta(days=expires_in_days) if expires_in_days else None)
+                          now + timedelta(days=expires_in_days or PAT_DEFAULT_DAYS), scope=scope)
     with uow:
         active = [t for t in uow.repo.personal_tokens_of(token.user_id) if t.usable(now)]
         if len(active) >= MAX_PERSONAL_TOKENS:
             raise rules.Conflict(f"At most {MAX_PERSONAL_TOKENS} personal API tokens may be active; revoke one first.")
         uow.repo.add_personal_token(token)
         _audit(uow, now, "token.created", ctx, actor=auth.identity.user, target=token.id,
-               detail={"name": token.name, "expires_at": token.expires_at.isoformat() if token.expires_at else None})
+               detail={"name": token.name, "scope": token.scope, "expires_at": token.expires_at.isoformat()})
         uow.commit()
     return secret, token
 
@@ -465,26 +541,24 @@ def list_members(identity: Identity, workspace_id, *, uow) -> list[tuple[User, M
 
 
 def invite_member(identity: Identity, workspace_id, email: str, role: str, okr_access: bool, *, uow,
-                  clock=_WALL, ctx: RequestContext = NO_CONTEXT) -> Invited:
-    """Adds an existing user at once; for an email without an account, a pending invitation whose
-    one-time token (returned once, kept hashed) expires in INVITATION_DAYS days."""
+                  clock=_WALL, ctx: RequestContext = NO_CONTEXT, rate: tuple[int, int] = INVITATION_RATE) -> Invited:
+    """A pending invitation, whose one-time token (returned once, kept hashed) expires in
+    INVITATION_DAYS days, whether or not the email has an account: nobody joins a Workspace
+    without accepting, and the answer says nothing of other Workspaces' people. A member sends
+    at most `rate` invitations per Workspace per window (429 with the seconds to wait)."""
     now = clock.now()
     with uow:
         if uow.repo.lock_workspace(workspace_id) is None:
             raise rules.WorkspaceHidden()
         rules.check_invite(uow.repo.membership(workspace_id, identity.user.id), role)
         email = normalise_email(email)
+        limit, window = rate
+        if uow.repo.member_invitations_since(workspace_id, identity.user.id, now - timedelta(seconds=window)) >= limit:
+            raise rules.TooMany(f"At most {limit} invitations per {window} seconds: try again later.", window)
         user = uow.repo.user_by_email(email)
         detail = {"email": email, "role": role, "okr_access": okr_access}
-        if user is not None:
-            if uow.repo.membership(workspace_id, user.id) is not None:
-                raise rules.Conflict("This person is already a member of the Workspace.")
-            membership = Membership(workspace_id, user.id, role, okr_access)
-            uow.repo.set_membership(membership)
-            _audit(uow, now, "member.added", ctx, actor=identity.user, workspace_id=workspace_id,
-                   target=user.id, detail=detail)
-            uow.commit()
-            return Invited(member=(user, membership))
+        if user is not None and uow.repo.membership(workspace_id, user.id) is not None:
+            raise rules.Conflict("This person is already a member of the Workspace.")
         uow.repo.withdraw_open_invitations(workspace_id, email)
         secret = INVITATION_PREFIX + new_secret()
         invitation = Invitation(uuid.uuid4(), workspace_id, email, role, okr_access, hash_secret(secret),
@@ -551,17 +625,27 @@ def accept_invitation(token: str, password: str, *, uow, settings, clock=_WALL,
     if display_name is not None:
         display_name = normalise_display_name(display_name)
     now = clock.now()
+    token_hash = hash_secret(token)
+    with uow:  # read, then the slow password work outside any transaction
+        invitation = uow.repo.invitation_by_hash(token_hash)
+        if invitation is None or not invitation.open(now):
+            raise InvitationInvalid()
+        known = uow.repo.user_by_email(invitation.email)
+    if known is None:
+        check_password_strength(password)
+        new_hash = hash_password(password)
+    elif not check_password_hash(known.password_hash, password):
+        raise LoginFailed()
     with uow:
-        invitation = uow.repo.invitation_by_hash(hash_secret(token), lock=True)
+        invitation = uow.repo.invitation_by_hash(token_hash, lock=True)
         if invitation is None or not invitation.open(now):
             raise InvitationInvalid()
         user = uow.repo.user_by_email(invitation.email)
-        if user is None:
-            check_password_strength(password)
-            user = User(uuid.uuid4(), invitation.email, hash_password(password), now, display_name or "")
+        if user is None and known is None:
+            user = User(uuid.uuid4(), invitation.email, new_hash, now, display_name or "")
             uow.repo.add_user(user)
-        elif not check_password_hash(user.password_hash, password):
-            raise LoginFailed()
+        elif user is None or known is None or user.password_hash != known.password_hash:
+            raise LoginFailed()  # the account appeared or changed its password meanwhile
         if uow.repo.membership(invitation.workspace_id, user.id) is None:
             uow.repo.set_membership(Membership(invitation.workspace_id, user.id, invitation.role,
                                                invitation.okr_access))

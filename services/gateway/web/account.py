@@ -142,7 +142,7 @@ def create_token():
     elif len(name) > TOKEN_NAME_MAX:
         errors["token_name"] = f"At most {TOKEN_NAME_MAX} characters."
     if days == "bad":
-        errors["expires_in_days"] = f"A whole number of days from 1 to {PAT_MAX_DAYS}, or empty for no expiry."
+        errors["expires_in_days"] = f"A whole number of days from 1 to {PAT_MAX_DAYS}, or empty for 90 days."
     if errors:
         return _account_page(422, errors=errors, values=values)
     c = container()

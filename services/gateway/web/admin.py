@@ -118,7 +118,7 @@ def invite(workspace_id):
     c = container()
     try:
         invited = handlers.invite_member(signed_in().identity, workspace_id, email, role, okr_access, uow=c.uow(),
-                                         clock=c.wall_clock, ctx=_ctx())
+                                         clock=c.wall_clock, ctx=_ctx(), rate=c.settings.invite_rate)
     except IdentityError as exc:
         field = exc.field if exc.field in ("email", "role") else "email"
         return _members_page(workspace_id, membership, 422, errors={field: exc.message}, values=values)
