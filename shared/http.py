@@ -21,11 +21,97 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 
 
+MAX_JSON_DEPTH = 64
+INT64_MAX = 2 ** 63 - 1  # the widest integer column: anything beyond is refused, never sent to a database
+
+
+def unsafe_json(value) -> tuple[str, str] | None:
+    """(dotted field, reason) of the first thing in a parsed JSON document no service should
+    take in: nesting deeper than MAX_JSON_DEPTH, a NUL character (PostgreSQL text cannot hold
+    one), an unpaired UTF-16 surrogate (not encodable as UTF-8), a whole number beyond 64 bits.
+    None if it holds none. Iterative: a deep document cannot exhaust the stack here."""
+    stack = [(value, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return path.split(".", 1)[0] or "_schema", f"Nested more than {MAX_JSON_DEPTH} levels deep."
+        if isinstance(node, dict):
+            for key, item in node.items():
+                field = f"{path}.{key}" if path else str(key)
+                reason = _unsafe_text(key)
+                if reason:
+                    return path or "_schema", f"A key: {reason}"
+                stack.append((item, field, depth + 1))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                stack.append((item, f"{path}.{index}" if path else str(index), depth + 1))
+        elif isinstance(node, str):
+            reason = _unsafe_text(node)
+            if reason:
+                return path or "_schema", reason
+        elif isinstance(node, int) and not isinstance(node, bool) and not -INT64_MAX - 1 <= node <= INT64_MAX:
+            return path or "_schema", "Out of range: whole numbers lie between -2^63 and 2^63-1."
+    return None
+
+
+def _unsafe_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL characters are not allowed."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Unpaired UTF-16 surrogates are not allowed."
+    return None
+
+
 class StrictQueryParser(FlaskParser):
     """Query strings are validated like bodies: the schema decides, and ours refuse unknown
-    fields (webargs would silently drop them)."""
+    fields (webargs would silently drop them). Bodies and query strings that no service should
+    take in (unsafe_json; a query value with a NUL, or an integer field beyond 64 bits) are a
+    4xx naming the field, in the one error shape, before any schema or database sees them."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+    def _raw_load_json(self, req):
+        from webargs import core
+        from webargs.flaskparser import abort as webargs_abort
+        from webargs.flaskparser import is_json_request
+
+        if not is_json_request(req):
+            return core.missing
+        try:
+            data = core.parse_json(req.get_data(cache=True))
+        except RecursionError:
+            webargs_abort(400, messages={"json": {"_schema": [
+                f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)."]}})
+        except json.JSONDecodeError:
+            raise  # webargs answers 400 "Invalid JSON body."
+        except ValueError as exc:  # e.g. a number with more digits than Python parses
+            webargs_abort(400, messages={"json": {"_schema": [f"Invalid JSON body: {exc}"[:200]]}})
+        problem = unsafe_json(data)
+        if problem:
+            webargs_abort(422, messages={"json": {problem[0]: [problem[1]]}})
+        return data
+
+    def load_querystring(self, req, schema):
+        for key, value in req.args.items(multi=True):
+            reason = _unsafe_text(key) or _unsafe_text(value) or _out_of_range(schema, key, value)
+            if reason:
+                from webargs.flaskparser import abort as webargs_abort
+
+                webargs_abort(422, messages={"query": {key: [reason]}})
+        return super().load_querystring(req, schema)
+
+
+def _out_of_range(schema: ma.Schema, key: str, value: str) -> str | None:
+    field = schema.fields.get(key) if schema is not None else None
+    if isinstance(field, ma.fields.List):
+        field = field.inner
+    if isinstance(field, ma.fields.Integer):
+        digits = value.strip().lstrip("+-")
+        if digits.isdigit() and (len(digits) > 19 or not -INT64_MAX - 1 <= int(value) <= INT64_MAX):
+            return "Out of range: whole numbers lie between -2^63 and 2^63-1."
+    return None
 
 
 class Blueprint(SmorestBlueprint):

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from shared.access import ROLES
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 MIN_PASSWORD = 10
 DISPLAY_NAME_MAX = 80
 # Not control characters by category (Cc) but as dangerous in a name: they reorder or hide text
