@@ -461,21 +461,10 @@ class EventConsumer(ConsumerProducerMixin):
 
     def dead_letter(self, message, reason: str) -> None:
         log.warning("dead-lettering a message from %s: %s", self.queue_name, reason)
-        headers = dict(message.headers or {})
-        headers[DEAD_LETTER_REASON] = reason[:1000]
-        headers["x-okrsnap-dead-lettered-at"] = datetime.now(timezone.utc).isoformat()
-        headers["x-okrsnap-original-queue"] = self.queue_name
         try:
-            self.producer.publish(
-                message.body, exchange=self.topology.dead_letter_exchange,
-                routing_key=self.queue_name, headers=headers, delivery_mode=2,
-                content_type=message.content_type or "application/octet-stream",
-                content_encoding=message.content_encoding or "binary",
-                # The queue and its binding, declared on the producer's own channel: the embedded
-                # transport keeps bindings per connection, and without one the message is dropped.
-                declare=[self.topology.dead_letter_queue(self.consumer, self.purpose)],
-                retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-            )
+            publish_dead_letter(self.producer, self.topology, self.consumer, self.purpose, message.body, reason,
+                                headers=message.headers, content_type=message.content_type,
+                                content_encoding=message.content_encoding)
         except _Stopping:
             message.requeue()
             return
@@ -489,6 +478,57 @@ class EventConsumer(ConsumerProducerMixin):
 
     def _close_producer(self) -> None:
         connection, self._producer_connection = self._producer_connection, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def publish_dead_letter(producer: Producer, topology: Topology, consumer: str, purpose: str, body, reason: str,
+                        *, headers: dict | None = None, content_type: str | None = None,
+                        content_encoding: str | None = None) -> None:
+    """Put a message into `<queue>.dlq` with the reason in a header (raises if the broker did not
+    take it). The queue and its binding are declared on the producer's own channel: the embedded
+    transport keeps bindings per connection, and without one the message would be dropped."""
+    queue_name = topology.queue_name(consumer, purpose)
+    headers = dict(headers or {})
+    headers[DEAD_LETTER_REASON] = reason[:1000]
+    headers["x-okrsnap-dead-lettered-at"] = datetime.now(timezone.utc).isoformat()
+    headers["x-okrsnap-original-queue"] = queue_name
+    if isinstance(body, (dict, list)):
+        body, content_type, content_encoding = json.dumps(body).encode(), "application/json", "utf-8"
+    producer.publish(
+        body, exchange=topology.dead_letter_exchange, routing_key=queue_name, headers=headers,
+        delivery_mode=2, content_type=content_type or "application/octet-stream",
+        content_encoding=content_encoding or "binary",
+        declare=[topology.dead_letter_queue(consumer, purpose)],
+        retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+    )
+
+
+class DeadLetterPublisher:
+    """Dead-letters from outside a consumer (the snapshot worker's sweep of expired parked
+    events), on a connection of its own; reconnects after a failure."""
+
+    def __init__(self, connection_factory: Callable[[], Connection], topology: Topology, consumer: str,
+                 purpose: str):
+        self.connection_factory, self.topology = connection_factory, topology
+        self.consumer, self.purpose = consumer, purpose
+        self._connection: Connection | None = None
+
+    def __call__(self, body, reason: str) -> None:
+        if self._connection is None:
+            self._connection = self.connection_factory()
+        try:
+            publish_dead_letter(Producer(self._connection.default_channel), self.topology, self.consumer,
+                                self.purpose, body, reason)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
         if connection is not None:
             try:
                 connection.release()

@@ -92,6 +92,18 @@ class SnapshotRepository:
     def unpark(self, event_id) -> None:
         self.db.execute(orm.parked_events.delete().where(orm.parked_events.c.event_id == event_id))
 
+    def parked_unknown_since(self, cutoff: datetime, limit: int = 200) -> list[tuple]:
+        """(event id, Session id, body, parked at) of events parked before `cutoff` whose
+        Session is still unknown, oldest first."""
+        p = orm.parked_events
+        known = select(orm.sessions.c.id).where(orm.sessions.c.id == p.c.session_id).exists()
+        return [tuple(row) for row in self.db.execute(
+            select(p.c.event_id, p.c.session_id, p.c.body, p.c.parked_at)
+            .where(p.c.parked_at < cutoff, ~known).order_by(p.c.parked_at).limit(limit))]
+
+    def oldest_parked(self) -> datetime | None:
+        return self.db.execute(select(func.min(orm.parked_events.c.parked_at))).scalar_one()
+
     def parked_for_known_sessions(self, session_id=None) -> list[dict]:
         p = orm.parked_events
         query = select(p.c.body).where(select(orm.sessions.c.id).where(orm.sessions.c.id == p.c.session_id).exists())

@@ -1,28 +1,45 @@
 """`python -m services.snapshot.entrypoints.worker`: applies the check-in events to Snapshots and
 seals closed weeks. Several may run at once: each event is applied once, in any order."""
 import logging
+import os
 import threading
 
 from services.snapshot.adapters import orm
-from services.snapshot.bootstrap import bootstrap
+from services.snapshot.bootstrap import Snapshot, bootstrap
 from services.snapshot.service_layer import handlers
-from shared.messaging import recover_embedded_deliveries
+from shared.messaging import DeadLetterPublisher, broker_connection, recover_embedded_deliveries, topology_for
 from shared.process import run_until_signalled
 
 log = logging.getLogger("snapshot-worker")
-SWEEP_SECONDS = 30
+SWEEP_SECONDS = float(os.environ.get("OKRSNAP_PARKED_SWEEP_SECONDS", 30))
+# How long an event may wait for its Session's own event before it is dead-lettered as an event
+# of an unknown Session (the Session's event is normally a few milliseconds behind at most).
+PARKED_MAX_SECONDS = float(os.environ.get("OKRSNAP_PARKED_MAX_SECONDS", 3600))
+
+
+def dead_letter_publisher(container: Snapshot) -> DeadLetterPublisher:
+    return DeadLetterPublisher(lambda: broker_connection(container.settings), topology_for(container.settings),
+                               "snapshot", "events")
+
+
+def sweep_once(container: Snapshot, dead_letter, max_age: float = PARKED_MAX_SECONDS) -> int:
+    """Parked events whose Session arrived meanwhile (a race between two workers) are applied;
+    those whose Session never came are dead-lettered with the reason. Returns how many were."""
+    handlers.apply_parked(uow=container.uow(), clock=container.clock)
+    return handlers.expire_parked(max_age, dead_letter, uow=container.uow(), clock=container.clock)
 
 
 def main() -> None:
     container = bootstrap()
 
     def sweep(stop: threading.Event) -> None:
-        """Parked events whose Session arrived meanwhile (a race between two workers)."""
+        dead_letter = dead_letter_publisher(container)
         while not stop.wait(SWEEP_SECONDS):
             try:
-                handlers.apply_parked(uow=container.uow(), clock=container.clock)
+                sweep_once(container, dead_letter)
             except Exception:  # noqa: BLE001 - the next sweep tries again
-                log.exception("applying parked events failed")
+                log.exception("sweeping parked events failed")
+        dead_letter.close()
 
     def run(stop: threading.Event) -> None:
         recover_embedded_deliveries(container.settings, "snapshot", "events", container.database.session,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -164,6 +165,24 @@ def apply_parked(session_id=None, *, uow, clock) -> int:
         log.info("parked events of %s were applied elsewhere meanwhile", session_id)
         return 0
     return len(bodies)
+
+
+def expire_parked(max_age_seconds: float, dead_letter, *, uow, clock) -> int:
+    """Events whose Session never came, parked for longer than `max_age_seconds`: each is handed
+    to `dead_letter(body, reason)` (which must raise if it could not) and then unparked. A crash
+    between the two leaves a copy in the dead-letter queue, which a replay applies once."""
+    cutoff = clock.now() - timedelta(seconds=max_age_seconds)
+    with uow:
+        expired = uow.repo.parked_unknown_since(cutoff)
+        for event_id, session_id, body, parked_at in expired:
+            waited = int((clock.now() - parked_at).total_seconds())
+            dead_letter(body, f"unknown Session {session_id}: the event waited {waited} s for it "
+                              f"(limit {int(max_age_seconds)} s)")
+            uow.repo.unpark(event_id)
+        uow.commit()
+    if expired:
+        log.warning("dead-lettered %d parked events whose Session never arrived", len(expired))
+    return len(expired)
 
 
 def _week_content(uow, session_id, closure: dict) -> tuple[dict, list[dict]]:
@@ -527,5 +546,5 @@ def trend(principal: Principal, session_id, *, uow, clock) -> dict:
     return {"session": session, "weeks": [w.label for w in shown], "key_results": list(series.values())}
 
 
-__all__ = ["apply_event", "apply_events", "seal_ready_weeks", "verify_chain", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek",
+__all__ = ["apply_event", "apply_events", "seal_ready_weeks", "verify_chain", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek", "expire_parked",
            "WeekOutsideSession", "InvalidComparison", "apply_parked"]
