@@ -2,6 +2,7 @@
 and sequence numbers are never taken from a client."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.checkin.domain.text import TextRefused, clean_canvas_url, clean_title
 from shared.events import (
     CADENCES,
     INITIATIVE_STATUSES,
@@ -12,6 +13,29 @@ from shared.events import (
 from shared.schemas import StrictSchema as Strict
 
 TITLE = validate.Length(min=1, max=500)
+
+
+class Title(fields.String):
+    """A title as stored: NFC, stripped; no control or bidi-override characters, something visible."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return clean_title(text)
+        except TextRefused as exc:
+            raise ValidationError(exc.message) from None
+
+
+class CanvasUrl(fields.Url):
+    """An http(s) link without credentials, quotes, angle brackets or look-alike hosts."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        url = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return clean_canvas_url(url)
+        except TextRefused as exc:
+            raise ValidationError(exc.message) from None
+
 TEXT = validate.Length(max=5000)
 NUMBER = dict(allow_nan=False, validate=validate.Range(min=-1e15, max=1e15))
 MEMBERS = dict(validate=validate.Length(max=500))
@@ -32,7 +56,7 @@ class AtLeastOne(Strict):
 # --- Sessions ------------------------------------------------------------------------------
 
 class SessionFields(Strict):
-    name = fields.String(validate=TITLE)
+    name = Title(validate=TITLE)
     start_date = fields.Date()
     end_date = fields.Date()
     timezone = fields.String(validate=validate.Length(1, 64))
@@ -46,7 +70,7 @@ class SessionFields(Strict):
 
 
 class SessionCreate(SessionFields):
-    name = fields.String(required=True, validate=TITLE)
+    name = Title(required=True, validate=TITLE)
     start_date = fields.Date(required=True)
     end_date = fields.Date(required=True)
     timezone = fields.String(required=True, validate=validate.Length(1, 64))
@@ -82,7 +106,7 @@ class SessionOut(Schema):
 # --- Objectives ----------------------------------------------------------------------------
 
 class ObjectiveFields(Strict):
-    title = fields.String(validate=TITLE)
+    title = Title(validate=TITLE)
     description = fields.String(validate=TEXT)
     owner_id = fields.UUID(allow_none=True)
     parent_id = fields.UUID(allow_none=True)
@@ -91,7 +115,7 @@ class ObjectiveFields(Strict):
 
 
 class ObjectiveCreate(ObjectiveFields):
-    title = fields.String(required=True, validate=TITLE)
+    title = Title(required=True, validate=TITLE)
     description = fields.String(load_default="", validate=TEXT)
     owner_id = fields.UUID(load_default=None, allow_none=True)
     parent_id = fields.UUID(load_default=None, allow_none=True)
@@ -121,7 +145,7 @@ class ObjectiveOut(Schema):
 # --- Key Results ---------------------------------------------------------------------------
 
 class KeyResultFields(Strict):
-    title = fields.String(validate=TITLE)
+    title = Title(validate=TITLE)
     owner_id = fields.UUID(allow_none=True)
     start_value = fields.Float(**NUMBER)
     target_value = fields.Float(**NUMBER)
@@ -132,7 +156,7 @@ class KeyResultFields(Strict):
 
 
 class KeyResultCreate(KeyResultFields):
-    title = fields.String(required=True, validate=TITLE)
+    title = Title(required=True, validate=TITLE)
     kind = fields.String(load_default="metric", validate=validate.OneOf(KEY_RESULT_KINDS),
                          metadata={"description": "metric (start, target, current) or milestone (done / not done)"})
     owner_id = fields.UUID(load_default=None, allow_none=True)
@@ -174,8 +198,8 @@ class KeyResultOut(Schema):
 # --- Initiatives ---------------------------------------------------------------------------
 
 class CanvasIn(Strict):
-    title = fields.String(required=True, validate=TITLE)
-    url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
+    title = Title(required=True, validate=TITLE)
+    url = CanvasUrl(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
     access = fields.List(fields.UUID(), load_default=list, **MEMBERS)
 
 
@@ -187,14 +211,14 @@ class CanvasOut(Schema):
 
 
 class InitiativeFields(Strict):
-    title = fields.String(validate=TITLE)
+    title = Title(validate=TITLE)
     status = fields.String(validate=validate.OneOf(INITIATIVE_STATUSES))
     owner_id = fields.UUID(allow_none=True)
     canvas = fields.Nested(CanvasIn, allow_none=True)
 
 
 class InitiativeCreate(InitiativeFields):
-    title = fields.String(required=True, validate=TITLE)
+    title = Title(required=True, validate=TITLE)
     status = fields.String(load_default="not_started", validate=validate.OneOf(INITIATIVE_STATUSES))
     owner_id = fields.UUID(load_default=None, allow_none=True)
     canvas = fields.Nested(CanvasIn, load_default=None, allow_none=True)
@@ -409,7 +433,7 @@ class ImportSession(SessionCreate):
 
 class ImportObjective(Strict):
     ref = fields.String(required=True, validate=REF)
-    title = fields.String(required=True, validate=TITLE)
+    title = Title(required=True, validate=TITLE)
     description = fields.String(load_default="", validate=TEXT)
     owner_id = fields.UUID(load_default=None, allow_none=True)
     parent_ref = fields.String(load_default=None, allow_none=True, validate=REF)
@@ -419,7 +443,7 @@ class ImportObjective(Strict):
 class ImportKeyResult(Strict):
     ref = fields.String(required=True, validate=REF)
     objective_ref = fields.String(required=True, validate=REF)
-    title = fields.String(required=True, validate=TITLE)
+    title = Title(required=True, validate=TITLE)
     kind = fields.String(load_default="metric", validate=validate.OneOf(KEY_RESULT_KINDS))
     owner_id = fields.UUID(load_default=None, allow_none=True)
     start_value = fields.Float(load_default=0.0, **NUMBER)
@@ -432,7 +456,7 @@ class ImportKeyResult(Strict):
 
 class ImportInitiative(Strict):
     ref = fields.String(required=True, validate=REF)
-    title = fields.String(required=True, validate=TITLE)
+    title = Title(required=True, validate=TITLE)
     status = fields.String(load_default="not_started", validate=validate.OneOf(INITIATIVE_STATUSES))
     owner_id = fields.UUID(load_default=None, allow_none=True)
     canvas = fields.Nested(CanvasIn, load_default=None, allow_none=True)
