@@ -19,14 +19,14 @@ class Gateway(ServiceContainer):
     UNIT_OF_WORK = GatewayUnitOfWork
 
     upstream: Upstream | None = None
-    limiter: object | None = None      # InProcessLimiter or RedisLimiter (connects on first use)
+    limiter: object | None = None      # Redis, else database, limiter (connects on first use)
     wall_clock: Clock | None = None    # credential expiry and audit times: never the settable clock
 
     def __post_init__(self):
         if self.upstream is None:
             self.upstream = Upstream(self.settings.service_urls, self.settings.internal_secret)
         if self.limiter is None:
-            self.limiter = limiter_for(self.settings.redis_url)
+            self.limiter = limiter_for(self.settings.redis_url, self.database.session)
         if self.wall_clock is None:
             self.wall_clock = SystemClock()
 

@@ -1,6 +1,8 @@
-"""Fixed-window rate limits, shared across processes through Redis when OKRSNAP_REDIS_URL is set,
-in process (thread-safe) otherwise. A Redis outage never locks everyone out: the limiter falls back
-to counting in process, logs it, and tries Redis again after a pause.
+"""Fixed-window rate limits, shared across processes: through Redis when OKRSNAP_REDIS_URL is set,
+else through the gateway's database (a short upsert per hit: every gunicorn worker and container of
+one installation counts together, also on the embedded SQLite). In process (thread-safe) only where
+neither is given, with a warning. An outage of Redis or the database never locks everyone out: the
+limiter falls back to counting in process, logs it, and tries again after a pause.
 
 A hit returns 0 when allowed, or the seconds until the window ends (for Retry-After)."""
 from __future__ import annotations
@@ -106,5 +108,69 @@ class RedisLimiter:
         return retry_after if count > limit else 0
 
 
-def limiter_for(redis_url: str | None):
-    return RedisLimiter(redis_url) if redis_url else InProcessLimiter()
+class DatabaseLimiter:
+    """One row per key and window in rate_limit_counts, counted up with an atomic upsert (SQLite
+    and PostgreSQL both do INSERT ... ON CONFLICT DO UPDATE ... RETURNING). Expired rows are
+    pruned now and then."""
+
+    RETRY_AFTER_OUTAGE = 30.0
+    PRUNE_EVERY = 500  # hits per process between prunes
+
+    def __init__(self, session_factory: Callable, *, fallback: InProcessLimiter | None = None,
+                 now: Callable[[], float] = time.time):
+        self.session_factory = session_factory
+        self.fallback = fallback or InProcessLimiter(now)
+        self._now = now
+        self._down_until = 0.0
+        self._hits = 0
+
+    def hit(self, key: str, rate: Rate) -> int:
+        now = self._now()
+        if now < self._down_until:
+            return self.fallback.hit(key, rate)
+        limit, window = rate
+        index, retry_after = _window(now, window)
+        try:
+            count = self._count(f"{key}:{window}:{index}", (index + 1) * window, now)
+        except Exception as exc:  # noqa: BLE001 - any database failure: count in process instead
+            self._down_until = now + self.RETRY_AFTER_OUTAGE
+            log.warning("rate limiter: database unreachable (%s); counting in process for %ss",
+                        exc.__class__.__name__, int(self.RETRY_AFTER_OUTAGE))
+            return self.fallback.hit(key, rate)
+        return retry_after if count > limit else 0
+
+    def _count(self, bucket: str, expires_at: float, now: float) -> int:
+        from sqlalchemy import delete
+
+        from services.gateway.adapters.orm import rate_limit_counts as table
+
+        db = self.session_factory()
+        try:
+            dialect = db.get_bind().dialect.name
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            statement = insert(table).values(bucket=bucket, count=1, expires_at=expires_at)
+            statement = statement.on_conflict_do_update(index_elements=[table.c.bucket],
+                                                        set_={"count": table.c.count + 1}).returning(table.c.count)
+            count = db.execute(statement).scalar_one()
+            self._hits += 1
+            if self._hits % self.PRUNE_EVERY == 0:
+                db.execute(delete(table).where(table.c.expires_at < now))
+            db.commit()
+            return count
+        finally:
+            db.close()
+
+
+def limiter_for(redis_url: str | None, session_factory: Callable | None = None):
+    """Redis if given; else the database if given; else in process, which each process counts
+    alone (said loudly: N workers let N times the limit through)."""
+    if redis_url:
+        return RedisLimiter(redis_url, fallback=DatabaseLimiter(session_factory) if session_factory else None)
+    if session_factory is not None:
+        return DatabaseLimiter(session_factory)
+    log.warning("rate limiter: neither OKRSNAP_REDIS_URL nor a database to share counts: each process "
+                "counts login attempts alone")
+    return InProcessLimiter()
