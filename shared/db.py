@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from datetime import timezone
 
@@ -15,7 +16,7 @@ def make_engine(target: DatabaseTarget, **kwargs) -> Engine:
     if target.is_sqlite:
         path = target.url.split("///", 1)[-1]
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            private_sqlite_file(path)
         engine = create_engine(target.url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -42,6 +43,29 @@ def make_engine(target: DatabaseTarget, **kwargs) -> Engine:
         connect_args={"options": f"-csearch_path={target.schema}"} if target.schema else {},
         **kwargs,
     )
+
+
+def private_directory(directory: str) -> None:
+    """Creates the directory 0700, and makes an existing one of ours 0700 (never a shared one with
+    the sticky bit, like /tmp): the embedded data (private titles, password hashes, exports, the
+    development secrets) is for okrsnap's own user only."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    info = os.stat(directory)
+    if info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX and stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(directory, 0o700)
+
+
+def private_sqlite_file(path: str) -> None:
+    """The SQLite file exists 0600 before SQLite opens it (its -wal and -shm files take the same
+    mode), in a 0700 directory."""
+    private_directory(os.path.dirname(os.path.abspath(path)))
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            if os.stat(name).st_uid == os.getuid():
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def ensure_schema(target: DatabaseTarget) -> None:

@@ -189,7 +189,7 @@ def _secrets(env: dict[str, str], data_dir: Path, *, production: bool) -> dict[s
         stored = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
     missing = [n for n in _SECRET_NAMES if n not in found and n not in stored]
     if missing:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         stored.update({n: secrets.token_urlsafe(32) for n in missing})
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
