@@ -186,6 +186,11 @@ def create_app(name: str, *, title: str, api_prefix: str = "",
     def healthz():
         return {"status": "ok"}
 
+    @app.after_request
+    def _nosniff(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")  # every answer, every service
+        return response
+
     register_unavailable_errors(app)
     return app, api
 

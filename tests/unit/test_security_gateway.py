@@ -290,3 +290,17 @@ def test_internal_routes_check_their_token_before_validating_and_stay_out_of_the
     assert stack.client.get(f"/internal/users/{stack.owner.id}/principal", headers=internal).status_code == 200
     bad = stack.client.get(f"/internal/workspaces/{stack.workspace.id}/members?id=x", headers=internal)
     assert bad.status_code == 422 and set(bad.json) == ERROR_KEYS
+
+
+def test_every_service_answers_with_nosniff(tmp_path):
+    from tests.conftest import make_settings
+    from tests.hostile_input import CheckinClient
+
+    checkin = CheckinClient(make_settings(tmp_path))
+    try:
+        for answer in (checkin.client.get("/healthz"), checkin.client.get(f"/sessions/{checkin.session}",
+                                                                          headers=checkin.headers),
+                       checkin.client.get(f"/sessions/{checkin.session}")):
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    finally:
+        checkin.close()
