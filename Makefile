@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test bench screenshots clean
+.PHONY: run test install install-test bench screenshots audit clean
 
 run: $(VENV)/.installed
 	$(BIN)/okrsnap up
@@ -20,17 +20,21 @@ screenshots: $(VENV)/.installed-test   # the README's screenshots, from the brow
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+audit:   # known vulnerabilities in constraints.txt (pip-audit); skipped with a message when offline
+	PYTHON=$(PYTHON) .ci/audit
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e .
+# The exact releases of constraints.txt: every install runs what CI tested.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(VENV)/.installed $@
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .venv-audit var .pytest_cache
