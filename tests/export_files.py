@@ -68,11 +68,11 @@ def read_xlsx(content: bytes) -> dict:
         assert list(rows[0]) == headers
         assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
         table = []
-        for row in rows[1:]:
+        for row, cells in zip(rows[1:], sheet.iter_rows(min_row=2)):  # sheet[n] is O(cells) per call
             values = dict(zip(keys, row))
             if values.get("progress_percent") is not None:
                 values["progress_percent"] = round(values["progress_percent"] * 100, 1)
-            for name, cell in zip(keys, sheet[len(table) + 2]):
+            for name, cell in zip(keys, cells):
                 if name == "progress_percent" and cell.value is not None:
                     assert cell.number_format == "0.0%"
                 if isinstance(cell.value, str):

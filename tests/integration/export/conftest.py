@@ -171,3 +171,16 @@ def relay(container):
     relay = container.relay()
     yield relay
     relay.close()
+
+
+@pytest.fixture
+def workspace():
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def alice(workspace, snapshot_stub):
+    alice = tokens.Principal(str(uuid.uuid4()), {str(workspace): "viewer"})
+    snapshot_stub.people[alice.user_id] = alice  # what the gateway vouches for now
+    snapshot_stub.names[alice.user_id] = ("Alice Lead", "alice@example.com")
+    return alice

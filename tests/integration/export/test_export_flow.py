@@ -19,19 +19,6 @@ WEEK = "2026-W48"
 
 
 @pytest.fixture
-def workspace():
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def alice(workspace, snapshot_stub):
-    alice = tokens.Principal(str(uuid.uuid4()), {str(workspace): "viewer"})
-    snapshot_stub.people[alice.user_id] = alice  # what the gateway vouches for now
-    snapshot_stub.names[alice.user_id] = ("Alice Lead", "alice@example.com")
-    return alice
-
-
-@pytest.fixture
 def session_id(snapshot_stub, workspace):
     session_id = snapshot_stub.add_session(workspace)
     snapshot_stub.views[(session_id, WEEK)] = {
@@ -168,3 +155,31 @@ def test_an_export_is_built_with_the_requesters_roles_of_now(container, client, 
     failed = job_when(client, settings, alice, job["id"], "failed")
     assert "can no longer read" in failed["error"] and failed["download_url"] is None
     assert snapshot_stub.week_requests == []  # never fetched the week for someone without access
+
+
+def test_the_job_list_cancel_and_retention_on_postgresql(container, client, relay, start_worker, alice, session_id):
+    settings = container.settings
+    first = request_export(client, settings, alice, session_id)
+    second = request_export(client, settings, alice, session_id, "json")
+    cancelled = client.post(f"/exports/{second['id']}/cancel", headers=headers(settings, alice))
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    start_worker()
+    assert relay.run_once() == 2
+    done = job_when(client, settings, alice, first["id"], "done")
+
+    listed = client.get("/exports", headers=headers(settings, alice)).json
+    assert [(j["id"], j["status"]) for j in listed["items"]] == [(second["id"], "cancelled"), (first["id"], "done")]
+    assert sorted(p.name for p in settings.export_dir.iterdir()) == [f"{first['id']}-1.csv.zip"]
+
+    settings.clock_file.write_text(json.dumps({"offset_seconds": settings.export_retention + 60}))
+    expired = job_when(client, settings, alice, first["id"], "expired")
+    assert "retention period of 7 days" in expired["error"]
+    assert list(settings.export_dir.iterdir()) == []
+    anyone = headers(settings, tokens.Principal(None))
+    link = urlsplit(done["download_url"])
+    stale = client.get(link.path.removeprefix("/api/v1") + "?" + link.query, headers=anyone)
+    assert stale.status_code == 401  # the link expired on okrsnap's clock
+    fresh = tokens.issue(settings.download_secret, typ=tokens.DOWNLOAD, audience=tokens.DOWNLOAD_AUDIENCE,
+                         subject=first["id"], ttl=60, now=container.clock.now())
+    gone = client.get(f"/exports/{first['id']}/download?token={fresh}", headers=anyone)
+    assert gone.status_code == 410 and "request the export again" in gone.json["message"]
