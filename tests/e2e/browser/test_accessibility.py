@@ -33,6 +33,7 @@ PAGES = {
     "trend": lambda page, world: page.goto(f"/sessions/{world.session_id}/trend"),
     "item": lambda page, world: page.goto(f"/key_results/{world.key_results['Net promoter score']}"),
     "export": _export_page,
+    "exports": lambda page, world: _export_page(page, world) or page.goto("/exports"),
     "account": lambda page, world: page.goto("/account"),
     "members": lambda page, world: page.goto(f"/workspaces/{world.workspace_id}/members"),
 }

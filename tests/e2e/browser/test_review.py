@@ -245,3 +245,33 @@ def test_export_of_the_filtered_week_holds_what_the_page_shows(demo_page, world,
     assert sorted(r["title"] for r in rows) == sorted(on_screen), exported
     assert exported["metadata"]["Week"] == world.current_week, exported
     assert exported["metadata"]["Owner filter"].startswith(MEMBER_NAME), exported
+
+
+def test_an_export_can_be_cancelled_and_every_export_is_listed(demo_page, world, stack):
+    import os
+    import signal
+
+    page = demo_page
+    worker = stack.child_pid("services.export.entrypoints.worker")
+    os.kill(worker, signal.SIGSTOP)  # the job waits, so there is something to cancel
+    try:
+        page.goto(world.snapshot())
+        page.select_option("#format", "json")
+        page.locator("#export").get_by_role("button", name=re.compile(r"^Export ")).click()
+        expect(page).to_have_url(re.compile(r"/exports/[0-9a-f-]{36}$"))
+        job_url = page.url
+        page.get_by_role("button", name="Cancel this export").click()
+        expect(page.get_by_role("status")).to_have_text("The export is cancelled.")
+        expect(page.locator("#export-status [data-job-status]")).to_have_attribute("data-job-status", "cancelled")
+        expect(page.get_by_role("button", name="Cancel this export")).to_have_count(0)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+
+    page.get_by_role("link", name="Exports", exact=True).click()
+    expect(page.get_by_role("heading", name="Your exports")).to_be_visible()
+    newest = page.locator("table.exports tbody tr").first
+    expect(newest).to_have_attribute("data-job-status", "cancelled")
+    expect(newest).to_contain_text("JSON")
+    expect(newest).to_contain_text(world.current_week)
+    newest.get_by_role("link").click()
+    expect(page).to_have_url(job_url)
