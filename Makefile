@@ -17,6 +17,9 @@ bench: $(VENV)/.installed-test
 screenshots: $(VENV)/.installed-test   # the README's screenshots, from the browser tests' stack
 	OKRSNAP_WRITE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/browser -q -k "screenshots_for_the_readme"
 
+chaos: $(VENV)/.installed-test   # the long chaos run (>= 10,000 Check-ins, 20-40 min); rewrites RELIABILITY.md's figures
+	$(BIN)/python -m tests.chaos.long_run --target 10000
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
