@@ -195,6 +195,7 @@ def test_sealed_rows_are_refused_by_the_database_and_tampering_is_detected(tmp_p
     store.database.dispose()
     with sqlite3.connect(path) as raw:
         raw.execute("DROP TRIGGER check_ins_sealed_no_update")
+        raw.execute("DROP TRIGGER check_ins_sealed_no_move_in")
         raw.execute("UPDATE check_ins SET value = 99 WHERE comment = 'big deal slipped'")
     chain = snapshot.verify_chain(uuid.UUID(IDS["session"]), uow=store.uow())
     assert not chain["valid"]

@@ -144,8 +144,9 @@ class Seal(Schema):
 class ChainWeek(Schema):
     week = fields.String()
     content_hash = fields.String()
-    recomputed = fields.String()
+    recomputed = fields.String(allow_none=True, metadata={"description": "null when it cannot be recomputed"})
     ok = fields.Boolean()
+    problem = fields.String(metadata={"description": "what is wrong with a week that is not ok"})
 
 
 class Chain(Schema):

@@ -218,18 +218,27 @@ def seal_ready_weeks(session_id, *, uow, clock) -> list[str]:
 
 
 def verify_chain(session_id, *, uow) -> dict:
-    """Recompute every sealed week's hash from the stored history and compare."""
+    """Recompute every sealed week's hash from the stored history and compare. Reports tampering
+    (a changed week, a missing close record), never fails on it."""
     with uow:
         weeks, previous, valid = [], None, True
         starts = {c["week"]: c["starts_at"] for c in uow.repo.closures(session_id)}
         for seal in uow.repo.seals(session_id):
+            if seal["week"] not in starts:  # its close record was deleted: the week cannot be recomputed
+                valid = False
+                weeks.append({"week": seal["week"], "content_hash": seal["content_hash"], "recomputed": None,
+                              "ok": False, "problem": "the week's close record is missing"})
+                previous = seal["content_hash"]
+                continue
             closure = {"week": seal["week"], "starts_at": starts[seal["week"]], "ends_at": seal["ends_at"]}
             states, check_ins = _week_content(uow, session_id, closure)
             recomputed = content_hash(seal["week"], states, check_ins, previous)
             ok = recomputed == seal["content_hash"] and seal["previous_hash"] == previous
             valid = valid and ok
-            weeks.append({"week": seal["week"], "content_hash": seal["content_hash"], "recomputed": recomputed,
-                          "ok": ok})
+            week = {"week": seal["week"], "content_hash": seal["content_hash"], "recomputed": recomputed, "ok": ok}
+            if not ok:
+                week["problem"] = "the week's content no longer matches its seal"
+            weeks.append(week)
             previous = recomputed
     return {"session_id": session_id, "valid": valid, "weeks": weeks}
 
