@@ -111,6 +111,8 @@ def human_number(value):
         return int(value) if abs(value) < 2 ** 53 else value
     if not math.isfinite(value):
         return None
+    if len(repr(value)) <= 13:  # the shortest round-trip spelling has at most 12 digits: no noise
+        return value
     clean = float(f"{value:.12g}")
     if clean == 0:
         return 0

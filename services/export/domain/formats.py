@@ -11,9 +11,12 @@ from its week and Session.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import json
+import operator
 import re
 import zipfile
 from datetime import datetime
@@ -45,6 +48,8 @@ ENCODING = "utf-8-sig"
 _INVISIBLE = "\\s\u00a0\u061c\u180e\u200b-\u200f\u2028-\u202f\u205f-\u206f\ufeff"
 FORMULA = re.compile(f"^[{_INVISIBLE}]*[=+\\-@\uff1d\uff0b\uff0d\uff20]|^[\t\r]")
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# A cell that FORMULA may match, found anywhere in cells joined by NUL (each cell after a NUL).
+SUSPECT = re.compile(f"\x00[{_INVISIBLE}]*[=+\\-@\uff1d\uff0b\uff0d\uff20]|\x00[\t\r]")
 
 
 def neutralise(cell):
@@ -54,29 +59,41 @@ def neutralise(cell):
     return cell
 
 
-def csv_cell(value):
-    """text() and neutralise() in one step (the CSV writer's per-cell work)."""
-    if value is None:
-        return ""
-    kind = type(value)
-    if kind is str:
-        return "'" + value if value and not value[0].isalnum() and FORMULA.match(value) else value
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is list:
-        return neutralise(", ".join(value))
-    return value
+# Columns whose cells are numbers or true/false: every other column is text and guarded.
+NUMBER_KEYS = frozenset({"start_value", "target_value", "current_value", "progress_percent", "confidence",
+                         "delta_progress_points", "delta_value", "key_results_served", "value"})
+FLAG_KEYS = frozenset({"new", "context", "repeated", "late", "late_amendment"})
+LIST_KEYS = frozenset({"signals"})
 
 
-def text(value):
-    """A cell's plain value: lists joined, booleans as true/false, None as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ", ".join(value)
-    return value
+FLAG_TEXT = {True: "true", False: "false"}  # .get(None) is None: an unknown flag stays empty
+CHUNK = 2_000  # rows turned into CSV cells at a time: bounded memory, column-wise work
+
+
+def csv_chunks(rows, keys):
+    """The rows, a chunk at a time, as tuples of their cells in `keys` order, ready for csv.writer: text guarded
+    against formulas, flags as true/false, lists joined, None left for the writer to leave empty.
+
+    The work goes column by column over chunks of rows, so that it runs in C (map, join, one regex
+    search per column): a text column is checked with one search over its cells joined, and only a
+    column holding a suspect cell is guarded cell by cell. Per-cell Python would double the time."""
+    kinds = [("flag" if k in FLAG_KEYS else "list" if k in LIST_KEYS else "number" if k in NUMBER_KEYS
+              else "text") for k in keys]
+    getters = [operator.itemgetter(k) for k in keys]
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, CHUNK)):
+        columns = []
+        for kind, get in zip(kinds, getters):
+            column = list(map(get, chunk))
+            if kind == "flag":
+                column = list(map(FLAG_TEXT.get, column))
+            elif kind != "number":
+                if kind == "list":
+                    column = list(map(", ".join, column))
+                if SUSPECT.search("\x00" + "\x00".join(filter(None, column))):
+                    column = list(map(neutralise, column))
+            columns.append(column)
+        yield zip(*columns)
 
 
 REPORT_EVERY = 2_000  # rows between two progress reports
@@ -108,18 +125,26 @@ def write_csv_zip(doc: Document, out, on_rows=None) -> None:
         _csv_member(archive, "check_ins.csv", [h for _, h in CHECK_IN_COLUMNS], [k for k, _ in CHECK_IN_COLUMNS],
                     reporting(doc.check_ins, on_rows))
         _csv_member(archive, "metadata.csv", ["Field", "Value"], ["label", "value"],
-                    ({"label": label, "value": doc.metadata.get(key)} for key, label in METADATA_FIELDS))
+                    ({"label": label, "value": _plain(doc.metadata.get(key))} for key, label in METADATA_FIELDS))
 
 
 def _csv_member(archive: zipfile.ZipFile, name: str, header, keys, rows) -> None:
     with archive.open(name, "w", force_zip64=True) as raw:
-        stream = io.TextIOWrapper(raw, encoding=ENCODING, newline="", write_through=False)
+        raw.write(codecs.BOM_UTF8)  # what utf-8-sig writes; its encoder is slow Python, utf-8's is C
+        stream = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)
         writer = csv.writer(stream, lineterminator="\r\n")  # RFC 4180
         writer.writerow(header)
-        cell = csv_cell
-        writer.writerows([cell(row[k]) for k in keys] for row in rows)
+        for chunk in csv_chunks(rows, keys):
+            writer.writerows(chunk)
         stream.flush()
         stream.detach()
+
+
+def _plain(value):
+    """A metadata value as text (the metadata table mixes numbers, text and datetimes)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else str(value)
 
 
 # -- XLSX ------------------------------------------------------------------------------------
@@ -132,6 +157,7 @@ _PERCENT = {"progress_percent"}
 _POINTS = {"delta_progress_points"}
 _INTEGERS = {"confidence", "key_results_served"}
 _NUMBERS = {"start_value", "target_value", "current_value", "delta_value", "value"}
+_LISTS = {"signals"}
 
 
 def write_xlsx(doc: Document, out, on_rows=None) -> None:
@@ -166,17 +192,24 @@ def _sheet(workbook, name: str, columns, rows, formats) -> None:
         cell_format = (formats["percent"] if key in _PERCENT else formats["points"] if key in _POINTS
                        else formats["integer"] if key in _INTEGERS else formats["number"] if key in _NUMBERS
                        else None)
-        sheet.set_column(col, col, _WIDTHS.get(key, 13), cell_format)
+        sheet.set_column(col, col, _WIDTHS.get(key, 13), cell_format)  # cells written plain take it
     sheet.write_row(0, 0, [h for _, h in columns], formats["header"])
     sheet.freeze_panes(1, 0)
-    percent_columns = {keys.index(k) for k in _PERCENT if k in keys}
+    values_of = operator.itemgetter(*keys)
+    percents = [keys.index(k) for k in _PERCENT if k in keys]
+    lists = [keys.index(k) for k in _LISTS if k in keys]
+    write_row = sheet.write_row
     count = 0
+    # Each row goes out through write_row as plain values, like raw XlsxWriter: numbers as numbers,
+    # text as text (strings_to_formulas and strings_to_urls are off), None as nothing.
     for count, row in enumerate(rows, start=1):
-        for col, key in enumerate(keys):
-            value = row[key]
-            if col in percent_columns and value is not None:
-                value = value / 100  # the cell holds the fraction; its format shows percent
-            _write(sheet, count, col, value, None)
+        values = list(values_of(row))
+        for col in percents:
+            if values[col] is not None:
+                values[col] /= 100  # the cell holds the fraction; its format shows percent
+        for col in lists:
+            values[col] = ", ".join(values[col]) or None
+        write_row(count, 0, values)
     sheet.autofilter(0, 0, max(count, 1), len(keys) - 1)
 
 
