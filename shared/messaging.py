@@ -154,10 +154,20 @@ class OutboxRelay:
     def _on_return(self, exception, exchange, routing_key, message):
         self._returned.add(message.properties.get("message_id"))
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.release()
-        self._connection = self._producer = None
+    def close(self, *, failed: bool = False) -> None:
+        """After a failure the connection is dropped without AMQP's close handshake: a broker
+        that stopped answering (a black hole) would hold the Close-Ok, and the relay with it,
+        without a word in the log, until the network healed."""
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is None:
+            return
+        try:
+            if failed:
+                connection.collect()
+            else:
+                connection.release()
+        except Exception:  # noqa: BLE001 - it is gone either way
+            log.debug("closing the relay's broker connection failed", exc_info=True)
 
     def run_once(self) -> int:
         """Publish one batch; returns how many rows were confirmed and marked sent."""
@@ -199,7 +209,7 @@ class OutboxRelay:
             return len(sent)
         except Exception:
             session.rollback()
-            self.close()  # reconnect and re-declare on the next round
+            self.close(failed=True)  # reconnect and re-declare on the next round
             raise
         finally:
             session.close()
@@ -480,7 +490,7 @@ class EventConsumer(ConsumerProducerMixin):
         connection, self._producer_connection = self._producer_connection, None
         if connection is not None:
             try:
-                connection.release()
+                connection.collect()  # no close handshake with a broker that may not answer
             except Exception:  # noqa: BLE001
                 pass
 
@@ -524,7 +534,11 @@ class DeadLetterPublisher:
             publish_dead_letter(Producer(self._connection.default_channel), self.topology, self.consumer,
                                 self.purpose, body, reason)
         except Exception:
-            self.close()
+            connection, self._connection = self._connection, None
+            try:
+                connection.collect()
+            except Exception:  # noqa: BLE001
+                pass
             raise
 
     def close(self) -> None:
