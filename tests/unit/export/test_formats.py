@@ -290,3 +290,22 @@ def test_any_week_read_back_in_any_format_equals_its_week_view(view, fmt):
     expected = expected_items(view, NAMES)
     assert project(read["items"], expected) == expected
     assert read["metadata"]["Rows"] == str(len(expected))
+
+
+TEXT_KEYS = [k for k in ITEM_KEYS if k not in formats.NUMBER_KEYS | formats.FLAG_KEYS | formats.LIST_KEYS]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({key: st.one_of(st.none(), st.text(max_size=6)) for key in TEXT_KEYS}),
+                min_size=1, max_size=30),
+       st.lists(st.lists(st.text(max_size=4), max_size=3), min_size=30, max_size=30))
+def test_csv_cells_are_guarded_column_by_column_exactly_like_cell_by_cell(texts, signals):
+    """The column-wise writer (one search over a column joined) against neutralise on each cell:
+    the same cells, whatever NULs, blanks or invisible characters the text holds."""
+    rows = [{**dict.fromkeys(ITEM_KEYS), **cells, "signals": signals[n], "new": n % 2 == 0, "context": None}
+            for n, cells in enumerate(texts)]
+    written = [cell for chunk in formats.csv_chunks(rows, ITEM_KEYS) for cell in chunk]
+    expected = [tuple(neutralise(", ".join(row[k])) if k == "signals"
+                      else formats.FLAG_TEXT.get(row[k]) if k in formats.FLAG_KEYS
+                      else neutralise(row[k]) for k in ITEM_KEYS) for row in rows]
+    assert written == expected
