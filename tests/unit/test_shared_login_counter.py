@@ -15,10 +15,14 @@ def test_two_gateway_processes_share_one_login_count_without_redis(tmp_path):
     settings = make_settings(tmp_path, OKRSNAP_LOGIN_RATE="3/60", OKRSNAP_LOGIN_IP_RATE="100/60")
     workers = [bootstrap(settings) for _ in range(2)]
     workers[0].migrate()
+    assert all(isinstance(w.limiter, DatabaseLimiter) for w in workers)  # what a gateway gets without Redis
+    for w in workers:  # one moment for both: the six hits cannot straddle a window's end
+        w.limiter._now = lambda: 1_000_000.0
     try:
         clients = [create_app(w).test_client() for w in workers]
         answers = [clients[n % 2].post(f"{API}/auth/login", json={"email": "a@example.com", "password": "wrong"}
                                        ).status_code for n in range(6)]
+        assert [w.limiter._down_until for w in workers] == [0.0, 0.0]  # never fell back to counting alone
         assert answers == [401, 401, 401, 429, 429, 429]
     finally:
         for w in workers:

@@ -134,8 +134,8 @@ class DatabaseLimiter:
             count = self._count(f"{key}:{window}:{index}", (index + 1) * window, now)
         except Exception as exc:  # noqa: BLE001 - any database failure: count in process instead
             self._down_until = now + self.RETRY_AFTER_OUTAGE
-            log.warning("rate limiter: database unreachable (%s); counting in process for %ss",
-                        exc.__class__.__name__, int(self.RETRY_AFTER_OUTAGE))
+            log.warning("rate limiter: database unreachable (%s: %s); counting in process for %ss",
+                        exc.__class__.__name__, str(exc)[:200], int(self.RETRY_AFTER_OUTAGE))
             return self.fallback.hit(key, rate)
         return retry_after if count > limit else 0
 

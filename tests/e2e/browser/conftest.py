@@ -37,7 +37,9 @@ PASSWORD = "browser tests are people too"
 MEMBER_EMAIL = "mira@example.com"      # shows as "mira" (no display name: the email's local part)
 MEMBER_NAME = "mira"
 VIEWER_EMAIL = "victor@example.com"
-XSS_TITLE = "<img src=x onerror=alert(1)>\u202eevil.exe"
+# Markup only: a bidi override in a title is refused when it comes in (issue 11; see
+# tests/unit/test_titles_and_canvas_links.py), so it can no longer be seeded to check rendering.
+XSS_TITLE = "<img src=x onerror=alert(1)>evil.exe"
 TIMEOUT_MS = 15_000
 
 
