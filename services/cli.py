@@ -5,6 +5,7 @@
     okrsnap user add    create a user in a Workspace
     okrsnap demo        seed the demo Workspace with weeks of history
     okrsnap verify      recompute the sealed weeks' hash chains
+    okrsnap dlq         list, show, replay or purge dead letters
 """
 from __future__ import annotations
 
@@ -101,6 +102,73 @@ def verify() -> None:
         click.echo(f"session {session_id}: {len(chain['weeks'])} sealed weeks, {state}")
     if broken:
         raise click.ClickException(f"{broken} Session(s) have sealed weeks that no longer match their seal")
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: messages a consumer could never apply, each with its reason."""
+
+
+_QUEUE = click.option("--queue", default="snapshot.events", show_default=True,
+                      type=click.Choice(["snapshot.events", "export.jobs"]), help="whose dead letters")
+
+
+@dlq.command("list")
+@_QUEUE
+@click.option("--limit", default=100, show_default=True)
+def dlq_list(queue: str, limit: int) -> None:
+    """List dead letters, oldest first (they stay where they are)."""
+    from shared.deadletters import peek
+
+    letters = peek(_settings(), queue, limit)
+    for letter in letters:
+        s = letter.summary()
+        click.echo(f"{s['position']:>4}  {s['dead_lettered_at'][:19]}  {s['event_id'] or '-':36}  "
+                   f"{s['event_type'] or '-':32}  {s['reason']}")
+    click.echo(f"{len(letters)} dead letter(s) shown")
+
+
+@dlq.command("show")
+@_QUEUE
+@click.argument("which")
+def dlq_show(queue: str, which: str) -> None:
+    """Show one dead letter in full: WHICH is its position in `list` or its event id."""
+    import json as _json
+
+    from shared.deadletters import peek
+
+    for letter in peek(_settings(), queue):
+        if which in (str(letter.position), letter.event_id):
+            click.echo(_json.dumps({**letter.summary(), "headers": {k: str(v) for k, v in letter.headers.items()},
+                                    "body": letter.body.decode("utf-8", "replace")}, indent=2))
+            return
+    raise click.ClickException(f"no dead letter {which}")
+
+
+@dlq.command("replay")
+@_QUEUE
+@click.argument("event_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="replay every dead letter")
+def dlq_replay(queue: str, event_ids: tuple[str, ...], everything: bool) -> None:
+    """Put dead letters back through their queue (idempotent consumers make it safe)."""
+    from shared.deadletters import replay
+
+    if not event_ids and not everything:
+        raise click.ClickException("name the event ids to replay, or pass --all")
+    count = replay(_settings(), queue, None if everything else set(event_ids))
+    click.echo(f"{count} dead letter(s) replayed into {queue}")
+
+
+@dlq.command("purge")
+@_QUEUE
+@click.option("--yes", is_flag=True, help="do not ask")
+def dlq_purge(queue: str, yes: bool) -> None:
+    """Delete every dead letter of the queue."""
+    from shared.deadletters import purge
+
+    if not yes:
+        click.confirm(f"Delete every dead letter of {queue}?", abort=True)
+    click.echo(f"{purge(_settings(), queue)} dead letter(s) purged")
 
 
 @main.command()
