@@ -49,3 +49,27 @@ def test_the_others_and_all_are_unchanged():
     everything = build_tree(OBJECTIVES, KEY_RESULTS, INITIATIVES, OwnerFilter("all"))
     assert not any(o["context"] or any(k["context"] for k in o["key_results"]) for o in everything)
     assert [k["id"] for o in everything for k in o["key_results"]] == ["latency", "uptime", "revenue"]
+
+
+def test_under_an_owner_filter_every_new_or_removed_item_of_the_owner_is_named():
+    """Not only Key Results: an owner's new Objective and Initiative are new in their view, and
+    what they had and no longer have is removed from it (issue 9)."""
+    from services.snapshot.domain.review import deltas, owned_changes
+
+    key_results = [dict(kr, current_value=kr["progress"], status="on_track") for kr in KEY_RESULTS]
+    before = {"objective": OBJECTIVES[:2], "key_result": key_results[:2], "initiative": INITIATIVES}
+    after = {"objective": OBJECTIVES + [{"id": "hire", "title": "Hire", "owner_id": ANN, "parent_id": None}],
+             "key_result": key_results, "initiative": INITIATIVES[:2] + [
+                 {"id": "launch", "title": "Launch", "owner_id": ANN, "key_result_ids": ["revenue"]}]}
+    changes = deltas(before, after)
+
+    def named(owner):
+        owned = owned_changes(changes, OwnerFilter(owner))
+        return ({(i["type"], i["id"]) for i in owned["new"]}, {(i["type"], i["id"]) for i in owned["removed"]})
+
+    assert named(ANN) == ({("objective", "grow"), ("objective", "hire"), ("key_result", "revenue"),
+                           ("initiative", "launch")}, set())
+    assert named("unassigned") == (set(), {("initiative", "orphan")})
+    assert named(BOB) == (set(), set())
+    assert named("all") == ({("objective", "grow"), ("objective", "hire"), ("key_result", "revenue"),
+                             ("initiative", "launch")}, {("initiative", "orphan")})

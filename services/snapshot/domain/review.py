@@ -31,9 +31,19 @@ def deltas(previous: dict[str, list[dict]] | None, current: dict[str, list[dict]
         for kind in ITEM_TYPES:
             now_ids = {i["id"]: i for i in current.get(kind, [])}
             then_ids = {i["id"]: i for i in previous.get(kind, [])}
-            added += [{"type": kind, "id": i, "title": now_ids[i]["title"]} for i in now_ids if i not in then_ids]
-            removed += [{"type": kind, "id": i, "title": then_ids[i]["title"]} for i in then_ids if i not in now_ids]
+            added += [{"type": kind, "id": i, "title": now_ids[i]["title"], "owner_id": now_ids[i].get("owner_id")}
+                      for i in now_ids if i not in then_ids]
+            removed += [{"type": kind, "id": i, "title": then_ids[i]["title"],
+                         "owner_id": then_ids[i].get("owner_id")} for i in then_ids if i not in now_ids]
     return {"key_results": per_key_result, "new": added, "removed": removed}
+
+
+def owned_changes(changes: dict, owner) -> dict:
+    """The items new or removed since the baseline that belong to the owner filter (`owner`: an
+    OwnerFilter): an owner's new Objective or Initiative is new in their view as much as a new
+    Key Result, and what they had and no longer have is removed from it."""
+    return {"new": [i for i in changes["new"] if owner.matches(i["owner_id"])],
+            "removed": [i for i in changes["removed"] if owner.matches(i["owner_id"])]}
 
 
 def key_result_signals(kr: dict, delta: dict | None, last_check_in: datetime | None, as_of: datetime,

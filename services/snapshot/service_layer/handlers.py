@@ -8,7 +8,14 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from services.snapshot.domain.review import deltas, initiative_signals, key_result_signals, moved_late, summary
+from services.snapshot.domain.review import (
+    deltas,
+    initiative_signals,
+    key_result_signals,
+    moved_late,
+    owned_changes,
+    summary,
+)
 from services.snapshot.domain.seal import content_hash
 from services.snapshot.domain.views import OwnerFilter, build_tree, week_status
 from shared import access
@@ -410,15 +417,14 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
                     connected.append(shown_initiative)
                 kr["initiatives"] = connected
         shown = {kr["id"] for o in tree for kr in o["key_results"] if not kr["context"]}  # the owner's
+        owned = owned_changes(changes, OwnerFilter(owner))
         view.update(
             objectives=tree,
             check_ins=[c for c in uow.repo.check_ins_between(session_id, starts_at, ends_at)
                        if str(c["key_result_id"]) in shown],
             late_amendments=[c for c in uow.repo.late_amendments(session_id, starts_at, ends_at)
                              if str(c["key_result_id"]) in shown],
-            deltas={"against": before,
-                    "new": [i for i in changes["new"] if owner == "all" or i["id"] in shown],
-                    "removed": [i for i in changes["removed"] if owner == "all"]},
+            deltas={"against": before, **owned},
             signals=summary(shown_signals))
         return view
 
