@@ -238,11 +238,20 @@ def require_internal_token(app: Flask, *, service: str, secret: str,
         if not token:
             abort(401, message="This service is reached through the okrsnap gateway only.")
         try:
-            claims = tokens.verify(secret, token, typ=tokens.INTERNAL, audience=audience)
+            claims = tokens.verify(_internal_keys(secret), token, typ=tokens.INTERNAL, audience=audience)
         except tokens.InvalidToken:
             abort(401, message="The internal token is invalid or expired.")
         g.principal = tokens.Principal.from_claims(claims)
         return None
+
+
+def _internal_keys(secret: str) -> tuple[str, ...]:
+    """The service's internal key, and those being rotated out (OKRSNAP_INTERNAL_SECRET_PREVIOUS)."""
+    from flask import current_app
+
+    settings = getattr(current_app.extensions.get("okrsnap"), "settings", None)
+    previous = settings.previous_secrets.get("internal", ()) if settings is not None else ()
+    return (secret, *previous)
 
 
 def current_principal() -> tokens.Principal:

@@ -60,6 +60,13 @@ class Settings:
     session_ttl: int = 8 * 3600            # browser session cookie lifetime in seconds
     invite_rate: tuple[int, int] = (20, 3600)  # invitations per member and Workspace
 
+    # Keys being rotated out, still accepted when verifying (OKRSNAP_<NAME>_PREVIOUS, comma-separated).
+    previous_secrets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def verification_keys(self, name: str) -> tuple[str, ...]:
+        """The current key and those being rotated out: "internal", "access_token" or "download"."""
+        return (getattr(self, f"{name}_secret"), *self.previous_secrets.get(name, ()))
+
     @property
     def production(self) -> bool:
         return self.env == "production"
@@ -130,6 +137,7 @@ class Settings:
             trusted_proxies=_non_negative_int(env, "OKRSNAP_TRUSTED_PROXIES", 0),
             session_ttl=_non_negative_int(env, "OKRSNAP_SESSION_TTL", 8 * 3600) or 8 * 3600,
             invite_rate=parse_rate(env, "OKRSNAP_INVITE_RATE", "20/3600"),
+            previous_secrets=_previous_secrets(env, production=mode == "production"),
         )
 
 
@@ -164,6 +172,19 @@ def _refuse_embedded_in_production(env: dict[str, str]) -> None:
         raise ConfigurationError("production needs OKRSNAP_DATABASE_URL pointing at PostgreSQL")
     if not env.get("OKRSNAP_BROKER_URL", "").startswith(("amqp://", "amqps://")):
         raise ConfigurationError("production needs OKRSNAP_BROKER_URL pointing at RabbitMQ (amqp://)")
+
+
+def _previous_secrets(env: dict[str, str], *, production: bool) -> dict[str, tuple[str, ...]]:
+    """OKRSNAP_INTERNAL_SECRET_PREVIOUS and the like: keys still accepted while every process
+    moves to a new one (docs/security.md)."""
+    found = {}
+    for name in _SECRET_NAMES:
+        keys = tuple(k.strip() for k in (env.get(f"{name}_PREVIOUS") or "").split(",") if k.strip())
+        if production and any(len(k) < MIN_SECRET_LENGTH for k in keys):
+            raise ConfigurationError(f"{name}_PREVIOUS: at least {MIN_SECRET_LENGTH} characters a key")
+        if keys:
+            found[name.removeprefix("OKRSNAP_").removesuffix("_SECRET").lower()] = keys
+    return found
 
 
 MIN_SECRET_LENGTH = 32  # HS256 keys of at least 256 bits (RFC 7518, 3.2)

@@ -43,16 +43,27 @@ def issue(secret: str, *, typ: str, audience: str, subject: str | None, ttl: int
     return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
 
 
-def verify(secret: str, token: str, *, typ: str, audience: str, now: datetime | None = None) -> dict:
-    """`now`: the moment to judge the token's times at (the wall clock when None)."""
+def verify(secret: str | tuple[str, ...] | list[str], token: str, *, typ: str, audience: str,
+           now: datetime | None = None) -> dict:
+    """`secret`: the key, or the keys to accept (the current one first, then those being rotated
+    out: OKRSNAP_<NAME>_PREVIOUS). `now`: the moment to judge the token's times at (the wall clock
+    when None)."""
     options = {"require": ["exp", "iat", "iss", "aud", "typ", "sub"]}
     if now is not None:  # PyJWT judges times by the wall clock only: judge them below instead
         options.update(verify_exp=False, verify_nbf=False, verify_iat=False)
-    try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
-                            options=options, leeway=LEEWAY)
-    except jwt.PyJWTError as exc:
-        raise InvalidToken(str(exc)) from None
+    keys = (secret,) if isinstance(secret, str) else tuple(secret)
+    for index, key in enumerate(keys):
+        try:
+            claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
+                                options=options, leeway=LEEWAY)
+            break
+        except jwt.InvalidSignatureError as exc:
+            if index == len(keys) - 1:
+                raise InvalidToken(str(exc)) from None
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from None
+    else:
+        raise InvalidToken("no key to verify with")
     if now is not None:
         moment = now.timestamp()
         if not isinstance(claims["exp"], int) or moment > claims["exp"] + LEEWAY:

@@ -53,8 +53,10 @@ def csrf_token(key: str, session_secret: str) -> str:
     return hmac.new(key.encode(), b"okrsnap-csrf:" + session_secret.encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_matches(key: str, session_secret: str, presented: str | None) -> bool:
-    return bool(presented) and hmac.compare_digest(csrf_token(key, session_secret), presented)
+def csrf_matches(key: str | tuple[str, ...], session_secret: str, presented: str | None) -> bool:
+    """`key`: the key, or the keys to accept (the current one and those being rotated out)."""
+    keys = (key,) if isinstance(key, str) else key
+    return bool(presented) and any(hmac.compare_digest(csrf_token(k, session_secret), presented) for k in keys)
 
 
 @dataclass

@@ -90,7 +90,7 @@ def _authenticate(needs: str | None = None) -> handlers.Authenticated:
         except tokens.InvalidToken:
             abort(401, message="Your session has ended: sign in again.")
         if request.method in UNSAFE_METHODS and not credentials.csrf_matches(
-                c.settings.access_token_secret, cookie, request.headers.get(CSRF_HEADER)):
+                c.settings.verification_keys("access_token"), cookie, request.headers.get(CSRF_HEADER)):
             abort(403, message=f"Send the {CSRF_HEADER} header with your session's CSRF token "
                                f"(from POST or GET {PREFIX}/auth/session).")
     else:
@@ -541,7 +541,7 @@ class People(MethodView):
 
 def _internal_principal() -> tokens.Principal:
     try:
-        claims = tokens.verify(container().settings.internal_secret,
+        claims = tokens.verify(container().settings.verification_keys("internal"),
                                request.headers.get(tokens.INTERNAL_HEADER, ""), typ=tokens.INTERNAL,
                                audience=tokens.internal_audience("gateway"))
     except tokens.InvalidToken:

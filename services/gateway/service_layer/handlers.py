@@ -263,7 +263,8 @@ def _identity(uow, user_id) -> Identity:
 def authenticate_bearer(token: str, *, uow, settings, clock=_WALL) -> Authenticated:
     if is_pat(token):
         return _authenticate_pat(token, uow=uow, clock=clock)
-    claims = tokens.verify(settings.access_token_secret, token, typ=tokens.ACCESS, audience=tokens.API_AUDIENCE)
+    claims = tokens.verify(settings.verification_keys("access_token"), token, typ=tokens.ACCESS,
+                           audience=tokens.API_AUDIENCE)
     try:
         user_id = uuid.UUID(claims["sub"])
     except ValueError:
