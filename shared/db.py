@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.settings import DatabaseTarget
 
 
+IDLE_IN_TRANSACTION_MS = 60_000
+
+
 def make_engine(target: DatabaseTarget, **kwargs) -> Engine:
     if target.is_sqlite:
         path = target.url.split("///", 1)[-1]
@@ -38,11 +41,13 @@ def make_engine(target: DatabaseTarget, **kwargs) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
-    return create_engine(
-        target.url,
-        connect_args={"options": f"-csearch_path={target.schema}"} if target.schema else {},
-        **kwargs,
-    )
+    # A client that vanished mid-transaction (a half-open connection after a network fault) would
+    # keep its row locks until TCP keepalive notices, hours later: every Check-in of that Key
+    # Result would wait behind it. The server ends such a transaction after a minute.
+    options = f"-cidle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    if target.schema:
+        options = f"-csearch_path={target.schema} {options}"
+    return create_engine(target.url, connect_args={"options": options}, **kwargs)
 
 
 def private_directory(directory: str) -> None:

@@ -15,9 +15,16 @@ PASS, DOWN, BLACKHOLE = "pass", "down", "blackhole"
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST, as a crashed peer or a middlebox dropping the flow does."""
+    """Close with RST, as a crashed peer or a middlebox dropping the flow does. The shutdown
+    first: a pump thread blocked in recv() on this socket holds the file open, and a plain
+    close() would only happen (and the peer learn of it) once that recv returned - never, if the
+    peer waits for us (a database backend left idle in its transaction, holding its locks)."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     try:

@@ -7,11 +7,16 @@ import threading
 import pytest
 
 from tests.chaos.proxy import FaultProxy
+from tests.conftest import wait_until
+
+
+ENDED: list = []  # one entry per server-side connection that learnt its peer was gone
 
 
 @pytest.fixture
 def echo_server():
     listener = socket.create_server(("127.0.0.1", 0))
+    ENDED.clear()
 
     def serve(conn):
         with conn:
@@ -20,6 +25,7 @@ def echo_server():
                     conn.sendall(data)
             except OSError:  # reset by the proxy's cut
                 pass
+        ENDED.append(conn)
 
     def accept():
         while True:
@@ -47,7 +53,11 @@ def test_the_proxy_forwards_cuts_and_black_holes(echo_server):
         held = socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
         held.sendall(b"a")
         assert held.recv(10) == b"a"
+        ended_before = len(ENDED)
         proxy.cut()
+        # The server side learns at once, though nothing was in flight (a backend waiting for
+        # its client must not be left holding its transaction).
+        wait_until(lambda: len(ENDED) > ended_before, timeout=5, message="the server seeing the cut")
         with pytest.raises(OSError):  # reset, or closed without an answer
             held.sendall(b"b")
             if held.recv(10) == b"":

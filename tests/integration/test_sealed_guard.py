@@ -82,3 +82,4 @@ def test_verify_reports_a_deleted_close_record_instead_of_crashing(sealed_store,
     response = app.test_client().get(f"/sessions/{sid}/snapshots/verify", headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["valid"] is False
+
