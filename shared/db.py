@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import DatabaseTarget
 
-
 IDLE_IN_TRANSACTION_MS = 60_000
 
 

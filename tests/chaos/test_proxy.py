@@ -9,7 +9,6 @@ import pytest
 from tests.chaos.proxy import FaultProxy
 from tests.conftest import wait_until
 
-
 ENDED: list = []  # one entry per server-side connection that learnt its peer was gone
 
 
