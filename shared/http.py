@@ -172,8 +172,9 @@ class OkrsnapApi(Api):
         return payload, error.code, data.get("headers", {})
 
 
-def create_app(name: str, *, title: str, api_prefix: str = "",
-               openapi_json_path: str = "openapi.json") -> tuple[Flask, OkrsnapApi]:
+def create_app(name: str, *, title: str, api_prefix: str = "", openapi_json_path: str = "openapi.json",
+               health=None) -> tuple[Flask, OkrsnapApi]:
+    """health: an optional callable whose dict /healthz adds (it must be quick and never raise)."""
     app = Flask(name)
     app.config.update(
         API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.0.3",
@@ -184,7 +185,7 @@ def create_app(name: str, *, title: str, api_prefix: str = "",
 
     @app.get("/healthz")
     def healthz():
-        return {"status": "ok"}
+        return {"status": "ok", **(health() if health is not None else {})}
 
     @app.after_request
     def _nosniff(response):

@@ -75,3 +75,45 @@ def test_dead_letters_are_listed_shown_replayed_and_purged(settings):
     assert purged.exit_code == 0 and "1 dead letter(s) purged" in purged.output, purged.output
     assert deadletters.depth(settings) == 0
     store.database.dispose()
+
+
+def test_health_shows_parked_events_and_the_dead_letter_depth(embedded_settings):
+    """Operators see what waits: /healthz of the snapshot service names the parked events, the
+    oldest of them, and the dead-letter queue's depth."""
+    from services.snapshot.entrypoints.app import create_app
+
+    store = snapshot_bootstrap(embedded_settings, clock=FixedClock(NOW))
+    store.migrate()
+    declare_topology(embedded_settings)
+    stray = dataclasses.replace(EVENTS[5], event_id=uuid.uuid4(), session_id=uuid.uuid4())  # its Session never came
+    store.apply(stray)
+    with broker_connection(embedded_settings) as connection:
+        publish_dead_letter(Producer(connection.default_channel), topology_for(embedded_settings), "snapshot",
+                            "events", b"{broken", "undecodable body: test")
+    client = create_app(store).test_client()
+    health = wait_until(lambda: (lambda h: h if h["dead_letters"] is not None else None)(client.get("/healthz").json),
+                        timeout=30, message="the dead-letter depth in /healthz")
+    assert health["status"] == "ok" and health["dead_letters"] == 1
+    assert health["parked_events"] == 1 and health["oldest_parked_at"].startswith(NOW.date().isoformat())
+    store.database.dispose()
+
+
+def test_a_week_waiting_on_a_sequence_gap_is_named(tmp_path):
+    """The sweep's log line when a closed week waits on a missing event for too long."""
+    from datetime import timedelta
+
+    from services.snapshot.service_layer import handlers
+    from tests.conftest import make_settings
+
+    clock = FixedClock(NOW)
+    store = snapshot_bootstrap(make_settings(tmp_path), clock=clock)
+    store.migrate()
+    missing = next(e for e in EVENTS if e.event_type == "checkin.key_result.checked_in")
+    for event in EVENTS:
+        if event.event_id != missing.event_id:
+            store.apply(event)
+    clock.set(NOW + timedelta(hours=1))
+    stalled = handlers.stalled_weeks(600, uow=store.uow(), clock=clock)
+    assert stalled and stalled[0]["missing"] == 1 and stalled[0]["week"] == "2026-W41"
+    store.apply(missing)
+    assert handlers.stalled_weeks(600, uow=store.uow(), clock=clock) == []

@@ -157,6 +157,16 @@ class SnapshotRepository:
             ).values(effective_at=ends_at))
         return moved
 
+    def unsealed_closures_ended_before(self, cutoff: datetime) -> list[dict]:
+        """Closed weeks of any Session, ended before `cutoff`, not sealed yet."""
+        w, s = orm.week_closes, orm.sealed_weeks
+        sealed = select(s.c.week).where(s.c.session_id == w.c.session_id, s.c.week == w.c.week).exists()
+        return [dict(r) for r in self.db.execute(select(w).where(w.c.ends_at < cutoff, ~sealed)
+                                                 .order_by(w.c.ends_at)).mappings()]
+
+    def parked_count(self) -> int:
+        return self.db.execute(select(func.count()).select_from(orm.parked_events)).scalar_one()
+
     def closures(self, session_id) -> list[dict]:
         w = orm.week_closes
         return [dict(r) for r in self.db.execute(select(w).where(w.c.session_id == session_id)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
+import time
 from collections import OrderedDict
 
 from flask import Response
@@ -128,10 +130,46 @@ class WeekSnapshot(MethodView):
 GC_THRESHOLDS = (100_000, 50, 100)
 
 
+class PipelineHealth:
+    """/healthz's view of the pipeline: parked events (the oldest), and the dead-letter queue's
+    depth, read by a background thread every HEALTH_REFRESH_SECONDS (a broker that is away must
+    not slow the health check down)."""
+
+    def __init__(self, container: Snapshot):
+        self.container = container
+        self.dead_letters: int | None = None
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def _refresh(self) -> None:
+        from shared.deadletters import depth
+
+        while True:
+            try:
+                self.dead_letters = depth(self.container.settings)
+            except Exception:  # noqa: BLE001 - unknown while the broker is away
+                self.dead_letters = None
+            time.sleep(HEALTH_REFRESH_SECONDS)
+
+    def __call__(self) -> dict:
+        with self._lock:
+            if self._pid != os.getpid():  # after gunicorn's fork: a thread of this process
+                self._pid = os.getpid()
+                threading.Thread(target=self._refresh, daemon=True).start()
+        try:
+            parked = handlers.pipeline_health(uow=self.container.uow())
+        except Exception:  # noqa: BLE001 - the database is away: say so, stay quick
+            parked = {"parked_events": None, "oldest_parked_at": None}
+        return {**parked, "dead_letters": self.dead_letters}
+
+
+HEALTH_REFRESH_SECONDS = 15
+
+
 def create_app(container: Snapshot | None = None):
     gc.set_threshold(*GC_THRESHOLDS)
     container = container or bootstrap()
-    app, api = create_base_app(__name__, title="okrsnap snapshot service")
+    app, api = create_base_app(__name__, title="okrsnap snapshot service", health=PipelineHealth(container))
     app.extensions["okrsnap"] = container
     require_internal_token(app, service="snapshot", secret=container.settings.internal_secret)
     register_access_errors(app)

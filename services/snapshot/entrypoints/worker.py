@@ -15,6 +15,9 @@ SWEEP_SECONDS = float(os.environ.get("OKRSNAP_PARKED_SWEEP_SECONDS", 30))
 # How long an event may wait for its Session's own event before it is dead-lettered as an event
 # of an unknown Session (the Session's event is normally a few milliseconds behind at most).
 PARKED_MAX_SECONDS = float(os.environ.get("OKRSNAP_PARKED_MAX_SECONDS", 3600))
+# How long after its end an unsealed week may wait on a gap in its Session's sequence before the
+# worker says so in its log (an event lost upstream, or stuck in a dead-letter queue).
+SEAL_GAP_WARN_SECONDS = float(os.environ.get("OKRSNAP_SEAL_GAP_WARN_SECONDS", 900))
 
 
 def dead_letter_publisher(container: Snapshot) -> DeadLetterPublisher:
@@ -26,7 +29,13 @@ def sweep_once(container: Snapshot, dead_letter, max_age: float = PARKED_MAX_SEC
     """Parked events whose Session arrived meanwhile (a race between two workers) are applied;
     those whose Session never came are dead-lettered with the reason. Returns how many were."""
     handlers.apply_parked(uow=container.uow(), clock=container.clock)
-    return handlers.expire_parked(max_age, dead_letter, uow=container.uow(), clock=container.clock)
+    expired = handlers.expire_parked(max_age, dead_letter, uow=container.uow(), clock=container.clock)
+    for week in handlers.stalled_weeks(SEAL_GAP_WARN_SECONDS + container.settings.seal_grace_seconds,
+                                       uow=container.uow(), clock=container.clock):
+        log.warning("week %s of Session %s waits on a sequence gap: %d event(s) before its close marker "
+                    "(sequence %d) not applied, %d s after the week ended", week["week"], week["session_id"],
+                    week["missing"], week["close_sequence"], week["waited_seconds"])
+    return expired
 
 
 def main() -> None:

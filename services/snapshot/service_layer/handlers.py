@@ -192,6 +192,30 @@ def expire_parked(max_age_seconds: float, dead_letter, *, uow, clock) -> int:
     return len(expired)
 
 
+def stalled_weeks(waited_seconds: float, *, uow, clock) -> list[dict]:
+    """Closed weeks still unsealed `waited_seconds` after their end because an event before the
+    close marker has not been applied (a gap in the Session's sequence): which, and how many
+    events are missing."""
+    stalled = []
+    with uow:
+        for closure in uow.repo.unsealed_closures_ended_before(clock.now() - timedelta(seconds=waited_seconds)):
+            applied = uow.repo.applied_below(closure["session_id"], closure["close_sequence"])
+            missing = closure["close_sequence"] - 1 - applied
+            if missing > 0:
+                stalled.append({"session_id": closure["session_id"], "week": closure["week"],
+                                "close_sequence": closure["close_sequence"], "missing": missing,
+                                "waited_seconds": int((clock.now() - closure["ends_at"]).total_seconds())})
+    return stalled
+
+
+def pipeline_health(*, uow) -> dict:
+    """What an operator looks at first: events parked for their Session, the oldest of them."""
+    with uow:
+        oldest = uow.repo.oldest_parked()
+        return {"parked_events": uow.repo.parked_count(),
+                "oldest_parked_at": oldest.isoformat() if oldest is not None else None}
+
+
 def _week_content(uow, session_id, closure: dict) -> tuple[dict, list[dict]]:
     return (uow.repo.states_as_of(session_id, closure["ends_at"]),
             uow.repo.check_ins_between(session_id, closure["starts_at"], closure["ends_at"]))
@@ -562,4 +586,5 @@ def trend(principal: Principal, session_id, *, uow, clock) -> dict:
 
 
 __all__ = ["apply_event", "apply_events", "seal_ready_weeks", "verify_chain", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek", "expire_parked",
+           "stalled_weeks", "pipeline_health",
            "WeekOutsideSession", "InvalidComparison", "apply_parked"]
