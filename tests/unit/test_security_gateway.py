@@ -66,6 +66,8 @@ def test_passwords_are_checked_and_hashed_outside_any_write_transaction(stack, m
                                  json={"token": invited.json["invitation"]["token"], "password": PASSWORD})
     assert accepted.status_code == 201
     stack.add("reset@example.com", "member")  # okrsnap user add: hashes the password
+    handlers.add_user(handlers.AddUser("reset@example.com", "another long password", "Acme", "member"),
+                      uow=stack.container.uow(), clock=stack.container.clock)  # a reset checks the old one
     assert blocked == []
 
 
@@ -149,6 +151,14 @@ def test_a_password_reset_ends_every_credential(stack):
                       uow=stack.container.uow(), clock=stack.container.clock)
     _all_refused(stack, creds, browser)
     assert stack.login(password="a brand new password").status_code == 200
+
+
+def test_adding_a_user_again_with_the_same_password_ends_nothing(stack):
+    creds, browser, _ = _credentials(stack)
+    stack.add("lead@example.com", "owner")  # e.g. the demo seeded again at a restart
+    assert stack.client.get(f"{API}/me", headers=creds["access"]).status_code == 200
+    assert stack.client.get(f"{API}/me", headers=creds["pat"]).status_code == 200
+    assert browser.get(f"{API}/me").status_code == 200
 
 
 def test_a_user_signs_out_everywhere(stack):

@@ -134,7 +134,12 @@ def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
     display_name = normalise_display_name(cmd.display_name) if cmd.display_name is not None else None
     if not cmd.workspace.strip():
         raise IdentityError("A Workspace name is needed.", "workspace")
-    new_hash = hash_password(cmd.password)  # outside the transaction (slow on purpose)
+    # The slow scrypt work outside any transaction: hashing the password, and checking whether an
+    # existing account already has it (then nothing is reset).
+    new_hash = hash_password(cmd.password)
+    with uow:
+        known = uow.repo.user_by_email(email)
+    same_password = known is not None and check_password_hash(known.password_hash, cmd.password)
     now = clock.now()
     with uow:
         user = uow.repo.user_by_email(email)
@@ -143,7 +148,7 @@ def add_user(cmd: AddUser, *, uow, clock) -> tuple[User, Workspace]:
             uow.repo.add_user(user)
         else:
             # A password reset: everything signed in with the old password ends.
-            if not check_password_hash(user.password_hash, cmd.password):
+            if not same_password or known is None or user.password_hash != known.password_hash:
                 user.password_hash = new_hash
                 uow.repo.set_password(user)
                 ended = uow.repo.end_credentials(user.id, now)
