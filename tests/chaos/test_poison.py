@@ -56,7 +56,7 @@ def test_a_dead_letter_reaches_the_dead_letter_queue_on_the_embedded_broker(embe
     declare_topology(embedded_settings)
     topology = topology_for(embedded_settings)
     with ConsumerThread(store.consumer()) as consumer:
-        wait_until(lambda: consumer.consuming_connection is not None or consumer.connection.connected,
+        wait_until(lambda: consumer.consuming_connection is not None,
                    timeout=30, message="the worker consuming")
         with broker_connection(embedded_settings) as connection:
             topology.declare(connection.default_channel)
