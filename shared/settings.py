@@ -89,7 +89,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if environ is None else environ)
+        env = read_file_variables(dict(os.environ if environ is None else environ))
         mode = env.get("OKRSNAP_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigurationError("OKRSNAP_ENV must be development, production or test")
@@ -139,6 +139,39 @@ class Settings:
             invite_rate=parse_rate(env, "OKRSNAP_INVITE_RATE", "20/3600"),
             previous_secrets=_previous_secrets(env, production=mode == "production"),
         )
+
+
+# Secrets and URLs that may carry credentials: each may come from a file named by <NAME>_FILE
+# instead (Docker secrets mount them under /run/secrets), so they need not sit in an environment
+# that `docker inspect` and /proc/<pid>/environ show.
+FILE_VARIABLES = (
+    "OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET", "OKRSNAP_DOWNLOAD_SECRET",
+    "OKRSNAP_INTERNAL_SECRET_PREVIOUS", "OKRSNAP_ACCESS_TOKEN_SECRET_PREVIOUS",
+    "OKRSNAP_DOWNLOAD_SECRET_PREVIOUS",
+    "OKRSNAP_DATABASE_URL", "OKRSNAP_BROKER_URL", "OKRSNAP_REDIS_URL",
+    *(f"OKRSNAP_{service.upper()}_DATABASE_URL" for service in SERVICES),
+)
+
+
+def read_file_variables(env: dict[str, str]) -> dict[str, str]:
+    """<NAME>_FILE: the value of <NAME> is the file's content (one trailing newline dropped, as
+    `echo secret > file` writes one). Both set at once is refused: which would win is a guess."""
+    for name in FILE_VARIABLES:
+        path = env.get(f"{name}_FILE")
+        if not path:
+            continue
+        if env.get(name):
+            raise ConfigurationError(f"{name} and {name}_FILE are both set: keep one")
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"{name}_FILE: cannot read {path} ({exc.strerror or exc})") from None
+        value = value[:-1] if value.endswith("\n") else value
+        value = value[:-1] if value.endswith("\r") else value
+        if not value.strip():
+            raise ConfigurationError(f"{name}_FILE: {path} is empty")
+        env[name] = value
+    return env
 
 
 def parse_rate(env: dict[str, str], name: str, default: str) -> tuple[int, int]:
