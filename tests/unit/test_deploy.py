@@ -1,5 +1,5 @@
 """The deployment files hold together: docker-compose.yml, deploy/Dockerfile,
-deploy/gunicorn.conf.py, deploy/.env.example, .dockerignore, and shared/healthcheck.py.
+deploy/gunicorn.conf.py, .env.example, .gitignore, .dockerignore, and shared/healthcheck.py.
 
 No Docker engine is needed: the compose file is parsed and interpolated here the way
 `docker compose` does it, every command is traced to the code it runs, and the environment it
@@ -31,15 +31,25 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
-ENV_EXAMPLE = ROOT / "deploy" / ".env.example"
+ENV_EXAMPLE = ROOT / ".env.example"
+GITIGNORE = ROOT / ".gitignore"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SETTINGS_SOURCE = ROOT / "shared" / "settings.py"
 
-DUMMY_SECRETS = {
+OKRSNAP_SECRETS = {
     "OKRSNAP_INTERNAL_SECRET": "dummy-internal-secret-0123456789abcdef",
     "OKRSNAP_ACCESS_TOKEN_SECRET": "dummy-access-token-secret-0123456789abcdef",
     "OKRSNAP_DOWNLOAD_SECRET": "dummy-download-secret-0123456789abcdef",
 }
+# The servers' passwords, from .env as well: never written into the compose file.
+SERVER_PASSWORDS = {
+    "POSTGRES_PASSWORD": "dummy-postgres-password-0123",
+    "RABBITMQ_PASSWORD": "dummy-rabbitmq-password-0123",
+    "REDIS_PASSWORD": "dummy-redis-password-0123",
+}
+DUMMY_SECRETS = OKRSNAP_SECRETS | SERVER_PASSWORDS
+# .env names for the servers' credentials: interpolated wherever a server or a URL needs them.
+SERVER_CREDENTIALS = {"POSTGRES_USER", "POSTGRES_DB", "RABBITMQ_USER", *SERVER_PASSWORDS}
 
 HTTP_SERVICES = {"gateway", "checkin", "snapshot", "export"}
 BACKGROUND_SERVICES = {"checkin-relay", "snapshot-worker", "export-relay", "export-worker"}
@@ -53,6 +63,7 @@ IMAGE_VARIABLES = {
     "postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_INITDB_ARGS",
                  "POSTGRES_HOST_AUTH_METHOD", "PGDATA"},
     "rabbitmq": {"RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_DEFAULT_VHOST"},
+    "redis": {"REDIS_PASSWORD"},  # read by its command and healthcheck (--requirepass, REDISCLI_AUTH)
 }
 # okrsnap variables that are not configuration of shared/settings.py, and where they are read.
 OTHER_READERS = {
@@ -336,6 +347,8 @@ def _all_variable_uses(raw_compose) -> list[tuple[str, str, str]]:
 def test_every_variable_is_read_by_the_code_or_the_image(raw_compose):
     unread = []
     for service, variable, how in _all_variable_uses(raw_compose):
+        if how == "${} interpolation" and variable in SERVER_CREDENTIALS:
+            continue  # a .env name, listed in .env.example (checked below)
         if service in IMAGE_VARIABLES:
             if variable not in IMAGE_VARIABLES[service]:
                 unread.append(f"{service}: {variable} ({how}) is not a {service} image variable")
@@ -351,7 +364,7 @@ def test_every_variable_is_read_by_the_code_or_the_image(raw_compose):
 def test_secrets_are_required_variables(raw_compose):
     for name in OKRSNAP_SERVICES:
         env = environment_of(raw_compose["services"][name])
-        for secret in DUMMY_SECRETS:
+        for secret in OKRSNAP_SECRETS:
             assert re.fullmatch(rf"\$\{{{secret}:\?[^}}]+\}}", env.get(secret, "")), \
                 f"{name}: {secret} must be ${{{secret}:?message}}"
         assert "OKRSNAP_CLOCK_FILE" not in env, f"{name}: a settable clock has no place in production"
@@ -380,6 +393,9 @@ def test_settings_accept_the_compose_environment(services, name):
     assert str(settings.export_dir) == "/data/exports"
     assert str(settings.data_dir) == "/data"
     assert settings.clock_file is None
+    assert settings.database_for("gateway").url == ("postgresql+psycopg://okrsnap:dummy-postgres-password-0123"
+                                                    "@postgres:5432/okrsnap")
+    assert settings.broker_url == "amqp://okrsnap:dummy-rabbitmq-password-0123@rabbitmq:5672//"
     assert settings.internal_secret == DUMMY_SECRETS["OKRSNAP_INTERNAL_SECRET"]
     assert settings.access_token_secret == DUMMY_SECRETS["OKRSNAP_ACCESS_TOKEN_SECRET"]
     assert settings.download_secret == DUMMY_SECRETS["OKRSNAP_DOWNLOAD_SECRET"]
@@ -391,8 +407,8 @@ def test_env_example_lists_every_variable_the_compose_file_uses(raw_compose):
     used = {variable for variable, _ in variables_in(raw_compose)}
     required = {variable for variable, op in variables_in(raw_compose) if op in (":?", "?")}
     assert required == set(DUMMY_SECRETS)
-    assert used <= listed, f"missing from deploy/.env.example: {sorted(used - listed)}"
-    assert listed <= used, f"deploy/.env.example lists unused {sorted(listed - used)}"
+    assert used <= listed, f"missing from .env.example: {sorted(used - listed)}"
+    assert listed <= used, f".env.example lists unused {sorted(listed - used)}"
     values = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                   if "=" in line and not line.lstrip().startswith("#"))
     for secret in required:
@@ -422,8 +438,100 @@ def test_depends_on_targets_exist_and_can_satisfy_their_condition(services):
                 assert services[dep].get("restart", "no") == "no", f"{dep} must be one-shot for {name} to wait on it"
 
 
+def _seconds(duration: str) -> float:
+    """A compose duration ("90s", "1m30s", "500ms") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(duration))
+    assert parts and "".join(n + u for n, u in parts) == str(duration), f"not a duration: {duration}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_a_cold_start_waits_for_a_slow_rabbitmq(services):
+    """A first `docker compose up` on a clean host: RabbitMQ initialises its node and data for a
+    minute or more. Nothing that talks to it may start before it is healthy, and it may not be
+    declared unhealthy (which fails `up`) while it is still booting on a slow machine."""
+    check = services["rabbitmq"]["healthcheck"]
+    budget = _seconds(check["start_period"]) + _seconds(check["interval"]) * int(check["retries"])
+    assert budget >= 180, f"RabbitMQ is given {budget:.0f} s to become healthy: a cold start can take longer"
+    assert _seconds(check["timeout"]) >= 10, "rabbitmq-diagnostics starts an Erlang VM for every check"
+    postgres = services["postgres"]["healthcheck"]
+    assert _seconds(postgres["start_period"]) + _seconds(postgres["interval"]) * int(postgres["retries"]) >= 90
+    for name in OKRSNAP_SERVICES:  # each waits for the broker, directly or through migrate
+        deps = _depends_on(services[name])
+        assert deps.get("rabbitmq") == "service_healthy", f"{name} may start before RabbitMQ is ready"
+        assert deps.get("postgres") == "service_healthy", name
+
+
+_URL_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://(?P<userinfo>[^@/\s\"']*)@")
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+
+
+def test_no_credential_is_written_into_the_compose_file(raw_compose):
+    problems = []
+    for text in _strings(raw_compose):
+        for match in _URL_USERINFO.finditer(text):
+            literal = _INTERPOLATION.sub("", match["userinfo"]).replace(":", "")
+            if literal:
+                problems.append(f"{text}: credentials {literal!r} written into the URL")
+    for name, service in raw_compose["services"].items():
+        for key, value in environment_of(service).items():
+            if re.search(r"PASS|SECRET|TOKEN|KEY", key) and not re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value):
+                problems.append(f"{name}: {key} is not a required ${{VAR:?...}} from .env: {value!r}")
+    assert not problems, "\n".join(problems)
+    text = COMPOSE_FILE.read_text()
+    assert "okrsnap:okrsnap" not in text and "guest" not in text
+    # and each password reaches every place that needs it
+    compose = interpolate(raw_compose, DUMMY_SECRETS)
+    assert environment_of(compose["services"]["postgres"])["POSTGRES_PASSWORD"] == SERVER_PASSWORDS["POSTGRES_PASSWORD"]
+    assert environment_of(compose["services"]["rabbitmq"])["RABBITMQ_DEFAULT_PASS"] == \
+        SERVER_PASSWORDS["RABBITMQ_PASSWORD"]
+    assert environment_of(compose["services"]["redis"])["REDIS_PASSWORD"] == SERVER_PASSWORDS["REDIS_PASSWORD"]
+    for missing in SERVER_PASSWORDS:
+        with pytest.raises(MissingVariable, match=missing):
+            interpolate(raw_compose, {k: v for k, v in DUMMY_SECRETS.items() if k != missing})
+
+
+def test_relays_are_marked_to_run_once_and_workers_scale(services):
+    relays = {"checkin-relay", "export-relay"}
+    for name in relays:
+        assert (services[name].get("deploy") or {}).get("replicas") == 1, f"{name}: deploy.replicas: 1"
+        assert (services[name].get("labels") or {}).get("org.okrsnap.run-once") == "true", name
+    for name in SCALABLE_WORKERS:
+        assert "org.okrsnap.run-once" not in (services[name].get("labels") or {}), name
+    # what happens when one is scaled anyway is said where operators read
+    guide = (ROOT / "deploy" / "README.md").read_text()
+    assert "SKIP LOCKED" in guide and "run-once" in guide
+
+
+def test_env_file_is_kept_out_of_git_and_images():
+    ignored = [line.strip() for line in GITIGNORE.read_text().splitlines()]
+    assert ".env" in ignored or "/.env" in ignored, ".env (keys and passwords) must be in .gitignore"
+    assert _ignored(".env", _dockerignore_patterns())
+    assert ENV_EXAMPLE.is_file() and not _ignored(".env.example", [(False, p) for p in ignored if p])
+
+
+def test_deploy_guide_covers_backup_restore_and_upgrade():
+    guide = (ROOT / "deploy" / "README.md").read_text()
+    headings = re.findall(r"^#+ (.+)$", guide, re.MULTILINE)
+    for wanted in ("Backup", "Restore", "Upgrade"):
+        assert any(h.startswith(wanted) for h in headings), f"deploy/README.md has no {wanted} section"
+    for command in ("pg_dump", "pg_restore", "okrsnap_exports", "docker compose run --rm migrate"):
+        assert command in guide, f"deploy/README.md does not show {command}"
+
+
 def test_migrate_runs_first_and_once(services):
-    assert _depends_on(services["migrate"]) == {"postgres": "service_healthy"}
+    # migrate declares the broker's topology too: it waits for RabbitMQ, not only PostgreSQL
+    assert _depends_on(services["migrate"]) == {"postgres": "service_healthy", "rabbitmq": "service_healthy"}
     assert services["migrate"].get("restart") == "no"
     for name in OKRSNAP_SERVICES - {"migrate"}:
         deps = _depends_on(services[name])
@@ -442,21 +550,25 @@ def test_long_running_services_are_healthchecked_and_restarted(services):
 
 
 def test_infrastructure_healthchecks(services):
-    assert healthcheck_of(services["rabbitmq"])[1:] == ["rabbitmq-diagnostics", "-q", "ping"]
+    assert healthcheck_of(services["rabbitmq"])[1:] == ["rabbitmq-diagnostics", "-q", "check_port_connectivity"]
     assert "pg_isready" in " ".join(healthcheck_of(services["postgres"]))
     assert services["rabbitmq"].get("hostname") == "rabbitmq", "RabbitMQ's data follows its node name"
-    assert healthcheck_of(services["redis"])[1:] == ["redis-cli", "ping"]
+    redis_check = healthcheck_of(services["redis"])
+    assert redis_check[0] == "CMD-SHELL" and "redis-cli ping" in redis_check[1]
+    assert 'REDISCLI_AUTH="$REDIS_PASSWORD"' in redis_check[1], "the check authenticates, from the environment"
 
 
 def test_gateway_shares_rate_limits_through_redis(services):
     gateway = Settings.from_env(environment_of(services["gateway"]))
-    assert gateway.redis_url == "redis://redis:6379/0"
+    assert gateway.redis_url == "redis://:dummy-redis-password-0123@redis:6379/0"
     assert gateway.trusted_proxies == 0, "trust no proxy's X-Forwarded-For unless told"
     assert _depends_on(services["gateway"]).get("redis") == "service_healthy"
     for name in OKRSNAP_SERVICES - {"gateway"}:
         assert "OKRSNAP_REDIS_URL" not in environment_of(services[name]), f"{name} has no use for Redis"
     command = command_of(services["redis"])
-    assert command[:1] == ["redis-server"] and "--save" in command, "counters only: nothing to persist"
+    assert command[:2] == ["sh", "-c"] and command[2].startswith("exec redis-server ")
+    assert "--save ''" in command[2], "counters only: nothing to persist"
+    assert '--requirepass "$REDIS_PASSWORD"' in command[2], "read from the environment at start"
     assert not services["redis"].get("ports") and not services["redis"].get("volumes")
 
 
