@@ -2,30 +2,50 @@
 
     okrsnap up          migrate, seed a demo on first run, start every service and worker
     okrsnap migrate     bring every service's database schema up to date
-    okrsnap user add    create a user in a Workspace
+    okrsnap user        add, list, set-password, remove
     okrsnap demo        seed the demo Workspace with weeks of history
     okrsnap verify      recompute the sealed weeks' hash chains
     okrsnap dlq         list, show, replay or purge dead letters
+
+An expected failure (no data yet, a server out of reach, a wrong argument) is one line saying
+what is wrong and what to do; `okrsnap --debug ...` (or OKRSNAP_DEBUG=1) shows the traceback.
 """
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
-from shared.settings import SERVICES, ConfigurationError, Settings
+from shared.settings import ConfigurationError, Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _settings() -> Settings:
+def data_dir_candidates() -> list[Path]:
+    """Where embedded data is looked for when OKRSNAP_DATA_DIR is not set: ./var, then the
+    checkout's var/ (where `make run` keeps it), so that every command finds what `up` made."""
+    here = Path.cwd() / "var"
+    return [here] if here.resolve() == (PROJECT_ROOT / "var").resolve() else [here, PROJECT_ROOT / "var"]
+
+
+def _settings(*, create: bool = False) -> Settings:
+    """The settings of the environment; without OKRSNAP_DATA_DIR, the data directory found as
+    data_dir_candidates() says (`create`: the first candidate when none exists yet)."""
+    env = dict(os.environ)
+    if not env.get("OKRSNAP_DATA_DIR"):
+        found = [d for d in data_dir_candidates() if d.is_dir()]
+        embedded = not env.get("OKRSNAP_DATABASE_URL")
+        if not found and embedded and not create:
+            looked = " and ".join(str(d) for d in data_dir_candidates())
+            raise click.ClickException(f"No okrsnap data found (looked in {looked}). Start okrsnap first "
+                                       "(`make run` or `okrsnap up`), or set OKRSNAP_DATA_DIR to its data directory.")
+        env["OKRSNAP_DATA_DIR"] = str((found or data_dir_candidates())[0])
     try:
-        return Settings.from_env()
+        return Settings.from_env(env)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -40,9 +60,59 @@ def _containers(settings: Settings):
             "snapshot": snapshot(settings), "export": export(settings)}
 
 
-@click.group()
-def main() -> None:
+def explain(exc: BaseException) -> str:
+    """One line for a failure a user can do something about."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = str(exc).lower()
+    name = type(exc).__module__ + "." + type(exc).__name__
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return "The database has no okrsnap tables yet: run `okrsnap migrate` (or start okrsnap with `okrsnap up`)."
+    if name.startswith("sqlalchemy") or name.startswith("psycopg"):
+        if "unable to open database file" in lowered:
+            return "The embedded database cannot be opened: check OKRSNAP_DATA_DIR and its permissions."
+        if "does not exist" in lowered and "database" in lowered:
+            return f"{text}. Create it (e.g. `createdb okrsnap`) or point OKRSNAP_DATABASE_URL at one that exists."
+        if any(word in lowered for word in ("connection refused", "could not connect", "connection failed",
+                                            "timeout", "name or service not known")):
+            return f"Cannot reach the database ({text}). Is PostgreSQL running? Check OKRSNAP_DATABASE_URL."
+        return f"The database refused: {text}"
+    if name.startswith(("kombu", "amqp")) or isinstance(exc, ConnectionRefusedError):
+        return f"Cannot reach the message broker ({text}). Is RabbitMQ running? Check OKRSNAP_BROKER_URL."
+    if isinstance(exc, OSError):
+        return text
+    return f"{type(exc).__name__}: {text} (run `okrsnap --debug ...` for the traceback)"
+
+
+class OkrsnapGroup(click.Group):
+    """Turns an unexpected exception into one line (the traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place every command's failures reach
+            if (ctx.obj or {}).get("debug"):
+                raise
+            raise click.ClickException(explain(exc)) from None
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("okrsnap")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+@click.group(cls=OkrsnapGroup)
+@click.version_option(_version(), "--version", prog_name="okrsnap", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, envvar="OKRSNAP_DEBUG", help="Show the traceback of a failure.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """okrsnap: sealed weekly Snapshots of your Goals/OKRs."""
+    ctx.obj = {"debug": debug}
 
 
 @main.command()
@@ -50,7 +120,8 @@ def migrate() -> None:
     """Bring every service's database schema up to date."""
     from shared.messaging import declare_topology
 
-    settings = _settings()
+    settings = _settings(create=True)
+    _create_postgres_database(settings)
     for name, container in _containers(settings).items():
         container.migrate()
         click.echo(f"{name}: schema up to date")
@@ -63,6 +134,21 @@ def user() -> None:
     """Manage users."""
 
 
+def _gateway(create: bool = False):
+    gateway = _containers(_settings(create=create))["gateway"]
+    gateway.migrate()  # idempotent: a fresh installation needs no separate step
+    return gateway
+
+
+def _identity_errors(action):
+    from services.gateway.domain.model import IdentityError
+
+    try:
+        return action()
+    except IdentityError as exc:
+        raise click.ClickException(exc.message) from None
+
+
 @user.command("add")
 @click.argument("email")
 @click.option("--workspace", required=True, help="Workspace name; created if it does not exist.")
@@ -71,18 +157,53 @@ def user() -> None:
               help='Display name, e.g. "Ada Lovelace" (1-80 characters); without it: the email before "@".')
 @click.password_option(help="At least 10 characters (prompted when omitted).")
 def user_add(email: str, workspace: str, role: str, password: str, display_name: str | None) -> None:
-    """Create a user (or add an existing one) in a Workspace."""
-    from services.gateway.domain.model import IdentityError
-    from services.gateway.service_layer import handlers
+    """Create an account in a Workspace (an existing account is refused, never reset)."""
+    from services.gateway.service_layer import handlers, operators
 
-    gateway = _containers(_settings())["gateway"]
-    gateway.migrate()  # idempotent: a fresh installation needs no separate step
-    try:
-        account, space = handlers.add_user(handlers.AddUser(email, password, workspace, role, display_name),
-                                           uow=gateway.uow(), clock=gateway.clock)
-    except IdentityError as exc:
-        raise click.ClickException(exc.message) from None
+    gateway = _gateway(create=True)
+    account, space = _identity_errors(lambda: operators.create_user(
+        handlers.AddUser(email, password, workspace, role, display_name), uow=gateway.uow(), clock=gateway.clock))
     click.echo(f"{account.email} ({handlers.display_name_of(account)}) is {role} of {space.name} ({space.id})")
+
+
+@user.command("list")
+def user_list() -> None:
+    """Every account with its Workspaces and roles."""
+    from services.gateway.service_layer import handlers, operators
+
+    gateway = _gateway()
+    found = operators.list_users(uow=gateway.uow())
+    for account, spaces in found:
+        where = ", ".join(f"{name} ({role})" for name, role in spaces) or "no Workspace"
+        click.echo(f"{account.email:40} {handlers.display_name_of(account):24} {where}")
+    click.echo(f"{len(found)} account(s)")
+
+
+@user.command("set-password")
+@click.argument("email")
+@click.password_option(help="At least 10 characters (prompted when omitted).")
+def user_set_password(email: str, password: str) -> None:
+    """Reset an account's password; every session and token of it ends."""
+    from services.gateway.service_layer import operators
+
+    gateway = _gateway()
+    account = _identity_errors(lambda: operators.set_password(email, password, uow=gateway.uow(),
+                                                              clock=gateway.clock))
+    click.echo(f"{account.email}: password reset; its sessions and tokens ended")
+
+
+@user.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="do not ask")
+def user_remove(email: str, yes: bool) -> None:
+    """Remove an account (refused while it is the only owner of a Workspace)."""
+    from services.gateway.service_layer import operators
+
+    if not yes:
+        click.confirm(f"Remove the account {email} and its memberships?", abort=True)
+    gateway = _gateway()
+    account = _identity_errors(lambda: operators.remove_user(email, uow=gateway.uow(), clock=gateway.clock))
+    click.echo(f"{account.email}: removed")
 
 
 @main.command()
@@ -176,7 +297,7 @@ def demo() -> None:
     """Seed the demo Workspace with several weeks of history."""
     from services.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
 
-    settings = _settings()
+    settings = _settings(create=True)
     if settings.production:
         raise click.ClickException("The demo (with its published password) is refused in production.")
     containers = _containers(settings)
@@ -187,78 +308,120 @@ def demo() -> None:
     click.echo(f"Demo Workspace {note}. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
-MAX_RESTARTS_PER_MINUTE = 5
+class Steps:
+    """`[n/total] what ... done (1.2 s)` lines, so a first start never looks stuck."""
 
+    def __init__(self, total: int):
+        self.total, self.number = total, 0
 
-@dataclass(frozen=True)
-class ProcessSpec:
-    name: str
-    argv: list[str]
-    health_url: str | None = None
-
-
-def _no_control_socket() -> list[str]:
-    """gunicorn >= 25.1 opens a control socket at one path under $HOME: the four services' masters
-    would fight over it (an ERROR line at every start). Older releases know no such flag."""
-    from gunicorn.config import KNOWN_SETTINGS
-
-    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
-def process_specs(settings: Settings, web_workers: int = 2) -> list[ProcessSpec]:
-    specs = []
-    for service in SERVICES:
-        url = settings.service_urls[service]
-        bind = url.split("://", 1)[1]
-        specs.append(ProcessSpec(service, [
-            sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(web_workers),
-            "--threads", "4", "--timeout", "60", "--graceful-timeout", "10",
-            "--access-logfile", "-", "--log-level", "warning",
-            # the path without its query string: download tokens travel in the query
-            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(D)sus',
-            *_no_control_socket(),
-            f"services.{service}.entrypoints.app:create_app()",
-        ], health_url=f"{url}/healthz"))
-    for name, module in (("checkin-relay", "services.checkin.entrypoints.relay"),
-                         ("snapshot-worker", "services.snapshot.entrypoints.worker"),
-                         ("export-relay", "services.export.entrypoints.relay"),
-                         ("export-worker", "services.export.entrypoints.worker")):
-        specs.append(ProcessSpec(name, [sys.executable, "-m", module]))
-    return specs
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    def run(self, text: str, action, done=lambda result: "done"):
+        self.number += 1
+        click.echo(f"[{self.number}/{self.total}] {text} ... ", nl=False)
+        started = time.monotonic()
+        result = action()
+        click.echo(f"{done(result)} ({time.monotonic() - started:.1f} s)")
+        return result
 
 
 @main.command()
-@click.option("--web-workers", default=2, show_default=True, help="gunicorn workers per HTTP service")
+@click.option("--web-workers", default=None, type=click.IntRange(1, 32),
+              help="gunicorn workers per HTTP service [default: 1 on the embedded default, 2 otherwise]")
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo Workspace on first run.")
-def up(web_workers: int, no_demo: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Show every process's output (request logs) here, not in log files.")
+def up(web_workers: int | None, no_demo: bool, verbose: bool) -> None:
     """Start every service and worker as separate processes (Ctrl-C stops them all)."""
-    settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    containers = _containers(settings)
+    from services import launcher
+
+    settings = _settings(create=True)
+    embedded = settings.database_url is None and settings.embedded_broker
+    web_workers = web_workers or (1 if embedded else 2)
+    no_demo = no_demo or settings.production  # a published password never reaches production
+    lock = launcher.InstanceLock(settings.data_dir)
+    try:
+        lock.acquire({"url": settings.public_url, "data_dir": str(settings.data_dir)})
+    except launcher.CannotStart as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        problems = launcher.port_problems(settings)
+        if problems:
+            raise click.ClickException("cannot start:\n  " + "\n  ".join(problems))
+        where = ("embedded SQLite and broker in " + str(settings.data_dir) if embedded else
+                 f"database {settings.database_for('gateway').url.split('@')[-1]}, "
+                 f"broker {settings.broker_url.split('@')[-1]}")
+        click.echo(f"okrsnap {_version()}: starting on {where}")
+        steps = Steps(4 if no_demo else 5)
+        containers = _containers(settings)
+        steps.run("Preparing the databases", lambda: _prepare(settings, containers))
+        steps.run("Declaring the broker's exchanges and queues", lambda: _declare(settings))
+        if not no_demo:
+            from services.demo import seed
+
+            steps.run("Seeding the demo Workspace", lambda: seed(containers["gateway"], containers["checkin"]),
+                      done=lambda result: "done" if result.get("session") else "already there")
+        for container in containers.values():
+            container.database.dispose()  # children open their own connections
+        code = 0
+        try:
+            _run(settings, steps, web_workers, verbose, no_demo)
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+    finally:
+        lock.release()
+    # Everything is stopped: leave now. Tearing down the interpreter (every module imported to
+    # migrate and seed) would add seconds to Ctrl-C on a busy machine for nothing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _prepare(settings: Settings, containers: dict) -> None:
+    _create_postgres_database(settings)
     for container in containers.values():
         container.migrate()
+
+
+def _declare(settings: Settings) -> None:
     from shared.messaging import declare_topology
 
     declare_topology(settings)
-    mode = "embedded (SQLite + kombu SQLAlchemy transport)" if settings.database_url is None \
-        and settings.embedded_broker else f"database {settings.database_for('gateway').url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}"
-    no_demo = no_demo or settings.production  # a published password never reaches production
-    if not no_demo:
-        from services.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
 
-        seed(containers["gateway"], containers["checkin"])
-    for container in containers.values():
-        container.database.dispose()  # children open their own connections
 
-    children: dict[str, subprocess.Popen] = {}
+def _create_postgres_database(settings: Settings) -> None:
+    """A PostgreSQL database named in OKRSNAP_DATABASE_URL that does not exist yet is created when
+    the server allows it; otherwise the message says what to run."""
+    url = settings.database_for("gateway").url
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    target = make_url(url)
+    engine = create_engine(target)
+    try:
+        with engine.connect():
+            return
+    except OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    finally:
+        engine.dispose()
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+    except (OperationalError, ProgrammingError) as exc:
+        raise click.ClickException(
+            f"The database {target.database!r} does not exist and could not be created ({str(exc).splitlines()[0]}). "
+            f"Create it as a PostgreSQL superuser: createdb -O {target.username or '<owner>'} {target.database}") from None
+    finally:
+        server.dispose()
+
+
+def _run(settings: Settings, steps: Steps, web_workers: int, verbose: bool, no_demo: bool) -> None:
+    from services import launcher
+
     stopping = False
 
     def stop(*_):
@@ -267,50 +430,49 @@ def up(web_workers: int, no_demo: bool) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    env = dict(os.environ, OKRSNAP_DATA_DIR=str(settings.data_dir))
-    specs = {spec.name: spec for spec in process_specs(settings, web_workers)}
-    for spec in specs.values():
-        children[spec.name] = subprocess.Popen(spec.argv, env=env)
+    log_dir = None if verbose else settings.data_dir / "logs"
+    specs = launcher.process_specs(settings, web_workers)
+    supervisor = launcher.Supervisor(specs, env=dict(os.environ, OKRSNAP_DATA_DIR=str(settings.data_dir)),
+                                     log_dir=log_dir, say=lambda line: click.echo(line, err=True))
+    where = f" (logs in {log_dir})" if log_dir else ""
+    steps.run(f"Starting {len(specs)} processes{where}", supervisor.start_all)
     try:
-        deadline = time.monotonic() + 60
-        pending = [s for s in specs.values() if s.health_url]
-        while pending and not stopping:
-            pending = [s for s in pending if not _healthy(s.health_url)]
-            dead = [n for n, p in children.items() if p.poll() is not None]
-            if dead:
-                raise click.ClickException(f"{', '.join(dead)} exited during start-up")
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"not healthy after 60 s: {', '.join(s.name for s in pending)}")
-            time.sleep(0.2)
-        if not stopping:
-            click.echo(f"okrsnap is up: open {settings.public_url}/ in your browser")
-            click.echo(f"  API: {settings.public_url}/api/v1 (reference: {settings.public_url}/api/v1/docs)")
-            click.echo(f"  running on {mode}")
-            if not no_demo:
-                click.echo(f"  Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
-            click.echo("Ctrl-C stops every process.")
-        crashes: dict[str, list[float]] = {}
+        def still_waiting(names, seconds):
+            click.echo(f"      still starting after {seconds:.0f} s: {', '.join(names)} "
+                       "(a first start on a busy machine takes a while)")
+
+        steps.run("Waiting for the services to answer",
+                  lambda: supervisor.wait_until_healthy(lambda: stopping, still_waiting))
+        if stopping:
+            return
+        _say_ready(settings, no_demo, log_dir)
         while not stopping:
-            for name, process in list(children.items()):
-                if process.poll() is None:
-                    continue
-                # Restart a crashed process, but give up on one that keeps crashing.
-                recent = [t for t in crashes.get(name, []) if time.monotonic() - t < 60] + [time.monotonic()]
-                crashes[name] = recent
-                if len(recent) > MAX_RESTARTS_PER_MINUTE:
-                    raise click.ClickException(f"{name} keeps exiting (code {process.returncode}); stopping okrsnap")
-                click.echo(f"{name} exited with code {process.returncode}; restarting it", err=True)
-                children[name] = subprocess.Popen(specs[name].argv, env=env)
+            supervisor.restart_crashed()
             time.sleep(0.5)
+    except launcher.CannotStart as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
-        for process in children.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in children.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        click.echo("\nStopping okrsnap ... ", nl=False)
+        supervisor.stop_all()
+        click.echo("stopped.")
+
+
+def _say_ready(settings: Settings, no_demo: bool, log_dir) -> None:
+    click.echo("")
+    click.secho(f"okrsnap is up: open {settings.public_url}/ in your browser", bold=True)
+    if not no_demo:
+        from services import demo
+
+        logins = getattr(demo, "DEMO_LOGINS", None) or [(demo.DEMO_EMAIL, demo.DEMO_PASSWORD, "")]
+        click.echo("  Demo logins (password " + logins[0][1] + "): "
+                   + ", ".join(email + (f" ({role})" if role else "") for email, _, role in logins))
+    click.echo(f"  API: {settings.public_url}/api/v1 (reference: {settings.public_url}/api/v1/docs)")
+    if log_dir:
+        click.echo(f"  Logs: {log_dir} (okrsnap up --verbose shows them here)")
+    command = Path(sys.executable).parent / "okrsnap"
+    if command.exists():
+        click.echo(f"  Command line: {command} --help")
+    click.echo("Ctrl-C stops everything.")
 
 
 if __name__ == "__main__":
