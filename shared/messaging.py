@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -62,9 +63,21 @@ def broker_connection(settings) -> Connection:
 
 
 class EmbeddedTransport(SqlaTransport):
-    """kombu's SQLAlchemy transport, polled every 50 ms instead of every second."""
+    """kombu's SQLAlchemy transport, polled every 50 ms while messages flow (instead of every
+    second), backing off to IDLE_POLLING seconds while none come: an idle embedded okrsnap does
+    not query its broker database twenty times a second per consumer."""
 
-    polling_interval = 0.05
+    polling_interval = BUSY_POLLING = 0.05
+    IDLE_POLLING = 0.5
+
+    def drain_events(self, connection, timeout=None):
+        try:
+            result = super().drain_events(connection, timeout=timeout)
+        except socket.timeout:  # a whole drain without a message: poll less often
+            self.polling_interval = min(self.IDLE_POLLING, self.polling_interval * 2)
+            raise
+        self.polling_interval = self.BUSY_POLLING
+        return result
 
 
 def topology_for(settings) -> Topology:
@@ -214,8 +227,10 @@ class OutboxRelay:
         finally:
             session.close()
 
-    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.1) -> None:
-        backoff = idle_sleep
+    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.1, max_idle_sleep: float = 0.5) -> None:
+        """Publishes until `stop`; with nothing to publish it looks again after idle_sleep,
+        then less and less often up to max_idle_sleep (an idle instance stays quiet)."""
+        backoff = idle = idle_sleep
         while not stop.is_set():
             beat()
             try:
@@ -227,8 +242,11 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 stop.wait(backoff)
                 continue
-            if not published:
-                stop.wait(idle_sleep)
+            if published:
+                idle = idle_sleep
+            else:
+                stop.wait(idle)
+                idle = min(idle * 2, max_idle_sleep)
         self.close()
 
 
