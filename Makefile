@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test install install-test bench screenshots audit clean
 
-run: $(VENV)/.installed
-	$(BIN)/okrsnap up
+run: $(VENV)/.installed   # ARGS="--verbose" shows every process's output here
+	@$(BIN)/okrsnap up $(ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest
@@ -27,13 +27,16 @@ audit:   # known vulnerabilities in constraints.txt (pip-audit); skipped with a 
 	PYTHON=$(PYTHON) .ci/audit
 
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "[setup] creating the virtual environment $(VENV) ..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The exact releases of constraints.txt: every install runs what CI tested.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -c constraints.txt -e .
-	touch $@
+	@echo "[setup] installing okrsnap and its dependencies into $(VENV) (about a minute the first time) ..."
+	@start=$$(date +%s); $(BIN)/pip install --quiet -c constraints.txt -e . && \
+		echo "[setup] installed in $$(( $$(date +%s) - start )) s"
+	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
