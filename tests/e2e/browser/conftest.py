@@ -210,9 +210,10 @@ def _walk(nodes):
 
 
 def _import_document(today: date, owner_id: str, member_id: str) -> dict:
-    """A Session that started ten weeks ago whose items came two weeks later: its second week has
-    no saved Snapshot (its first holds the Session's creation; the shape of services/demo.py history())."""
-    start = today - timedelta(weeks=10)
+    """A Session that started sixteen weeks ago whose items came two weeks later: its second week
+    has no saved Snapshot (its first holds the Session's creation). It starts before the demo's
+    quarter, so the demo stays the newest Session, the one / opens."""
+    start = today - timedelta(weeks=16)
     created = datetime.combine(start, dtime(9), tzinfo=timezone.utc)
     items_at = created + timedelta(weeks=2, days=1)
     doc = {"session": {"name": "Imported history", "start_date": str(start),
@@ -245,7 +246,8 @@ def world(stack) -> World:
     viewer = stack.api(VIEWER_EMAIL, PASSWORD)
     demo_id, member_id = demo.user["id"], member.user["id"]
     workspace_id = demo.user["workspaces"][0]["id"]
-    [session] = [s for s in demo.get(f"/workspaces/{workspace_id}/sessions") if s["name"].startswith("Demo Session")]
+    # the demo's Session is named after its quarter, e.g. "Q4 2026" (services/demo.py)
+    [session] = [s for s in demo.get(f"/workspaces/{workspace_id}/sessions") if re.fullmatch(r"Q[1-4] \d{4}", s["name"])]
     session_id = session["id"]
     tree = demo.get(f"/sessions/{session_id}/tree")
     objectives = {n["objective"]["title"]: n["objective"]["id"] for n in _walk(tree["objectives"])}

@@ -99,7 +99,7 @@ def test_owner_filter_shows_the_members_key_results_with_their_context(demo_page
 
     expect(page.locator("article.kr h3 a")).to_have_text([world.member_kr])
     hierarchy = page.locator("#hierarchy")
-    for title in ("Net promoter score", "Median support reply time", "Annual recurring revenue"):
+    for title in ("Net promoter score", "Median first reply time", "Annual recurring revenue"):
         expect(hierarchy).not_to_contain_text(title)
     parent = page.locator("details.objective", has_text=world.member_objective)
     expect(parent).to_have_count(1)
@@ -141,7 +141,7 @@ def test_a_check_in_through_the_form_appears_in_the_snapshot(demo_page, world):
     article = page.locator(f"article#kr-{kr_id}")
     form = article.locator("details.check-in-form")
     form.locator("summary").click()
-    form.get_by_label(re.compile(r"^Value")).fill("37.5")
+    form.get_by_label(re.compile(r"^Value")).fill("42")
     form.get_by_label("Comment").fill(comment)
     form.get_by_role("button", name="Save Check-in").click()
     expect(page).to_have_url(re.compile(r"done=checked_in"))
@@ -151,7 +151,7 @@ def test_a_check_in_through_the_form_appears_in_the_snapshot(demo_page, world):
     def shown():  # the pipeline is asynchronous: reload until the Snapshot has it
         page.reload()
         value = article.locator(".kr-value strong").inner_text()
-        return value == "37.5 pts" and article.locator("q.comment", has_text=comment).count() == 1
+        return value == "42 pts" and article.locator("q.comment", has_text=comment).count() == 1
 
     poll(shown, timeout=30, interval=0.5, message="the Check-in in the live week's Snapshot")
     expect(page.locator("[data-week-state]")).to_have_attribute("data-week-state", "live")
@@ -174,7 +174,7 @@ def test_compare_start_to_end(demo_page, world):
     table = page.locator("#comparison")
     expect(table).to_be_visible()
     titles = table.locator("tbody th[scope=row]").all_inner_texts()
-    demo = {"Net promoter score", "Median support reply time", "Annual recurring revenue",
+    demo = {"Net promoter score", "Median first reply time", "Annual recurring revenue",
             "Enterprise pilots signed", "Teams reviewing weekly"}
     assert demo <= set(titles), titles
     for title in demo:  # in both weeks: a signed change in points
