@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -51,9 +50,11 @@ PUBLISH_TIMEOUT = 10  # seconds to wait for a confirm; a blocked broker (memory 
 
 def broker_connection(settings) -> Connection:
     if settings.embedded_broker:
-        # SQLAlchemy transport options go to create_engine; polling is set on the class below.
-        return Connection(settings.broker_url, transport=EmbeddedTransport,
-                          transport_options={"connect_args": {"timeout": 30}})
+        # SQLAlchemy transport options go to create_engine; polling is set on the class below. The
+        # URL goes without its "sqla+" prefix: kombu takes the transport from such a prefix and
+        # would ignore ours.
+        url = settings.broker_url.split("+", 1)[1] if settings.broker_url.startswith("sqla+") else settings.broker_url
+        return Connection(url, transport=EmbeddedTransport, transport_options={"connect_args": {"timeout": 30}})
     return Connection(
         settings.broker_url,
         heartbeat=30,
@@ -64,19 +65,24 @@ def broker_connection(settings) -> Connection:
 
 class EmbeddedTransport(SqlaTransport):
     """kombu's SQLAlchemy transport, polled every 50 ms while messages flow (instead of every
-    second), backing off to IDLE_POLLING seconds while none come: an idle embedded okrsnap does
-    not query its broker database twenty times a second per consumer."""
+    second) and every IDLE_POLLING seconds once none came for QUIET_AFTER seconds: an idle embedded
+    okrsnap does not query its broker database dozens of times a second per consumer (a batching
+    consumer drains with a 20 ms timeout, which alone would poll fifty times a second)."""
 
     polling_interval = BUSY_POLLING = 0.05
     IDLE_POLLING = 0.5
+    QUIET_AFTER = 2.0
+    _last_delivery = 0.0
 
     def drain_events(self, connection, timeout=None):
-        try:
-            result = super().drain_events(connection, timeout=timeout)
-        except socket.timeout:  # a whole drain without a message: poll less often
-            self.polling_interval = min(self.IDLE_POLLING, self.polling_interval * 2)
-            raise
-        self.polling_interval = self.BUSY_POLLING
+        if time.monotonic() - self._last_delivery > self.QUIET_AFTER:
+            self.polling_interval = self.IDLE_POLLING
+            if timeout is not None and timeout < self.IDLE_POLLING:
+                time.sleep(self.IDLE_POLLING - timeout)  # nothing is waiting to be flushed meanwhile
+        else:
+            self.polling_interval = self.BUSY_POLLING
+        result = super().drain_events(connection, timeout=timeout)  # socket.timeout when nothing came
+        self._last_delivery = time.monotonic()
         return result
 
 

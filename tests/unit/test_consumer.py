@@ -208,3 +208,29 @@ def test_failures_are_classified_by_what_they_say_about_the_message():
     assert messaging.classify(DataError("x", {}, Exception())) == messaging.DETERMINISTIC
     assert messaging.classify(ValidationError("bad")) == messaging.DETERMINISTIC
     assert messaging.classify(KeyError("bug")) == messaging.UNKNOWN
+
+
+def test_the_embedded_broker_runs_on_okrsnaps_transport_which_polls_less_when_quiet(tmp_path, monkeypatch):
+    """kombu takes the transport from a "sqla+" URL prefix and ignored ours: the fast polling
+    while busy and the quiet polling while idle never applied (issue 12)."""
+    import socket
+
+    import pytest
+
+    from shared.messaging import EmbeddedTransport, broker_connection
+    from tests.conftest import make_settings
+
+    connection = broker_connection(make_settings(tmp_path))
+    assert type(connection.transport) is EmbeddedTransport
+    assert type(connection.clone().transport) is EmbeddedTransport  # kombu consumes on a clone
+
+    slept = []
+    monkeypatch.setattr("shared.messaging.time.sleep", slept.append)
+    transport = connection.transport
+    monkeypatch.setattr("kombu.transport.sqlalchemy.Transport.drain_events",
+                        lambda self, conn, timeout=None: (_ for _ in ()).throw(socket.timeout()))
+    with pytest.raises(socket.timeout):
+        transport.drain_events(connection, timeout=0.02)  # a batching consumer's short drain, nothing came
+    assert slept == [pytest.approx(EmbeddedTransport.IDLE_POLLING - 0.02)]
+    assert transport.polling_interval == EmbeddedTransport.IDLE_POLLING
+    connection.release()
