@@ -328,7 +328,10 @@ class Steps:
               help="gunicorn workers per HTTP service [default: 1 on the embedded default, 2 otherwise]")
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo Workspace on first run.")
 @click.option("--verbose", is_flag=True, help="Show every process's output (request logs) here, not in log files.")
-def up(web_workers: int | None, no_demo: bool, verbose: bool) -> None:
+@click.option("--separate-workers", is_flag=True,
+              help="Run each relay and worker in a process of its own [default on PostgreSQL and RabbitMQ; "
+                   "on the embedded default they share one process]")
+def up(web_workers: int | None, no_demo: bool, verbose: bool, separate_workers: bool) -> None:
     """Start every service and worker as separate processes (Ctrl-C stops them all)."""
     from services import launcher
 
@@ -362,7 +365,7 @@ def up(web_workers: int | None, no_demo: bool, verbose: bool) -> None:
             container.database.dispose()  # children open their own connections
         code = 0
         try:
-            _run(settings, steps, web_workers, verbose, no_demo)
+            _run(settings, steps, web_workers, verbose, no_demo, separate_workers or not embedded)
         except click.ClickException as exc:
             exc.show()
             code = exc.exit_code
@@ -419,7 +422,8 @@ def _create_postgres_database(settings: Settings) -> None:
         server.dispose()
 
 
-def _run(settings: Settings, steps: Steps, web_workers: int, verbose: bool, no_demo: bool) -> None:
+def _run(settings: Settings, steps: Steps, web_workers: int, verbose: bool, no_demo: bool,
+         separate_workers: bool) -> None:
     from services import launcher
 
     stopping = False
@@ -431,7 +435,7 @@ def _run(settings: Settings, steps: Steps, web_workers: int, verbose: bool, no_d
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log_dir = None if verbose else settings.data_dir / "logs"
-    specs = launcher.process_specs(settings, web_workers)
+    specs = launcher.process_specs(settings, web_workers, separate_workers=separate_workers)
     supervisor = launcher.Supervisor(specs, env=dict(os.environ, OKRSNAP_DATA_DIR=str(settings.data_dir)),
                                      log_dir=log_dir, say=lambda line: click.echo(line, err=True))
     where = f" (logs in {log_dir})" if log_dir else ""

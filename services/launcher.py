@@ -44,7 +44,9 @@ def _no_control_socket() -> list[str]:
     return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
 
 
-def process_specs(settings: Settings, web_workers: int = 1) -> list[ProcessSpec]:
+def process_specs(settings: Settings, web_workers: int = 1, *, separate_workers: bool = True) -> list[ProcessSpec]:
+    """One gunicorn per HTTP service; the relays and workers each in a process of their own, or
+    (`separate_workers` False) together in one (services/background.py)."""
     specs = []
     for service in SERVICES:
         url = settings.service_urls[service]
@@ -58,6 +60,8 @@ def process_specs(settings: Settings, web_workers: int = 1) -> list[ProcessSpec]
             *_no_control_socket(),
             f"services.{service}.entrypoints.app:create_app()",
         ], health_url=f"{url}/healthz"))
+    if not separate_workers:
+        return specs + [ProcessSpec("workers", [sys.executable, "-m", "services.background"])]
     for name, module in (("checkin-relay", "services.checkin.entrypoints.relay"),
                          ("snapshot-worker", "services.snapshot.entrypoints.worker"),
                          ("export-relay", "services.export.entrypoints.relay"),

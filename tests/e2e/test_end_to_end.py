@@ -227,7 +227,7 @@ def test_demo_has_weeks_of_history(embedded_okrsnap):
 def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap):
     app = embedded_okrsnap
     app.cli("user", "add", "lead@example.com", "--workspace", "Acme", "--role", "owner", "--password", PASSWORD)
-    app.up("--no-demo")
+    app.up("--no-demo", "--separate-workers")  # a worker of its own, to kill it alone
     login = _login(app, "lead@example.com", PASSWORD)
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {login['access_token']}"
@@ -273,3 +273,38 @@ def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap)
     assert [c["comment"] for c in view["check_ins"]].count("after the relay died") == 1
     assert view["objectives"][0]["key_results"][0]["current_value"] == 9.0
     assert "checkin-relay exited" in app.log.read_text()
+
+
+def test_on_the_embedded_default_the_workers_share_a_process_that_is_restarted_whole(embedded_okrsnap):
+    """Relays and workers in one process (the embedded default): killed, it comes back, and a
+    Check-in acknowledged meanwhile still reaches the Snapshot."""
+    app = embedded_okrsnap
+    app.cli("user", "add", "solo@example.com", "--workspace", "Solo", "--role", "owner", "--password", PASSWORD)
+    app.up("--no-demo")
+    children = subprocess.run(["pgrep", "-P", str(app.process.pid), "-f", "services."], capture_output=True,
+                              text=True, check=True).stdout.split()
+    assert len(children) == 5  # four gunicorn masters and the workers' process
+    workers = int(subprocess.run(["pgrep", "-P", str(app.process.pid), "-f", "services.background"],
+                                 capture_output=True, text=True, check=True).stdout.split()[0])
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {_login(app, 'solo@example.com', PASSWORD)['access_token']}"
+    workspace_id = api.get(f"{app.url}/me").json()["workspaces"][0]["id"]
+    today = datetime.now(timezone.utc).date()
+    session_id = api.post(f"{app.url}/workspaces/{workspace_id}/sessions", json={
+        "name": "Q", "start_date": str(today - timedelta(days=7)), "end_date": str(today + timedelta(days=30)),
+        "timezone": "UTC"}).json()["id"]
+    objective = api.post(f"{app.url}/sessions/{session_id}/objectives", json={"title": "O"}).json()
+    kr = api.post(f"{app.url}/objectives/{objective['id']}/key-results",
+                  json={"title": "KR", "start_value": 0, "target_value": 10}).json()
+
+    os.kill(workers, signal.SIGKILL)
+    assert api.post(f"{app.url}/key-results/{kr['id']}/check-ins",
+                    json={"value": 4, "status": "on_track"}).status_code == 201
+    week = Week.of_instant(datetime.now(timezone.utc), "UTC", "monday").label
+
+    def shows_the_check_in():
+        view = api.get(f"{app.url}/sessions/{session_id}/snapshots/{week}").json()
+        return [k["current_value"] for o in view.get("objectives", []) for k in o["key_results"]] == [4.0]
+
+    wait_until(shows_the_check_in, timeout=60, message="the check-in after the workers' process restarted")
+    assert "workers exited" in app.log.read_text()

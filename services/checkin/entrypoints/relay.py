@@ -22,13 +22,13 @@ def close_weeks_until(stop: threading.Event, container: Checkin) -> None:
         stop.wait(container.settings.week_close_interval)
 
 
-def main() -> None:
+def run(stop: threading.Event) -> None:
     container = bootstrap()
+    threading.Thread(target=close_weeks_until, args=(stop, container), daemon=True).start()
+    container.relay().run_forever(stop)
 
-    def run(stop: threading.Event) -> None:
-        threading.Thread(target=close_weeks_until, args=(stop, container), daemon=True).start()
-        container.relay().run_forever(stop)
 
+def main() -> None:
     run_until_signalled(run, name="checkin-relay")
 
 

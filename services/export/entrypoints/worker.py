@@ -8,14 +8,14 @@ from shared.messaging import recover_embedded_deliveries
 from shared.process import run_until_signalled
 
 
-def main() -> None:
+def run(stop: threading.Event) -> None:
     container = bootstrap()
+    recover_embedded_deliveries(container.settings, "export", "jobs", container.database.session,
+                                orm.processed_events, processed_as=CONSUMER)
+    container.worker().run(stop)
 
-    def run(stop: threading.Event) -> None:
-        recover_embedded_deliveries(container.settings, "export", "jobs", container.database.session,
-                                    orm.processed_events, processed_as=CONSUMER)
-        container.worker().run(stop)
 
+def main() -> None:
     run_until_signalled(run, name="export-worker")
 
 

@@ -38,10 +38,10 @@ def sweep_once(container: Snapshot, dead_letter, max_age: float = PARKED_MAX_SEC
     return expired
 
 
-def main() -> None:
+def run(stop: threading.Event) -> None:
     container = bootstrap()
 
-    def sweep(stop: threading.Event) -> None:
+    def sweep() -> None:
         dead_letter = dead_letter_publisher(container)
         while not stop.wait(SWEEP_SECONDS):
             try:
@@ -50,15 +50,15 @@ def main() -> None:
                 log.exception("sweeping parked events failed")
         dead_letter.close()
 
-    def run(stop: threading.Event) -> None:
-        recover_embedded_deliveries(container.settings, "snapshot", "events", container.database.session,
-                                    orm.processed_events)
-        consumer = container.consumer()
-        threading.Thread(target=lambda: (stop.wait(), setattr(consumer, "should_stop", True)),
-                         daemon=True).start()
-        threading.Thread(target=sweep, args=(stop,), daemon=True).start()
-        consumer.run()
+    recover_embedded_deliveries(container.settings, "snapshot", "events", container.database.session,
+                                orm.processed_events)
+    consumer = container.consumer()
+    threading.Thread(target=lambda: (stop.wait(), setattr(consumer, "should_stop", True)), daemon=True).start()
+    threading.Thread(target=sweep, daemon=True).start()
+    consumer.run()
 
+
+def main() -> None:
     run_until_signalled(run, name="snapshot-worker")
 
 
