@@ -34,7 +34,7 @@ $(VENV)/bin/python:
 # The exact releases of constraints.txt: every install runs what CI tested.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
 	@echo "[setup] installing okrsnap and its dependencies into $(VENV) (about a minute the first time) ..."
-	@start=$$(date +%s); $(BIN)/pip install --quiet -c constraints.txt -e . && \
+	@start=$$(date +%s); $(BIN)/pip install --quiet --no-compile -c constraints.txt -e . && \
 		echo "[setup] installed in $$(( $$(date +%s) - start )) s"
 	@touch $@
 
