@@ -4,7 +4,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import export, pipeline, snapshots, web
+from bench import export, footprint, pipeline, snapshots, web
 
 HEADER = f"""# Benchmarks
 
@@ -16,6 +16,6 @@ rows); absolute figures vary with the machine, the ratios much less.
 
 if __name__ == "__main__":
     report = "\n".join([HEADER, pipeline.run(), snapshots.report(snapshots.run()), web.report(web.run()),
-                        export.report(export.run())])
+                        export.report(export.run()), footprint.section(footprint.measure())])
     (Path(__file__).resolve().parent.parent / "BENCHMARKS.md").write_text(report)
     print(report)
