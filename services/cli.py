@@ -467,9 +467,9 @@ def _say_ready(settings: Settings, no_demo: bool, log_dir) -> None:
     if not no_demo:
         from services import demo
 
-        logins = getattr(demo, "DEMO_LOGINS", None) or [(demo.DEMO_EMAIL, demo.DEMO_PASSWORD, "")]
-        click.echo("  Demo logins (password " + logins[0][1] + "): "
-                   + ", ".join(email + (f" ({role})" if role else "") for email, _, role in logins))
+        people = getattr(demo, "PEOPLE", ()) or ()
+        logins = ", ".join(f"{p.email} ({p.role})" for p in people) or demo.DEMO_EMAIL
+        click.echo(f"  Demo logins, each with the password {demo.DEMO_PASSWORD}: {logins}")
     click.echo(f"  API: {settings.public_url}/api/v1 (reference: {settings.public_url}/api/v1/docs)")
     if log_dir:
         click.echo(f"  Logs: {log_dir} (okrsnap up --verbose shows them here)")
