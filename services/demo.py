@@ -4,9 +4,10 @@ below them, twenty Key Results of every kind, Initiatives with canvases, and the
 interesting cases: a private Objective, a week nobody touched, a late amendment, stale and
 unassigned work, items at risk and off track.
 
-Everything goes through the check-in service's own handlers, each with a clock set to its moment
-in the past, so the events carry their real dates and the Snapshots of past weeks fill as if the
-quarter had happened here. Every Check-in is made by its Key Result's owner, as it would be.
+Everything goes through the check-in service's own handlers: the quarter is one history import
+(every event keeps its moment in the past, so the Snapshots of past weeks fill as if the quarter
+had happened here, and no relay can close a week halfway through it), every Check-in by its Key
+Result's owner, as it would be; then the ended weeks are closed and the late amendment arrives.
 
 Seeding twice changes nothing: an existing account is never touched (its password least of all),
 and a Workspace that has a Session already is left as it is."""
@@ -358,7 +359,7 @@ def seed(gateway: Gateway, checkin_service: Checkin) -> dict:
     ids = {key: user.id for key, (user, _) in people.items()}
     first_monday = _first_monday(now)
     session = checkin.import_history(
-        commands.ImportHistory(principals["dana"], workspace.id, plan_document(first_monday, ids)),
+        commands.ImportHistory(principals["dana"], workspace.id, plan_document(first_monday, ids, now)),
         uow=checkin_service.uow(), clock=checkin_service.clock, members=LocalDirectory(gateway))
     _record_history(checkin_service, session.id, first_monday, principals, now)
     return {"user": people["dana"][0], "workspace": workspace, "session": session,
@@ -424,8 +425,9 @@ def _whole(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def plan_document(first_monday: date, ids: dict[str, uuid.UUID]) -> dict:
-    """The history import document: the Session and its items, each created at its moment."""
+def plan_document(first_monday: date, ids: dict[str, uuid.UUID], now: datetime) -> dict:
+    """The history import document: the Session, its items and the Key Results' Check-ins up to
+    `now`, each at its moment and each Check-in by its Key Result's owner (Dana for unassigned)."""
     created = _moment(first_monday, 0, 0, 7)
     doc: dict = {"session": {"name": session_name(first_monday), "start_date": first_monday,
                              "end_date": first_monday + timedelta(weeks=SESSION_WEEKS, days=-1),
@@ -453,43 +455,34 @@ def plan_document(first_monday: date, ids: dict[str, uuid.UUID]) -> dict:
             "ref": initiative.ref, "title": initiative.title, "status": initiative.status,
             "owner_id": ids[initiative.owner] if initiative.owner else None, "canvas": canvas,
             "key_result_refs": list(initiative.key_results), "created_at": at})
-    return doc
-
-
-def _record_history(checkin_service: Checkin, session_id, first_monday: date, principals: dict, now: datetime) -> None:
-    """The quarter's Check-ins, in time order, each by its item's owner at its moment; then the
-    ended weeks are closed (as the check-in relay would) and the late amendment arrives."""
-    items = _item_ids(checkin_service, session_id, principals["dana"])
-    owners = {kr.ref: kr.owner or "dana" for kr in KEY_RESULTS}
-    owners |= {f"initiative:{i.ref}": i.owner or "dana" for i in INITIATIVES}
-    steps = []
     for position, kr in enumerate(KEY_RESULTS):
         for week, value, status, confidence, comment in CHECK_INS.get(kr.ref, []):
             # the current week's on Monday morning, earlier weeks' on Thursday or Friday
             at = _moment(first_monday, week, 0, 7, 30 + position) if week == WEEKS_OF_HISTORY else \
                 _moment(first_monday, week, 3 + position % 2, 7 + position % 9, (position * 7) % 60)
-            steps.append((at, "key_result", kr.ref, (_whole(value), status, confidence, comment)))
+            if at <= now:  # the current week has only begun
+                doc["check_ins"].append({
+                    "key_result_ref": kr.ref, "value": _whole(value), "status": status, "confidence": confidence,
+                    "comment": comment, "checked_in_at": at, "author_id": ids[kr.owner or "dana"]})
+    return doc
+
+
+def _record_history(checkin_service: Checkin, session_id, first_monday: date, principals: dict, now: datetime) -> None:
+    """After the import: the Initiatives' Check-ins (by their owners, at their moments), the ended
+    weeks closed (as the check-in relay would), then the late amendment arrives."""
+    items = _item_ids(checkin_service, session_id, principals["dana"])
+    owners = {i.ref: i.owner or "dana" for i in INITIATIVES}
     for ref, entries in INITIATIVE_CHECK_INS.items():
         for week, status, comment in entries:
-            steps.append((_moment(first_monday, week, 4, 16), "initiative", ref, (status, comment)))
-    for at, kind, ref, entry in sorted(steps, key=lambda step: step[0]):
-        if at > now:
-            continue  # the current week has only begun
-        clock = FixedClock(at)
-        if kind == "key_result":
-            value, status, confidence, comment = entry
-            checkin.record_check_in(commands.RecordCheckIn(
-                principals[owners[ref]], items[ref], value, status, comment, confidence),
-                uow=checkin_service.uow(), clock=clock)
-        else:
-            status, comment = entry
-            checkin.record_initiative_check_in(commands.RecordInitiativeCheckIn(
-                principals[owners[f"initiative:{ref}"]], items[f"initiative:{ref}"], status, comment),
-                uow=checkin_service.uow(), clock=clock)
+            at = _moment(first_monday, week, 4, 16)
+            if at <= now:
+                checkin.record_initiative_check_in(commands.RecordInitiativeCheckIn(
+                    principals[owners[ref]], items[f"initiative:{ref}"], status, comment),
+                    uow=checkin_service.uow(), clock=FixedClock(at))
     _close_ended_weeks(checkin_service)
     ref, week, value, status, confidence, comment = LATE_AMENDMENT
-    checkin.record_check_in(commands.RecordCheckIn(principals[owners[ref]], items[ref], value, status, comment,
-                                                   confidence),
+    owner = next(kr.owner for kr in KEY_RESULTS if kr.ref == ref)
+    checkin.record_check_in(commands.RecordCheckIn(principals[owner], items[ref], value, status, comment, confidence),
                             uow=checkin_service.uow(), clock=FixedClock(_moment(first_monday, week, 4, 15)))
 
 

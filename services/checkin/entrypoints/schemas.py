@@ -471,6 +471,8 @@ class ImportCheckIn(Strict):
     confidence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(0, 10))
     comment = fields.String(load_default="", validate=TEXT)
     checked_in_at = fields.AwareDateTime(required=True)
+    author_id = fields.UUID(load_default=None, allow_none=True, metadata={
+        "description": "the member who made the Check-in (a member of the Workspace); default: the importer"})
 
 
 class HistoryImport(Strict):

@@ -237,6 +237,8 @@ def _people(fields_: dict) -> dict:
         named["members"] = list(fields_["members"] or [])
     if "visible_to" in fields_:
         named["visible_to"] = list(fields_["visible_to"] or [])
+    if fields_.get("author_id"):
+        named["author_id"] = [fields_["author_id"]]
     if fields_.get("canvas"):
         named["canvas.access"] = list(fields_["canvas"].get("access") or [])
     return named
@@ -327,9 +329,11 @@ def _new_initiative(uow, session: Session, principal: Principal, at: datetime, *
 
 
 def _check_in(uow, session: Session, key_result: KeyResult, principal: Principal, at: datetime, *,
-              value: float, status: str, confidence: int | None = None, comment: str = ""):
+              value: float, status: str, confidence: int | None = None, comment: str = "", author_id=None):
+    """`author_id`: who made it, when that is not the principal recording it (a history import
+    keeps each Check-in's author; the caller has checked they are a member)."""
     entry = key_result.check_in(value=value, status=status, confidence=confidence, comment=comment,
-                                author_id=_actor(principal), at=at)
+                                author_id=author_id or _actor(principal), at=at)
     state = key_result.state()
     uow.repo.save_key_result(key_result)
     _event(uow, "checkin.key_result.checked_in", session=session, entity_id=key_result.id,
