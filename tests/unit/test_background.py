@@ -21,22 +21,31 @@ def test_every_loop_runs_until_stop():
     assert sorted(started) == ["a", "b"]
 
 
-def test_a_failing_loop_stops_the_others_and_is_named():
-    stop = threading.Event()
-    stopped = threading.Event()
-
-    def healthy(event):
+def _healthy(stopped: threading.Event):
+    def run(event):
         event.wait()
         stopped.set()
+    return run
+
+
+def test_a_failing_loop_stops_the_others_and_is_named():
+    stopped = threading.Event()
 
     def broken(event):
         raise RuntimeError("database is gone")
 
+    assert background.run_together(threading.Event(), {"healthy": _healthy(stopped), "broken": broken}) == ["broken"]
+    assert stopped.is_set()
+
+
+def test_a_loop_returning_unasked_counts_as_failed_and_stops_the_others():
+    stopped = threading.Event()
+
     def quitter(event):
         return None  # returned without being asked to stop: as bad as raising
 
-    assert sorted(background.run_together(stop, {"healthy": healthy, "broken": broken, "quitter": quitter})) == [
-        "broken", "quitter"]
+    assert background.run_together(threading.Event(), {"healthy": _healthy(stopped), "quitter": quitter}) == [
+        "quitter"]
     assert stopped.is_set()
 
 
