@@ -92,7 +92,7 @@ class ExportDownload(MethodView):
         """The export file; the link's token is the credential"""
         c = container()
         try:
-            claims = tokens.verify(c.settings.download_secret, query["token"], typ=tokens.DOWNLOAD,
+            claims = tokens.verify(c.settings.verification_keys("download"), query["token"], typ=tokens.DOWNLOAD,
                                    audience=tokens.DOWNLOAD_AUDIENCE, now=c.clock.now())
         except tokens.InvalidToken:
             abort(401, message=BAD_LINK)

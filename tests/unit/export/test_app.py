@@ -308,3 +308,19 @@ def test_a_file_past_its_retention_is_gone_and_the_job_says_so(container, client
     job = client.get(f"/exports/{done_job['id']}", headers=alice).json
     assert (job["status"], job["download_url"]) == ("expired", None)
     assert list(container.files.directory.iterdir()) == []
+
+
+def test_a_link_signed_with_the_previous_download_key_still_works_while_it_is_rotated_out(
+        tmp_path, alice, workspace):
+    previous = "the-previous-download-secret-0123456789"
+    container = bootstrap(make_settings(tmp_path / "rotated", OKRSNAP_DOWNLOAD_SECRET_PREVIOUS=previous))
+    container.migrate()
+    container.snapshots = FakeSnapshots()
+    session = container.snapshots.add_session(workspace)
+    client = create_app(container).test_client()
+    job = post_export(client, alice, session).json
+    build(container, session, week_view(objectives=[objective(key_results=[key_result("ARR")])]))
+    anyone = as_user(container, tokens.Principal(None))
+    old = tokens.issue(previous, typ=tokens.DOWNLOAD, audience=tokens.DOWNLOAD_AUDIENCE, subject=job["id"], ttl=60)
+    assert client.get(f"/exports/{job['id']}/download?token={old}", headers=anyone).status_code == 200
+    container.database.dispose()
