@@ -48,6 +48,13 @@ class FakeRepository:
 
     def parents(self, session_id): return {o.id: o.parent_id for o in self.list_objectives(session_id)}
 
+    def objective_lineage(self, objective_id):
+        found, current = [], self._get("objective", objective_id)
+        while current is not None and not current.removed_at and current not in found:
+            found.append(current)
+            current = self._get("objective", current.parent_id) if current.parent_id else None
+        return found
+
     def has_children(self, objective_id):
         return any(getattr(v, "parent_id", None) == objective_id or getattr(v, "objective_id", None) == objective_id
                    for v in self.items.values() if not getattr(v, "removed_at", None))

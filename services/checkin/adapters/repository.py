@@ -108,6 +108,19 @@ class SqlRepository:
             .order_by(orm.objectives.c.created_at, orm.objectives.c.id)).mappings()
         return [self._objective(r) for r in rows]
 
+    def objective_lineage(self, objective_id) -> list[Objective]:
+        """The Objective and every Objective above it: all that decides whether a private one
+        hides it, read in one statement whatever the size of the Session (a recursive CTE; UNION
+        ends a cycle in stored data)."""
+        o = orm.objectives
+        lineage = select(o.c.id, o.c.parent_id).where(o.c.id == objective_id, o.c.removed_at.is_(None)) \
+            .cte("lineage", recursive=True)
+        above = o.alias("above")
+        lineage = lineage.union(select(above.c.id, above.c.parent_id)
+                                .join(lineage, above.c.id == lineage.c.parent_id).where(above.c.removed_at.is_(None)))
+        rows = self.db.execute(select(o).where(o.c.id.in_(select(lineage.c.id)))).mappings()
+        return [self._objective(r) for r in rows]
+
     def parents(self, session_id) -> dict:
         rows = self.db.execute(select(orm.objectives.c.id, orm.objectives.c.parent_id).where(
             orm.objectives.c.session_id == session_id, orm.objectives.c.removed_at.is_(None)))

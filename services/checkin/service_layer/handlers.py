@@ -76,8 +76,9 @@ def _facts(uow, principal: Principal, kind: str, item, session: Session):
     if kind == "session":
         return None
     if kind in ("objective", "key_result"):
-        guards = private_guards(uow.repo.list_objectives(session.id))
-        return item_facts(item.owner_id, guards.get(str(item.id if kind == "objective" else item.objective_id), ()))
+        objective_id = item.id if kind == "objective" else item.objective_id
+        guards = private_guards(uow.repo.objective_lineage(objective_id))  # not the whole Session
+        return item_facts(item.owner_id, guards.get(str(objective_id), ()))
     connected = [kr for kr in (uow.repo.get_key_result(k) for k in item.key_result_ids) if kr is not None]
     seen = visible_items(principal, session_facts(session), [], connected, [item],
                          privacy_objectives=uow.repo.list_objectives(session.id))
@@ -128,7 +129,7 @@ def _visible_key_result(uow, principal: Principal, session: Session, key_result_
     key_result = uow.repo.get_key_result(key_result_id)
     if key_result is None or key_result.session_id != session.id:
         raise NotFound("Key Result")
-    guards = private_guards(uow.repo.list_objectives(session.id))
+    guards = private_guards(uow.repo.objective_lineage(key_result.objective_id))
     if not access.can(principal, access.VIEW, workspace_id=session.workspace_id, session=session_facts(session),
                       item=item_facts(key_result.owner_id, guards.get(str(key_result.objective_id), ()))):
         raise NotFound("Key Result")
