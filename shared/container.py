@@ -10,7 +10,7 @@ from sqlalchemy import Table
 
 from shared.clock import Clock, clock_for
 from shared.db import ProcessLocalDatabase
-from shared.messaging import OutboxRelay, broker_connection, topology_for
+from shared.messaging import OutboxRelay, broker_connection, event_signer, topology_for
 from shared.migrations import upgrade
 from shared.settings import Settings
 
@@ -41,5 +41,5 @@ class ServiceContainer:
         return OutboxRelay(
             session_factory=self.database.session, outbox=outbox, producer_name=self.SERVICE,
             connection_factory=lambda: broker_connection(self.settings),
-            topology=topology_for(self.settings), clock=self.clock,
+            topology=topology_for(self.settings), clock=self.clock, signer=event_signer(self.settings),
         )

@@ -4,6 +4,10 @@ Producers and consumers both validate with these schemas, so the wire contract l
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -277,3 +281,108 @@ def decode(body: Any) -> Event:
     event = Event(**envelope)
     event.load_payload()  # validates against the catalogue; raises on mismatch
     return event
+
+
+# --- signatures -------------------------------------------------------------------------------
+# Every event on the wire carries an HMAC-SHA256 by okrsnap's event-signing key
+# (OKRSNAP_EVENT_SIGNING_KEY), so a consumer applies only what an okrsnap producer published
+# (docs/events.md, "Signature"; docs/security.md). The signed bytes:
+#
+#   b"okrsnap-event-v1\n" + json.dumps(envelope, sort_keys=True, separators=(",", ":"),
+#                                      ensure_ascii=True, allow_nan=False).encode("ascii")
+#
+# where `envelope` is the message's JSON object without its "signature" member: every other
+# member (event_id, event_type, event_version, occurred_at, workspace_id, session_id, entity_id,
+# sequence, actor_id, payload, and any member a newer producer adds) is covered, nested objects
+# with their keys sorted too, non-ASCII characters as \uXXXX escapes. The "signature" member:
+#   {"alg": "HMAC-SHA256", "key_id": "<16 hex digits>", "value": "<base64url of the MAC, no padding>"}
+# key_id = the first 16 hex digits of SHA-256(b"okrsnap-event-key-id\n" + key): it names a key
+# without revealing it, so a consumer finds the key an event was signed with among the current
+# one and those being rotated out (OKRSNAP_EVENT_SIGNING_KEY_PREVIOUS).
+
+SIGNATURE = "signature"
+SIGNATURE_ALGORITHM = "HMAC-SHA256"
+_SIGNED_PREFIX = b"okrsnap-event-v1\n"
+_KEY_ID_PREFIX = b"okrsnap-event-key-id\n"
+
+
+class InvalidSignature(ValueError):
+    """An event without a valid signature by a known key: it will never verify, whoever delivers it."""
+
+
+def key_id(key: str) -> str:
+    return hashlib.sha256(_KEY_ID_PREFIX + key.encode("utf-8")).hexdigest()[:16]
+
+
+def canonical_bytes(body: dict) -> bytes:
+    """The bytes an event's signature covers (see above). Raises InvalidSignature for a body that
+    has no canonical form (not a JSON object, NaN or infinite numbers, keys that are not strings)."""
+    if not isinstance(body, dict):
+        raise InvalidSignature("message body is not a JSON object")
+    unsigned = {k: v for k, v in body.items() if k != SIGNATURE}
+    try:
+        text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSignature(f"the event has no canonical form: {exc}") from None
+    return _SIGNED_PREFIX + text.encode("ascii")
+
+
+def _mac(key: str, body: dict) -> bytes:
+    return hmac.new(key.encode("utf-8"), canonical_bytes(body), hashlib.sha256).digest()
+
+
+class EventSigner:
+    """Signs wire bodies with one key (the current OKRSNAP_EVENT_SIGNING_KEY)."""
+
+    def __init__(self, key: str):
+        if not key:
+            raise ValueError("an event-signing key is needed")
+        self._key, self.key_id = key, key_id(key)
+
+    def sign(self, body: dict) -> dict:
+        """The body with its "signature" member (a new dict; an old signature is replaced)."""
+        value = base64.urlsafe_b64encode(_mac(self._key, body)).rstrip(b"=").decode("ascii")
+        unsigned = {k: v for k, v in body.items() if k != SIGNATURE}
+        return unsigned | {SIGNATURE: {"alg": SIGNATURE_ALGORITHM, "key_id": self.key_id, "value": value}}
+
+
+class EventVerifier:
+    """Checks a wire body's signature against the keys it accepts (the current key first, then
+    those being rotated out), chosen by the key id the signature names."""
+
+    def __init__(self, keys):
+        keys = [k for k in ((keys,) if isinstance(keys, str) else tuple(keys)) if k]
+        if not keys:
+            raise ValueError("at least one event-signing key is needed")
+        self._keys = {}
+        for key in keys:
+            self._keys.setdefault(key_id(key), key)
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+    def verify(self, body) -> None:
+        """Returns if `body` carries a valid signature by one of the keys; raises
+        InvalidSignature with the reason otherwise."""
+        if not isinstance(body, dict):
+            raise InvalidSignature("message body is not a JSON object")
+        signature = body.get(SIGNATURE)
+        if signature is None:
+            raise InvalidSignature("unsigned event: no signature")
+        if not isinstance(signature, dict) or not all(isinstance(signature.get(f), str)
+                                                      for f in ("alg", "key_id", "value")):
+            raise InvalidSignature("malformed signature: want {alg, key_id, value} strings")
+        if signature["alg"] != SIGNATURE_ALGORITHM:
+            raise InvalidSignature(f"signature algorithm {signature['alg'][:40]!r} is not {SIGNATURE_ALGORITHM}")
+        key = self._keys.get(signature["key_id"])
+        if key is None:
+            raise InvalidSignature(f"signed with an unknown key id {signature['key_id'][:40]!r} "
+                                   f"(accepted: {', '.join(self._keys)})")
+        try:
+            given = base64.urlsafe_b64decode(signature["value"] + "=" * (-len(signature["value"]) % 4))
+        except (ValueError, TypeError):
+            raise InvalidSignature("malformed signature: the value is not base64url") from None
+        if not hmac.compare_digest(given, _mac(key, body)):
+            raise InvalidSignature(f"wrong signature: the event does not match its signature "
+                                   f"(key id {signature['key_id']})")

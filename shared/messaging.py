@@ -1,9 +1,11 @@
 """Broker connections, the outbox relay and the event consumer, over kombu.
 
 Publishing goes through the outbox only: the business transaction writes an outbox row, the relay
-publishes it persistent and mandatory with publisher confirms and marks it sent only after the
-confirm. Consumers apply an event and its processed-event record in one transaction, commit, then
-ack; a message they cannot process is dead-lettered with the reason and the consumer goes on.
+signs it (shared.events.EventSigner), publishes it persistent and mandatory with publisher confirms
+and marks it sent only after the confirm. Consumers verify the signature before anything else,
+apply an event and its processed-event record in one transaction, commit, then ack; a message they
+cannot process (an unsigned or wrongly signed one included) is dead-lettered with the reason and
+the consumer goes on.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from sqlalchemy.exc import TimeoutError as SqlaTimeoutError
 from sqlalchemy.orm import Session
 
 from shared.db import UtcDateTime
-from shared.events import Event, decode
+from shared.events import Event, EventSigner, EventVerifier, InvalidSignature, decode
 from shared.process import beat
 from shared.topology import Topology
 
@@ -84,6 +86,16 @@ class EmbeddedTransport(SqlaTransport):
         result = super().drain_events(connection, timeout=timeout)  # socket.timeout when nothing came
         self._last_delivery = time.monotonic()
         return result
+
+
+def event_signer(settings) -> EventSigner:
+    """Signs with the current OKRSNAP_EVENT_SIGNING_KEY."""
+    return EventSigner(settings.event_signing_key)
+
+
+def event_verifier(settings) -> EventVerifier:
+    """Accepts the current OKRSNAP_EVENT_SIGNING_KEY and those in OKRSNAP_EVENT_SIGNING_KEY_PREVIOUS."""
+    return EventVerifier(settings.verification_keys("event"))
 
 
 def topology_for(settings) -> Topology:
@@ -144,11 +156,17 @@ def mark_processed(session: Session, table: Table, consumer: str, event_id, now:
 class OutboxRelay:
     """Publishes unsent outbox rows in id order. Rows are selected by `sent_at IS NULL`, locked
     with SKIP LOCKED so several relays may run; a crash after publish and before the commit only
-    causes a duplicate, which consumers skip by event id."""
+    causes a duplicate, which consumers skip by event id.
+
+    Each event is signed here, as it is published, with the current key: the outbox row holds
+    the event itself, so a row written before a key rotation goes out signed with the new key,
+    only the relay processes need the key, and an event taken out of the outbox again (sent_at
+    set back to NULL, RELIABILITY.md) is signed afresh."""
 
     def __init__(self, *, session_factory: Callable[[], Session], outbox: Table, producer_name: str,
                  connection_factory: Callable[[], Connection], topology: Topology, clock,
-                 batch_size: int = 200):
+                 signer: EventSigner, batch_size: int = 200):
+        self.signer = signer
         self.session_factory = session_factory
         self.outbox = outbox
         self.exchange = topology.exchange(producer_name)
@@ -207,7 +225,7 @@ class OutboxRelay:
             sent, failed = [], []
             for row in rows:
                 self._returned.discard(row.event_id)
-                body = row.body if isinstance(row.body, dict) else json.loads(row.body)
+                body = self.signer.sign(row.body if isinstance(row.body, dict) else json.loads(row.body))
                 producer.publish(
                     body, routing_key=row.event_type, serializer="json", delivery_mode=2,
                     mandatory=True, message_id=row.event_id, timeout=PUBLISH_TIMEOUT,
@@ -305,7 +323,8 @@ class EventConsumer(ConsumerProducerMixin):
     how often the message was delivered: a worker killed while its database is down hands its
     deliveries back, and they must stay as healthy as they were. So the queue has no broker
     delivery limit. A message that can never be applied (undecodable, invalid, too large, an
-    integrity error that repeats, a bug that repeats) is dead-lettered by the consumer at once,
+    integrity error that repeats, a bug that repeats, and first of all a message without a valid
+    signature by a known event-signing key) is dead-lettered by the consumer at once,
     with the reason in a header. An infrastructure failure is retried in place, with backoff,
     for as long as it lasts, while the consumer keeps heartbeating on the connection it
     consumes on; on a stop the message goes back to the queue.
@@ -317,11 +336,12 @@ class EventConsumer(ConsumerProducerMixin):
     event costs only itself."""
 
     def __init__(self, *, connection: Connection, topology: Topology, consumer: str, purpose: str,
-                 handle: Callable[[Event], None], prefetch_count: int = 20,
+                 handle: Callable[[Event], None], verifier: EventVerifier, prefetch_count: int = 20,
                  handle_batch: Callable[[list[Event]], object] | None = None, batch_size: int = 50,
                  batch_wait: float = 0.02, batch_max_wait: float = 0.25):
         self.connection = connection
         self.topology = topology
+        self.verifier = verifier
         self.queue_name = topology.queue_name(consumer, purpose)
         self.consumer, self.purpose = consumer, purpose
         self.handle = handle
@@ -417,6 +437,13 @@ class EventConsumer(ConsumerProducerMixin):
         size = len(message.body or b"")
         if size > MAX_EVENT_BYTES:
             self.dead_letter(message, f"body of {size} bytes exceeds the limit of {MAX_EVENT_BYTES}")
+            return
+        try:
+            # Before anything else reads the body: an unsigned or wrongly signed message never
+            # verifies, whoever delivers it and however often, so it goes at once.
+            self.verifier.verify(body)
+        except InvalidSignature as exc:
+            self.dead_letter(message, f"refused: {exc}")
             return
         try:
             event = decode(body)

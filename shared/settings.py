@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Settings:
     internal_secret: str
     access_token_secret: str
     download_secret: str
+    event_signing_key: str  # HMAC key of every event on the broker (shared.events; docs/security.md)
     clock_file: Path | None
     service_urls: dict[str, str]
     public_url: str
@@ -64,8 +66,10 @@ class Settings:
     previous_secrets: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def verification_keys(self, name: str) -> tuple[str, ...]:
-        """The current key and those being rotated out: "internal", "access_token" or "download"."""
-        return (getattr(self, f"{name}_secret"), *self.previous_secrets.get(name, ()))
+        """The current key and those being rotated out: "internal", "access_token", "download"
+        or "event" (OKRSNAP_EVENT_SIGNING_KEY)."""
+        current = self.event_signing_key if name == "event" else getattr(self, f"{name}_secret")
+        return (current, *self.previous_secrets.get(name, ()))
 
     @property
     def production(self) -> bool:
@@ -115,6 +119,7 @@ class Settings:
             internal_secret=secrets_["OKRSNAP_INTERNAL_SECRET"],
             access_token_secret=secrets_["OKRSNAP_ACCESS_TOKEN_SECRET"],
             download_secret=secrets_["OKRSNAP_DOWNLOAD_SECRET"],
+            event_signing_key=secrets_["OKRSNAP_EVENT_SIGNING_KEY"],
             clock_file=Path(clock_file) if clock_file else None,
             service_urls=urls,
             public_url=env.get("OKRSNAP_PUBLIC_URL", urls["gateway"]).rstrip("/"),
@@ -148,6 +153,7 @@ FILE_VARIABLES = (
     "OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET", "OKRSNAP_DOWNLOAD_SECRET",
     "OKRSNAP_INTERNAL_SECRET_PREVIOUS", "OKRSNAP_ACCESS_TOKEN_SECRET_PREVIOUS",
     "OKRSNAP_DOWNLOAD_SECRET_PREVIOUS",
+    "OKRSNAP_EVENT_SIGNING_KEY", "OKRSNAP_EVENT_SIGNING_KEY_PREVIOUS",
     "OKRSNAP_DATABASE_URL", "OKRSNAP_BROKER_URL", "OKRSNAP_REDIS_URL",
     *(f"OKRSNAP_{service.upper()}_DATABASE_URL" for service in SERVICES),
 )
@@ -216,12 +222,16 @@ def _previous_secrets(env: dict[str, str], *, production: bool) -> dict[str, tup
         if production and any(len(k) < MIN_SECRET_LENGTH for k in keys):
             raise ConfigurationError(f"{name}_PREVIOUS: at least {MIN_SECRET_LENGTH} characters a key")
         if keys:
-            found[name.removeprefix("OKRSNAP_").removesuffix("_SECRET").lower()] = keys
+            found[_SHORT_NAMES[name]] = keys
     return found
 
 
 MIN_SECRET_LENGTH = 32  # HS256 keys of at least 256 bits (RFC 7518, 3.2)
-_SECRET_NAMES = ("OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET", "OKRSNAP_DOWNLOAD_SECRET")
+_SECRET_NAMES = ("OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET", "OKRSNAP_DOWNLOAD_SECRET",
+                 "OKRSNAP_EVENT_SIGNING_KEY")
+# The names verification_keys() takes.
+_SHORT_NAMES = {"OKRSNAP_INTERNAL_SECRET": "internal", "OKRSNAP_ACCESS_TOKEN_SECRET": "access_token",
+                "OKRSNAP_DOWNLOAD_SECRET": "download", "OKRSNAP_EVENT_SIGNING_KEY": "event"}
 
 
 def _secrets(env: dict[str, str], data_dir: Path, *, production: bool) -> dict[str, str]:
@@ -238,20 +248,54 @@ def _secrets(env: dict[str, str], data_dir: Path, *, production: bool) -> dict[s
         missing = ", ".join(n for n in _SECRET_NAMES if n not in found)
         raise ConfigurationError(f"production needs {missing}")
     path = data_dir / DEV_SECRET_FILE
-    stored: dict[str, str] = {}
-    if path.exists():
-        stored = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+    stored = _read_secret_file(path)
     missing = [n for n in _SECRET_NAMES if n not in found and n not in stored]
     if missing:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stored.update({n: secrets.token_urlsafe(32) for n in missing})
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
+        tmp.write_text("".join(f"{k}={v}\n" for k, v in
+                               (stored | {n: secrets.token_urlsafe(32) for n in missing}).items()))
         os.chmod(tmp, 0o600)
         try:
-            os.link(tmp, path)  # atomic and exclusive: of racing processes, one file wins
+            if not stored:
+                os.link(tmp, path)  # atomic and exclusive: of racing processes, one file wins
+            else:
+                # A file from an older okrsnap, without a key added since (the event-signing key):
+                # the key is added under an exclusive lock, so racing processes agree on it.
+                with _locked(path.with_suffix(".lock")):
+                    stored = _read_secret_file(path)
+                    if any(n not in found and n not in stored for n in _SECRET_NAMES):
+                        added = {n: secrets.token_urlsafe(32) for n in _SECRET_NAMES if n not in stored}
+                        tmp.write_text("".join(f"{k}={v}\n" for k, v in (stored | added).items()))
+                        os.replace(tmp, path)
         except FileExistsError:
-            stored = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+            pass
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
+        stored = _read_secret_file(path)
     return {name: found.get(name) or stored[name] for name in _SECRET_NAMES}
+
+
+def _read_secret_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` (created 0600) for the block; without fcntl (Windows), none."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no other OS runs several okrsnap processes here
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -17,7 +17,7 @@ from services.export.service_layer.worker import ExportWorker
 from shared.clock import Clock
 from shared.container import ServiceContainer
 from shared.events import Event
-from shared.messaging import EventConsumer, OutboxRelay, broker_connection, topology_for
+from shared.messaging import EventConsumer, OutboxRelay, broker_connection, event_verifier, topology_for
 from shared.settings import Settings
 
 SERVICE = "export"
@@ -40,7 +40,7 @@ class Export(ServiceContainer):
     def consumer(self, handle: Callable[[Event], None]) -> EventConsumer:
         return EventConsumer(connection=broker_connection(self.settings),
                              topology=topology_for(self.settings), consumer=SERVICE,
-                             purpose="jobs", handle=handle)
+                             purpose="jobs", handle=handle, verifier=event_verifier(self.settings))
 
     def worker(self, **options) -> ExportWorker:
         """options: lease, queued_grace, sweep_interval, builders, report_interval (see ExportWorker)."""

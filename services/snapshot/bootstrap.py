@@ -8,7 +8,7 @@ from services.snapshot.service_layer import handlers
 from services.snapshot.service_layer.unit_of_work import SnapshotUnitOfWork
 from shared.clock import Clock
 from shared.container import ServiceContainer
-from shared.messaging import EventConsumer, broker_connection, topology_for
+from shared.messaging import EventConsumer, broker_connection, event_verifier, topology_for
 from shared.settings import Settings
 
 
@@ -28,7 +28,7 @@ class Snapshot(ServiceContainer):
         return EventConsumer(
             connection=connection or broker_connection(self.settings),
             topology=topology_for(self.settings), consumer=self.SERVICE, purpose="events",
-            handle=self.apply, handle_batch=self.apply_batch, prefetch_count=prefetch_count,
+            handle=self.apply, verifier=event_verifier(self.settings), handle_batch=self.apply_batch, prefetch_count=prefetch_count,
         )
 
 

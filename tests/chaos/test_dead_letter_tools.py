@@ -14,7 +14,7 @@ from services.cli import main as okrsnap
 from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
 from shared import deadletters
 from shared.clock import FixedClock
-from shared.messaging import broker_connection, declare_topology, publish_dead_letter, topology_for
+from shared.messaging import broker_connection, declare_topology, event_signer, publish_dead_letter, topology_for
 from tests.conftest import wait_until
 from tests.helpers import ConsumerThread
 from tests.integration.test_weekly_review import EVENTS, NOW
@@ -47,7 +47,8 @@ def test_dead_letters_are_listed_shown_replayed_and_purged(settings):
     with broker_connection(settings) as connection:
         producer = Producer(connection.default_channel)
         for event in healthy:  # as if dead-lettered during an old outage
-            publish_dead_letter(producer, topology, "snapshot", "events", event.to_wire(), "test: an old outage")
+            publish_dead_letter(producer, topology, "snapshot", "events", event_signer(settings).sign(event.to_wire()),
+                                "test: an old outage")
         publish_dead_letter(producer, topology, "snapshot", "events", b"{broken", "undecodable body: test")
     cli = CliRunner()
     listed = cli.invoke(okrsnap, ["dlq", "list"], env=_env(settings))

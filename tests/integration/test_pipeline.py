@@ -17,7 +17,7 @@ from services.snapshot.adapters import orm as snapshot_orm
 from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
 from services.snapshot.entrypoints.app import create_app as snapshot_app
 from shared.clock import FileClock
-from shared.messaging import DEAD_LETTER_REASON
+from shared.messaging import DEAD_LETTER_REASON, event_signer
 from shared.topology import Topology
 from tests.conftest import wait_until
 from tests.helpers import ConsumerThread, EveryoneIsAMember, internal_headers
@@ -147,7 +147,7 @@ def test_malformed_message_is_dead_lettered_and_the_worker_goes_on(services, pg_
             channel.basic_publish(exchange, "checkin.key_result.checked_in", b"{not json",
                                   pika.BasicProperties(content_type="application/json", delivery_mode=2))
             channel.basic_publish(exchange, "checkin.key_result.checked_in",
-                                  json.dumps({"event_id": "nope"}).encode(),
+                                  json.dumps(event_signer(pg_settings).sign({"event_id": "nope"})).encode(),
                                   pika.BasicProperties(content_type="application/json", delivery_mode=2))
         _seed(checkin, pg_settings, workspace_id, user_id)
         relay = checkin.relay()

@@ -10,7 +10,7 @@ from kombu import Connection, Producer
 
 from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
 from shared.clock import FixedClock
-from shared.messaging import declare_topology, topology_for
+from shared.messaging import declare_topology, event_signer, topology_for
 from tests.conftest import make_settings, wait_until
 from tests.helpers import ConsumerThread
 from tests.integration.test_weekly_review import EVENTS, IDS, NOW, _store, _views
@@ -37,7 +37,7 @@ def test_three_workers_agree_with_one(tmp_path, database_url, broker_url, namesp
         with Connection(broker_url, transport_options={"confirm_publish": True}) as connection:
             producer = Producer(connection.channel(), exchange=topology_for(settings).exchange("checkin"))
             for event in deliveries:
-                producer.publish(event.to_wire(), routing_key=event.event_type, serializer="json",
+                producer.publish(event_signer(settings).sign(event.to_wire()), routing_key=event.event_type, serializer="json",
                                  delivery_mode=2, message_id=str(event.event_id))
         wait_until(lambda: sum(c.processed for c in consumers) == len(deliveries), timeout=60,
                    message="every delivery handled")

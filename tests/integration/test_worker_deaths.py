@@ -9,7 +9,7 @@ from kombu import Connection, Producer, Queue
 
 from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
 from shared.clock import FixedClock
-from shared.messaging import declare_topology, topology_for
+from shared.messaging import declare_topology, event_signer, topology_for
 from tests.conftest import wait_until
 from tests.helpers import ConsumerThread
 from tests.integration.test_weekly_review import EVENTS, NOW
@@ -25,7 +25,7 @@ def test_deliveries_to_workers_that_died_never_dead_letter_a_message(pg_settings
     session_created = EVENTS[0]
     with Connection(broker_url, transport_options={"confirm_publish": True}) as connection:
         Producer(connection.channel(), exchange=topology.exchange("checkin")).publish(
-            session_created.to_wire(), routing_key=session_created.event_type, serializer="json", delivery_mode=2)
+            event_signer(pg_settings).sign(session_created.to_wire()), routing_key=session_created.event_type, serializer="json", delivery_mode=2)
     queue_name = topology.queue_name("snapshot", "events")
     for death in range(7):  # taken, never acked, the connection gone: as a SIGKILLed worker does
         with Connection(broker_url) as worker:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shared import messaging
-from shared.events import Event
+from shared.events import Event, EventSigner, EventVerifier
 from shared.topology import Topology
 
 
@@ -28,9 +28,14 @@ class FakeConnection:
         self.heartbeats += 1
 
 
+KEY = "test-event-signing-key-0123456789abcdef"
+SIGNER = EventSigner(KEY)
+
+
 def _consumer(handle):
     consumer = messaging.EventConsumer(connection=None, topology=Topology("t", broker_features=False),
-                                       consumer="snapshot", purpose="events", handle=handle)
+                                       consumer="snapshot", purpose="events", handle=handle,
+                                       verifier=EventVerifier([KEY]))
     consumer.dead_lettered = []
     consumer.dead_letter = lambda message, reason: (consumer.dead_lettered.append(reason), message.ack())
     return consumer
@@ -42,8 +47,9 @@ def _no_waiting(monkeypatch):
 
 
 def _wire():
-    return Event.new("export.job.requested", occurred_at=datetime.now(timezone.utc), workspace_id=uuid.uuid4(),
-                     entity_id=uuid.uuid4(), payload={"job_id": uuid.uuid4()}).to_wire()
+    return SIGNER.sign(Event.new("export.job.requested", occurred_at=datetime.now(timezone.utc),
+                                 workspace_id=uuid.uuid4(), entity_id=uuid.uuid4(),
+                                 payload={"job_id": uuid.uuid4()}).to_wire())
 
 
 def _database_down():
@@ -111,7 +117,7 @@ def test_invalid_events_are_dead_lettered_at_once_with_the_reason():
     calls = []
     consumer = _consumer(calls.append)
     message = FakeMessage()
-    consumer.on_message({"event_id": "not-a-uuid"}, message)
+    consumer.on_message(SIGNER.sign({"event_id": "not-a-uuid"}), message)  # a producer's bug, signed
     assert message.outcome == "ack" and consumer.dead_lettered[0].startswith("invalid event")
     huge = FakeMessage(body=b"x" * (messaging.MAX_EVENT_BYTES + 1))
     consumer.on_message(_wire(), huge)

@@ -40,6 +40,7 @@ OKRSNAP_SECRETS = {
     "OKRSNAP_INTERNAL_SECRET": "dummy-internal-secret-0123456789abcdef",
     "OKRSNAP_ACCESS_TOKEN_SECRET": "dummy-access-token-secret-0123456789abcdef",
     "OKRSNAP_DOWNLOAD_SECRET": "dummy-download-secret-0123456789abcdef",
+    "OKRSNAP_EVENT_SIGNING_KEY": "dummy-event-signing-key-0123456789abcdef",
 }
 # The servers' passwords, from .env as well: never written into the compose file.
 SERVER_PASSWORDS = {
@@ -399,6 +400,7 @@ def test_settings_accept_the_compose_environment(services, name):
     assert settings.internal_secret == DUMMY_SECRETS["OKRSNAP_INTERNAL_SECRET"]
     assert settings.access_token_secret == DUMMY_SECRETS["OKRSNAP_ACCESS_TOKEN_SECRET"]
     assert settings.download_secret == DUMMY_SECRETS["OKRSNAP_DOWNLOAD_SECRET"]
+    assert settings.event_signing_key == DUMMY_SECRETS["OKRSNAP_EVENT_SIGNING_KEY"]
 
 
 def test_env_example_lists_every_variable_the_compose_file_uses(raw_compose):

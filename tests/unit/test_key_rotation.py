@@ -66,7 +66,7 @@ def test_production_refuses_short_previous_keys(tmp_path):
     env = {"OKRSNAP_ENV": "production", "OKRSNAP_DATA_DIR": str(tmp_path),
            "OKRSNAP_DATABASE_URL": "postgresql://db/okrsnap", "OKRSNAP_BROKER_URL": "amqp://u:p@mq:5672/%2F",
            "OKRSNAP_INTERNAL_SECRET": "i" * 32, "OKRSNAP_ACCESS_TOKEN_SECRET": "a" * 32,
-           "OKRSNAP_DOWNLOAD_SECRET": "d" * 32}
+           "OKRSNAP_DOWNLOAD_SECRET": "d" * 32, "OKRSNAP_EVENT_SIGNING_KEY": "e" * 32}
     assert Settings.from_env({**env, "OKRSNAP_DOWNLOAD_SECRET_PREVIOUS": "p" * 32}).verification_keys("download") == (
         "d" * 32, "p" * 32)
     with pytest.raises(ConfigurationError, match="PREVIOUS"):

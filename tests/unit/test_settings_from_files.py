@@ -8,7 +8,7 @@ from shared.settings import FILE_VARIABLES, ConfigurationError, Settings
 
 PRODUCTION = {"OKRSNAP_ENV": "production", "OKRSNAP_DATA_DIR": "/data"}
 KEYS = {"OKRSNAP_INTERNAL_SECRET": "i" * 40, "OKRSNAP_ACCESS_TOKEN_SECRET": "a" * 40,
-        "OKRSNAP_DOWNLOAD_SECRET": "d" * 40}
+        "OKRSNAP_DOWNLOAD_SECRET": "d" * 40, "OKRSNAP_EVENT_SIGNING_KEY": "e" * 40}
 
 
 def _files(tmp_path, values: dict[str, str]) -> dict[str, str]:

@@ -39,7 +39,7 @@ def test_production_refuses_a_settable_clock_and_missing_secrets(tmp_path):
     with pytest.raises(ConfigurationError, match="OKRSNAP_INTERNAL_SECRET"):
         Settings.from_env(base)
     secrets = {n: "x" * 32 for n in ("OKRSNAP_INTERNAL_SECRET", "OKRSNAP_ACCESS_TOKEN_SECRET",
-                                     "OKRSNAP_DOWNLOAD_SECRET")}
+                                     "OKRSNAP_DOWNLOAD_SECRET", "OKRSNAP_EVENT_SIGNING_KEY")}
     with pytest.raises(ConfigurationError, match="at least 32"):
         Settings.from_env({**base, **secrets, "OKRSNAP_DOWNLOAD_SECRET": "short"})
     with pytest.raises(ConfigurationError, match="clock"):

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from services.export.adapters import orm
 from shared import tokens
-from shared.messaging import DEAD_LETTER_REASON, broker_connection, topology_for
+from shared.messaging import DEAD_LETTER_REASON, broker_connection, event_signer, topology_for
 from tests.conftest import wait_until
 from tests.export_files import READERS
 
@@ -99,7 +99,8 @@ def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
     with pika.BlockingConnection(pika.URLParameters(settings.broker_url)) as amqp:
         channel = amqp.channel()
         exchange = topology.exchange("export").name
-        channel.basic_publish(exchange, "export.job.requested", json.dumps({"job_id": "not an envelope"}),
+        signed = event_signer(settings).sign({"job_id": "not an envelope"})  # a producer's bug, signed
+        channel.basic_publish(exchange, "export.job.requested", json.dumps(signed),
                               pika.BasicProperties(content_type="application/json", delivery_mode=2))
         channel.basic_publish(exchange, "export.job.requested", b"\x00 not json",
                               pika.BasicProperties(content_type="text/plain", delivery_mode=2))
@@ -116,7 +117,7 @@ def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
     reasons = sorted(properties.headers[DEAD_LETTER_REASON] for properties, _ in dead)
     assert reasons[0].startswith("invalid event") and reasons[1].startswith("undecodable body")
     bodies = {properties.content_type: body for properties, body in dead}
-    assert json.loads(bodies["application/json"]) == {"job_id": "not an envelope"}
+    assert json.loads(bodies["application/json"]) == signed
 
 
 def _take_all(url: str, queue: str) -> list:
