@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 
 def _plain(value):
@@ -30,3 +32,20 @@ def content_hash(week: str, states: dict[str, list[dict]], check_ins: list[dict]
     }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SealedWeek:
+    """A sealed week as it was closed: its label and bounds stay what they were when it was
+    sealed, whatever the Session's dates or week start say since (a sealed week exists because it
+    is sealed). Answers like shared.weeks.Week where a week view needs one."""
+
+    label: str
+    starts_at: datetime
+    ends_at: datetime
+
+    def bounds(self, tz: str | None = None) -> tuple[datetime, datetime]:
+        return self.starts_at, self.ends_at
+
+    def first_day(self, tz: str) -> date:
+        return self.starts_at.astimezone(ZoneInfo(tz)).date()

@@ -16,7 +16,7 @@ from services.snapshot.domain.review import (
     owned_changes,
     summary,
 )
-from services.snapshot.domain.seal import content_hash
+from services.snapshot.domain.seal import SealedWeek, content_hash
 from services.snapshot.domain.views import OwnerFilter, build_tree, week_status
 from shared import access
 from shared.access import NotFound, Visibility, ensure, session_facts, visible_items
@@ -354,15 +354,37 @@ class InvalidComparison(Exception):
 
 def _session_and_weeks(uow, principal: Principal, session_id):
     session = _readable_session(uow, principal, session_id)
-    weeks = session_weeks(session["start_date"], session["end_date"], session["week_start_day"])
-    return session, weeks
+    return session, _weeks_of(uow, session)
 
 
-def _week(session: dict, weeks: list[Week], label: str) -> Week:
-    week = Week.parse(label, session["week_start_day"])  # InvalidWeek -> 422
-    if week not in weeks:
-        raise WeekOutsideSession(f"{label} is outside the Session ({weeks[0].label} to {weeks[-1].label}).")
-    return week
+def _weeks_of(uow, session: dict) -> list[Week | SealedWeek]:
+    """The Session's weeks, ordered by their start: those its dates and week start give now, and
+    every sealed week with the bounds it was sealed with (in place of a week of the same label).
+    A sealed week exists because it is sealed: a later change of the Session's dates or week
+    start never hides it (issue 11)."""
+    sealed_labels = {s["week"] for s in uow.repo.seals(session["id"])}
+    sealed = {c["week"]: SealedWeek(c["week"], c["starts_at"], c["ends_at"])
+              for c in uow.repo.closures(session["id"]) if c["week"] in sealed_labels}
+    weeks = [w for w in session_weeks(session["start_date"], session["end_date"], session["week_start_day"])
+             if w.label not in sealed]
+    return sorted([*weeks, *sealed.values()], key=lambda w: w.bounds(session["timezone"])[0])
+
+
+def _week(session: dict, weeks: list, label: str) -> Week | SealedWeek:
+    for week in weeks:
+        if week.label == label:
+            return week
+    Week.parse(label, session["week_start_day"])  # InvalidWeek -> 422
+    raise WeekOutsideSession(f"{label} is outside the Session ({weeks[0].label} to {weeks[-1].label}).")
+
+
+def _any_week(session: dict, weeks: list, label: str) -> Week | SealedWeek:
+    """A week of the Session by its label, or else the week of that label by its week start."""
+    return next((w for w in weeks if w.label == label), None) or Week.parse(label, session["week_start_day"])
+
+
+def _first_day(week, tz: str):
+    return week.first_day(tz) if isinstance(week, SealedWeek) else week.start
 
 
 _SEALED_STATES: OrderedDict = OrderedDict()  # (session, week, hash) -> states; sealed weeks never change
@@ -370,7 +392,7 @@ _SEALED_CACHE_SIZE = 16
 _SEALED_LOCK = threading.Lock()
 
 
-def _states(uow, session_id, week: Week, tz: str, seal: dict | None = None) -> dict:
+def _states(uow, session_id, week: Week | SealedWeek, tz: str, seal: dict | None = None) -> dict:
     """A week's item states; those of a sealed week are kept in memory (read-only: callers copy
     what they change)."""
     ends_at = week.bounds(tz)[1]
@@ -413,7 +435,7 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         if status in ("no_snapshot", "future"):
             return view
         states = _only_seen(_states(uow, session_id, week, tz, seal), seen)
-        previous = (_only_seen(_states(uow, session_id, Week.parse(before, session["week_start_day"]), tz,
+        previous = (_only_seen(_states(uow, session_id, _any_week(session, weeks, before), tz,
                                        seals.get(before)), seen) if before else None)
         last_check_ins = uow.repo.last_check_ins(session_id, ends_at)
         changes = deltas(previous, states)
@@ -508,13 +530,13 @@ def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
             elif status in ("current", "past", "sealed"):  # live, not sealed yet, or filtered: counted now
                 items = sum(len(v) for v in _only_seen(uow.repo.states_as_of(session_id, min(ends_at, now)),
                                                        seen).values())
-            months.setdefault(week.start.strftime("%Y-%m"), []).append({
+            months.setdefault(_first_day(week, session["timezone"]).strftime("%Y-%m"), []).append({
                 "week": week.label, "starts_at": starts_at, "ends_at": ends_at, "status": status, "items": items,
                 "changes": activity.get(week.label, 0), "check_ins": check_in_weeks.get(week.label, 0)})
     return {"session": session, "months": [{"month": m, "weeks": w} for m, w in months.items()]}
 
 
-def _readings(week: Week, tz: str, week_start_day: str, saved: list[str], sealed: set, now) -> dict:
+def _readings(week: Week | SealedWeek, tz: str, week_start_day: str, saved: list[str], sealed: set, now) -> dict:
     """What a compared week's column holds: its status (as in the calendar), the week whose
     readings it shows, and the nearest saved weeks. A week with no saved Snapshot had no change:
     its readings are those of the nearest saved week before it (none: nothing yet); a week that
@@ -539,7 +561,7 @@ def compare(principal: Principal, session_id, from_label: str, to_label: str, *,
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
         first, second = _week(session, weeks, from_label), _week(session, weeks, to_label)
-        if not first < second:
+        if not first.bounds(session["timezone"])[0] < second.bounds(session["timezone"])[0]:
             raise InvalidComparison("`from` must be a week before `to`.")
         tz, seen = session["timezone"], _audience(uow, principal, session)
         saved = uow.repo.saved_weeks(session_id) if seen is None else sorted(_visible_activity(uow, session, seen)[0])
