@@ -146,3 +146,16 @@ def test_development_adds_the_key_to_an_older_installations_secrets(tmp_path):
     assert len(first.event_signing_key) >= 32 and second.event_signing_key == first.event_signing_key
     assert first.event_signing_key not in old.values()
     assert (tmp_path / "secrets.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_documented_example_signature_verifies():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    section = text.split("## The signature", 1)[1].split("## Events", 1)[0]
+    key = re.search(r"signed with the key `([^`]+)`", section).group(1)
+    example = json.loads(re.search(r"```json\n(.*?)\n```", section, re.S).group(1))
+    EventVerifier([key]).verify(example)
+    assert example[SIGNATURE]["key_id"] == key_id(key)
+    assert EventSigner(key).sign(example) == example
