@@ -364,7 +364,8 @@ def _weeks_of(uow, session: dict) -> list[Week | SealedWeek]:
     start never hides it (issue 11)."""
     sealed_labels = {s["week"] for s in uow.repo.seals(session["id"])}
     sealed = {c["week"]: SealedWeek(c["week"], c["starts_at"], c["ends_at"])
-              for c in uow.repo.closures(session["id"]) if c["week"] in sealed_labels}
+              for c in (uow.repo.closures(session["id"]) if sealed_labels else ())
+              if c["week"] in sealed_labels}
     weeks = [w for w in session_weeks(session["start_date"], session["end_date"], session["week_start_day"])
              if w.label not in sealed]
     return sorted([*weeks, *sealed.values()], key=lambda w: w.bounds(session["timezone"])[0])
