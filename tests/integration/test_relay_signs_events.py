@@ -76,3 +76,15 @@ def test_the_relay_signs_with_the_current_key_and_the_outbox_keeps_the_event(set
     with pytest.raises(ValueError, match="unknown key id"):
         EventVerifier([settings.event_signing_key]).verify(after)
     container.database.dispose()
+
+
+def test_every_consumer_verifies_with_the_current_and_previous_keys(embedded_settings):
+    from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
+
+    previous = "the-event-signing-key-being-rotated-out-0123"
+    rotated = dataclasses.replace(embedded_settings,
+                                  previous_secrets=dict(embedded_settings.previous_secrets, event=(previous,)))
+    wanted = (key_id(rotated.event_signing_key), key_id(previous))
+    snapshot = snapshot_bootstrap(rotated).consumer()
+    export = export_bootstrap(rotated).consumer(lambda event: None)
+    assert snapshot.verifier.key_ids == wanted and export.verifier.key_ids == wanted
