@@ -239,7 +239,13 @@ class Event:
                    wire_payload, session_id, sequence, actor_id)
 
     def to_wire(self) -> dict[str, Any]:
-        return _ENVELOPE.dump({k: v for k, v in self.__dict__.items() if k != "_loaded"})
+        return _ENVELOPE.dump({k: v for k, v in self.__dict__.items() if not k.startswith("_")})
+
+    def received_wire(self) -> dict[str, Any]:
+        """The body exactly as it came off the broker, signature included (decode() keeps it):
+        what a consumer stores to apply or dead-letter later, so a replay still verifies. An
+        event made here, never received, gives its (unsigned) wire form."""
+        return self.__dict__.get("_received") or self.to_wire()
 
     def load_payload(self) -> dict[str, Any]:
         """The payload validated against its own version, then upcast to the latest one; done
@@ -280,6 +286,7 @@ def decode(body: Any) -> Event:
     envelope = _ENVELOPE.load(body)
     event = Event(**envelope)
     event.load_payload()  # validates against the catalogue; raises on mismatch
+    object.__setattr__(event, "_received", body)  # not part of the event's value, like _loaded
     return event
 
 

@@ -88,3 +88,32 @@ def test_every_consumer_verifies_with_the_current_and_previous_keys(embedded_set
     snapshot = snapshot_bootstrap(rotated).consumer()
     export = export_bootstrap(rotated).consumer(lambda event: None)
     assert snapshot.verifier.key_ids == wanted and export.verifier.key_ids == wanted
+
+
+def test_an_event_parked_then_dead_lettered_keeps_its_signature(tmp_path):
+    """An event whose Session never came is parked, then dead-lettered by the worker's sweep: it
+    goes with the signature it arrived with, so `okrsnap dlq replay` puts it through again."""
+    from datetime import timedelta
+
+    from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
+    from services.snapshot.service_layer import handlers
+    from shared.clock import FixedClock
+    from shared.events import decode
+    from shared.messaging import event_signer
+    from tests.conftest import make_settings
+    from tests.integration.test_weekly_review import EVENTS, NOW
+
+    settings = make_settings(tmp_path)
+    store = snapshot_bootstrap(settings, clock=FixedClock(NOW))
+    store.migrate()
+    orphan = next(e for e in EVENTS if e.event_type == "checkin.key_result.checked_in")
+    received = event_signer(settings).sign(dataclasses.replace(orphan, session_id=uuid.uuid4()).to_wire())
+    store.apply(decode(received))
+    dead = []
+    store.clock.set(NOW + timedelta(hours=2))
+    assert handlers.expire_parked(3600, lambda body, reason: dead.append((body, reason)), uow=store.uow(),
+                                  clock=store.clock) == 1
+    (body, reason), = dead
+    assert "unknown Session" in reason and body == received
+    event_verifier(settings).verify(body)
+    store.database.dispose()

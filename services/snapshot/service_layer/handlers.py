@@ -63,7 +63,8 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
         applied = []
         for event in fresh:
             if sessions[event.session_id] is None:  # its Session's event is still on its way
-                uow.repo.park(event.event_id, event.session_id, event.to_wire(), clock.now())
+                # As received, signature included: dead-lettered later, it still verifies on a replay.
+                uow.repo.park(event.event_id, event.session_id, event.received_wire(), clock.now())
             else:
                 applied.append(event)
         for event in applied:
