@@ -156,13 +156,13 @@ def healthy(url: str) -> bool:
         return False
 
 
-def cpu_ticks_of_group(pgid: int) -> int | None:
-    """CPU time (clock ticks) of every process in a process group: a gunicorn master and its
-    workers. None where /proc cannot tell (not Linux)."""
+def cpu_ticks_by_group() -> dict[int, int] | None:
+    """CPU time (clock ticks) of every process group, read from /proc in one pass: a gunicorn
+    master and its workers share a group. None where /proc cannot tell (not Linux)."""
     proc = Path("/proc")
     if not proc.is_dir():
         return None
-    total = 0
+    totals: dict[int, int] = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -170,9 +170,9 @@ def cpu_ticks_of_group(pgid: int) -> int | None:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...; utime, stime at 11, 12
-            total += int(fields[11]) + int(fields[12])
-    return total
+        pgid = int(fields[2])  # fields after "(comm)": state ppid pgrp ...; utime, stime at 11, 12
+        totals[pgid] = totals.get(pgid, 0) + int(fields[11]) + int(fields[12])
+    return totals
 
 
 @dataclass
@@ -244,8 +244,9 @@ class Supervisor:
                     tail = self.log_tail(child.spec.name)
                     raise CannotStart(f"{child.spec.name} exited during start-up (code {child.process.returncode})"
                                       + (f"; the end of its log:\n{tail}" if tail else ""))
+            by_group = cpu_ticks_by_group() if pending else None
             for child in pending:
-                ticks = cpu_ticks_of_group(child.process.pid)
+                ticks = None if by_group is None else by_group.get(child.process.pid, 0)
                 if ticks is None or ticks != child.ticks:
                     child.ticks, child.busy_at = ticks, now
                 elif now - child.busy_at > STALLED_SECONDS:

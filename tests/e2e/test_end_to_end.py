@@ -225,11 +225,10 @@ def test_demo_has_weeks_of_history(embedded_okrsnap):
         assert exported["metadata"]["Baseline week (deltas compare against)"] == view["deltas"]["against"]
 
 
-def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap):
-    app = embedded_okrsnap
-    app.cli("user", "add", "lead@example.com", "--workspace", "Acme", "--role", "owner", "--password", PASSWORD)
-    app.up("--no-demo", "--separate-workers")  # a worker of its own, to kill it alone
-    login = _login(app, "lead@example.com", PASSWORD)
+def _owner_with_a_key_result(app: Okrsnap, email: str) -> tuple[requests.Session, str, str]:
+    """Signs in the owner `email`, makes a Session around today with one Objective and one Key
+    Result; returns the signed-in client, the Session id and the Key Result id."""
+    login = _login(app, email, PASSWORD)
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {login['access_token']}"
     workspace_id = login["user"]["workspaces"][0]["id"]
@@ -240,6 +239,22 @@ def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap)
     objective = api.post(f"{app.url}/sessions/{session_id}/objectives", json={"title": "O"}).json()
     kr = api.post(f"{app.url}/objectives/{objective['id']}/key-results",
                   json={"title": "KR", "start_value": 0, "target_value": 10}).json()
+    return api, session_id, kr["id"]
+
+
+def _shows_only(api: requests.Session, app: Okrsnap, session_id: str, value: float) -> bool:
+    """The current week's Snapshot holds one Key Result, at `value`."""
+    week = Week.of_instant(datetime.now(timezone.utc), "UTC", "monday").label
+    view = api.get(f"{app.url}/sessions/{session_id}/snapshots/{week}").json()
+    return [k["current_value"] for o in view.get("objectives", []) for k in o["key_results"]] == [value]
+
+
+def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap):
+    app = embedded_okrsnap
+    app.cli("user", "add", "lead@example.com", "--workspace", "Acme", "--role", "owner", "--password", PASSWORD)
+    app.up("--no-demo", "--separate-workers")  # a worker of its own, to kill it alone
+    api, session_id, kr_id = _owner_with_a_key_result(app, "lead@example.com")
+    kr = {"id": kr_id}
 
     worker_pid = int(subprocess.run(["pgrep", "-P", str(app.process.pid), "-f", "snapshot.entrypoints.worker"],
                                     capture_output=True, text=True, check=True).stdout.split()[0])
@@ -248,12 +263,8 @@ def test_a_crashed_worker_is_restarted_and_no_check_in_is_lost(embedded_okrsnap)
     assert api.post(f"{app.url}/key-results/{kr['id']}/check-ins",
                     json={"value": 7, "status": "on_track"}).status_code == 201
     week = Week.of_instant(datetime.now(timezone.utc), "UTC", "monday").label
-
-    def shows_the_check_in():
-        view = api.get(f"{app.url}/sessions/{session_id}/snapshots/{week}").json()
-        return [k["current_value"] for o in view.get("objectives", []) for k in o["key_results"]] == [7.0]
-
-    wait_until(shows_the_check_in, timeout=60, message="the check-in after the worker restarted")
+    wait_until(lambda: _shows_only(api, app, session_id, 7.0), timeout=60,
+               message="the check-in after the worker restarted")
     assert "snapshot-worker exited" in app.log.read_text()
 
     # The relay dies between the check-in's commit and its publish: frozen first, so it cannot
@@ -287,25 +298,11 @@ def test_on_the_embedded_default_the_workers_share_a_process_that_is_restarted_w
     assert len(children) == 5  # four gunicorn masters and the workers' process
     workers = int(subprocess.run(["pgrep", "-P", str(app.process.pid), "-f", "services.background"],
                                  capture_output=True, text=True, check=True).stdout.split()[0])
-    api = requests.Session()
-    api.headers["Authorization"] = f"Bearer {_login(app, 'solo@example.com', PASSWORD)['access_token']}"
-    workspace_id = api.get(f"{app.url}/me").json()["workspaces"][0]["id"]
-    today = datetime.now(timezone.utc).date()
-    session_id = api.post(f"{app.url}/workspaces/{workspace_id}/sessions", json={
-        "name": "Q", "start_date": str(today - timedelta(days=7)), "end_date": str(today + timedelta(days=30)),
-        "timezone": "UTC"}).json()["id"]
-    objective = api.post(f"{app.url}/sessions/{session_id}/objectives", json={"title": "O"}).json()
-    kr = api.post(f"{app.url}/objectives/{objective['id']}/key-results",
-                  json={"title": "KR", "start_value": 0, "target_value": 10}).json()
+    api, session_id, kr_id = _owner_with_a_key_result(app, "solo@example.com")
 
     os.kill(workers, signal.SIGKILL)
-    assert api.post(f"{app.url}/key-results/{kr['id']}/check-ins",
+    assert api.post(f"{app.url}/key-results/{kr_id}/check-ins",
                     json={"value": 4, "status": "on_track"}).status_code == 201
-    week = Week.of_instant(datetime.now(timezone.utc), "UTC", "monday").label
-
-    def shows_the_check_in():
-        view = api.get(f"{app.url}/sessions/{session_id}/snapshots/{week}").json()
-        return [k["current_value"] for o in view.get("objectives", []) for k in o["key_results"]] == [4.0]
-
-    wait_until(shows_the_check_in, timeout=60, message="the check-in after the workers' process restarted")
+    wait_until(lambda: _shows_only(api, app, session_id, 4.0), timeout=60,
+               message="the check-in after the workers' process restarted")
     assert "workers exited" in app.log.read_text()

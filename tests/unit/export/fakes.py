@@ -5,6 +5,7 @@ import copy
 import io
 import threading
 import uuid
+from datetime import datetime, timezone
 
 from services.export.adapters.identity import IdentityUnavailable
 from services.export.adapters.snapshot_client import (
@@ -12,6 +13,8 @@ from services.export.adapters.snapshot_client import (
     SnapshotUnavailable,
 )
 from services.export.domain.model import ACTIVE, DONE, QUEUED, RUNNING
+
+START = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)  # "now" of the handler tests
 
 
 class FakeRepository:

@@ -1,7 +1,7 @@
 import io
 import uuid
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
@@ -19,47 +19,19 @@ from services.export.domain.model import (
 )
 from services.export.service_layer import handlers
 from shared.access import NotFound
-from shared.clock import FixedClock
 from shared.events import Event
 from shared.messaging import Unprocessable
 from shared.tokens import Principal
 from tests.unit.export.fakes import (
+    START,
     FakeFiles,
     FakeIdentities,
-    FakeSnapshots,
-    FakeUnitOfWork,
     key_result,
     objective,
     week_view,
 )
 
-START = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 LEASE, GRACE = timedelta(minutes=5), timedelta(minutes=2)
-
-
-@pytest.fixture
-def uow():
-    return FakeUnitOfWork()
-
-
-@pytest.fixture
-def clock():
-    return FixedClock(START)
-
-
-@pytest.fixture
-def snapshots():
-    return FakeSnapshots()
-
-
-@pytest.fixture
-def workspace():
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def alice(workspace):
-    return Principal(str(uuid.uuid4()), {str(workspace): "viewer"})
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """An export job's life beyond building: progress while it builds, cancelling, the requester's
 list, files deleted after the retention period, and attempts that lost their job keeping no file."""
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
@@ -16,12 +16,11 @@ from services.export.domain.model import (
 )
 from services.export.service_layer import handlers
 from shared.access import NotFound
-from shared.clock import FixedClock
 from shared.tokens import Principal
 from tests.unit.export.fakes import (
+    START,
     FakeFiles,
     FakeRepository,
-    FakeSnapshots,
     FakeUnitOfWork,
     key_result,
     objective,
@@ -29,7 +28,6 @@ from tests.unit.export.fakes import (
 )
 from tests.unit.export.test_handlers import GRACE, LEASE, request, requested_event
 
-START = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 WEEK = "2026-W48"
 
 
@@ -48,26 +46,6 @@ class RecordingRepository(FakeRepository):
 @pytest.fixture
 def uow():
     return FakeUnitOfWork(RecordingRepository())
-
-
-@pytest.fixture
-def clock():
-    return FixedClock(START)
-
-
-@pytest.fixture
-def snapshots():
-    return FakeSnapshots()
-
-
-@pytest.fixture
-def workspace():
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def alice(workspace):
-    return Principal(str(uuid.uuid4()), {str(workspace): "viewer"})
 
 
 @pytest.fixture
