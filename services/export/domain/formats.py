@@ -37,11 +37,6 @@ MEDIA_TYPES = {CSV: "application/zip",
                JSON: "application/json"}
 SCHEMA_VERSION = 1
 
-# With a byte-order mark, Excel - what leadership opens exports with - reads the file as UTF-8;
-# without one it guesses the local code page and garbles units like "k€" and non-Latin names.
-# csv readers and LibreOffice skip the mark.
-ENCODING = "utf-8-sig"
-
 # A text cell that a spreadsheet may run as a formula (CWE-1236): one starting with =, +, - or @,
 # also after leading blanks or invisible characters (space, tab, CR, LF, NBSP, zero-width and
 # bidi controls), which some spreadsheets strip before parsing; or starting with tab or CR.
@@ -130,7 +125,11 @@ def write_csv_zip(doc: Document, out, on_rows=None) -> None:
 
 def _csv_member(archive: zipfile.ZipFile, name: str, header, keys, rows) -> None:
     with archive.open(name, "w", force_zip64=True) as raw:
-        raw.write(codecs.BOM_UTF8)  # what utf-8-sig writes; its encoder is slow Python, utf-8's is C
+        # With a byte-order mark, Excel - what leadership opens exports with - reads the file as
+        # UTF-8; without one it guesses the local code page and garbles "k€" and non-Latin names
+        # (csv readers and LibreOffice skip it). Written here, not by the utf-8-sig codec, whose
+        # encoder is slow Python where utf-8's is C.
+        raw.write(codecs.BOM_UTF8)
         stream = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)
         writer = csv.writer(stream, lineterminator="\r\n")  # RFC 4180
         writer.writerow(header)
