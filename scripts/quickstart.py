@@ -70,6 +70,11 @@ def run(timeout: float = 900.0) -> dict:
                     raise SystemExit(f"no sign-in after {timeout:.0f} s:\n{log.read_text()}")
                 time.sleep(0.25)
             first_login = time.monotonic() - started
+            # The sign-in can succeed a moment before `okrsnap up` prints its banner: let it
+            # finish saying it is up, as the person at the terminal would see it, then Ctrl-C.
+            banner_by = time.monotonic() + 30
+            while "okrsnap is up" not in log.read_text() and process.poll() is None and time.monotonic() < banner_by:
+                time.sleep(0.1)
         finally:
             stopping = time.monotonic()
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches make and okrsnap up
