@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import select
 import stat
 import threading
 from datetime import timezone
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import DatabaseTarget
@@ -38,7 +39,6 @@ def make_engine(target: DatabaseTarget, **kwargs) -> Engine:
 
         engine.dialect._okrsnap_sqlite = True  # marker for tests
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     # A client that vanished mid-transaction (a half-open connection after a network fault) would
     # keep its row locks until TCP keepalive notices, hours later: every Check-in of that Key
@@ -46,7 +46,37 @@ def make_engine(target: DatabaseTarget, **kwargs) -> Engine:
     options = f"-cidle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
     if target.schema:
         options = f"-csearch_path={target.schema} {options}"
-    return create_engine(target.url, connect_args={"options": options}, **kwargs)
+    engine = create_engine(target.url, connect_args={"options": options}, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine, "checkout", _ping_if_server_spoke)
+    return engine
+
+
+def _ping_if_server_spoke(dbapi_connection, _record, _proxy) -> None:
+    """A cheap pre-ping (instead of pool_pre_ping's round trip on every checkout, which cost a
+    batch or request one SELECT 1 per transaction): an idle pooled connection has nothing to
+    read unless the server closed or reset it (a restart sends its FATAL notice, a cut resets
+    the socket), so a zero-timeout poll of the socket finds those without a round trip; only then
+    is the connection really pinged, and a dead one replaced by the pool (DisconnectionError).
+    A socket error on a connection in use is caught by SQLAlchemy's disconnect detection, which
+    invalidates the whole pool."""
+    try:
+        if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+            raise exc.DisconnectionError("the connection was closed")
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError) as error:  # fileno() of a closed connection
+        raise exc.DisconnectionError(str(error)) from error
+    if not readable:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()  # hand the connection back as idle as it was
+    except Exception as error:  # noqa: BLE001 - any failure here means the connection is gone
+        raise exc.DisconnectionError(str(error)) from error
 
 
 def private_directory(directory: str) -> None:
