@@ -113,6 +113,29 @@ sealed_weeks = Table(
     Column("sealed_at", UtcDateTime(), nullable=False),
 )
 
+# The live projection: each item's newest version (by sequence), written in the transaction that
+# applies its event, so the live week and the privacy rules read one row per item instead of
+# ranking every version of the Session. State is JSON text, decoded for all rows at once.
+item_latest = Table(
+    "item_latest", metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("entity_id", Uuid, primary_key=True),
+    Column("entity_type", String(20), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("effective_at", UtcDateTime(), nullable=False),
+    Column("state", Text, nullable=False),
+)
+
+# A sealed week's item states (removed items left out), stored once when it is sealed: the same
+# states its hash covers, so a view of it reads one row instead of re-deriving the week from every
+# item version. Read-only like the seal itself (migration 0006).
+sealed_projections = Table(
+    "sealed_projections", metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("week", String(8), primary_key=True),
+    Column("states", Text, nullable=False),
+)
+
 # Events that arrived before their Session's own event (several workers, any order): kept here,
 # acknowledged, and applied as soon as the Session is known.
 parked_events = Table(

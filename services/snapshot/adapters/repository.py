@@ -1,10 +1,12 @@
 """Reads and writes of the snapshot store."""
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
+import orjson
 from sqlalchemy import Text, cast, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as DbSession
 
 from services.snapshot.adapters import orm
@@ -41,6 +43,14 @@ class SnapshotRepository:
         query = select(orm.sessions).where(orm.sessions.c.id == session_id)
         row = self.db.execute(query.with_for_update() if lock else query).mappings().first()
         return dict(row) if row else None
+
+    def lock_sessions(self, session_ids) -> dict:
+        """The known Sessions among `session_ids`, each row held until commit (see get_session),
+        locked in one statement in id order, so two workers never wait on each other in a cycle."""
+        s = orm.sessions
+        rows = self.db.execute(select(s).where(s.c.id.in_(list(session_ids))).order_by(s.c.id)
+                               .with_for_update()).mappings()
+        return {row["id"]: dict(row) for row in rows}
 
     def put_session(self, state: dict) -> None:
         """Insert, or replace with a newer version (events may arrive out of order)."""
@@ -104,11 +114,15 @@ class SnapshotRepository:
     def oldest_parked(self) -> datetime | None:
         return self.db.execute(select(func.min(orm.parked_events.c.parked_at))).scalar_one()
 
-    def parked_for_known_sessions(self, session_id=None) -> list[dict]:
+    def parked_for_known_sessions(self, session_id=None, *, among=None) -> list[dict]:
+        """Bodies of parked events whose Session is now known: of one Session, of those `among`
+        (an iterable of ids), or of all."""
         p = orm.parked_events
         query = select(p.c.body).where(select(orm.sessions.c.id).where(orm.sessions.c.id == p.c.session_id).exists())
         if session_id is not None:
             query = query.where(p.c.session_id == session_id)
+        if among is not None:
+            query = query.where(p.c.session_id.in_(list(among)))
         return list(self.db.execute(query.order_by(p.c.parked_at)).scalars())
 
     # weeks closing and sealing
@@ -151,7 +165,7 @@ class SnapshotRepository:
         v = orm.item_versions
         moved = list(self.db.execute(select(v.c.effective_at).where(
             v.c.session_id == session_id, v.c.sequence > sequence, v.c.effective_at < ends_at)).scalars())
-        for table in (orm.item_versions, orm.check_ins):
+        for table in (orm.item_versions, orm.check_ins, orm.item_latest):
             self.db.execute(update(table).where(
                 table.c.session_id == session_id, table.c.sequence > sequence, table.c.effective_at < ends_at,
             ).values(effective_at=ends_at))
@@ -177,6 +191,13 @@ class SnapshotRepository:
         return self.db.execute(select(w.c.week).where(w.c.session_id == session_id, ~select(s.c.week).where(
             s.c.session_id == w.c.session_id, s.c.week == w.c.week).exists()).limit(1)).first() is not None
 
+    def pending_closures_among(self, session_ids) -> list[dict]:
+        """Closed, unsealed weeks of these Sessions, in order of their end."""
+        w, s = orm.week_closes, orm.sealed_weeks
+        rows = self.db.execute(select(w).where(w.c.session_id.in_(list(session_ids)), ~select(s.c.week).where(
+            s.c.session_id == w.c.session_id, s.c.week == w.c.week).exists()).order_by(w.c.ends_at)).mappings()
+        return [dict(r) for r in rows]
+
     def pending_closures(self, session_id) -> list[dict]:
         w, s = orm.week_closes, orm.sealed_weeks
         rows = self.db.execute(select(w).where(w.c.session_id == session_id, ~select(s.c.week).where(
@@ -199,6 +220,48 @@ class SnapshotRepository:
         if rows:
             self.db.execute(orm.item_versions.insert(), rows)
 
+    def keep_latest(self, versions: list[dict]) -> None:
+        """Keep item_latest at each item's newest version (by sequence) among those stored and
+        these: one upsert for the batch, a row replaced only by a higher sequence."""
+        newest: dict = {}
+        for version in versions:
+            kept = newest.get(version["entity_id"])
+            if kept is None or kept["sequence"] < version["sequence"]:
+                newest[version["entity_id"]] = version
+        if not newest:
+            return
+        rows = [{"session_id": v["session_id"], "entity_id": v["entity_id"], "entity_type": v["entity_type"],
+                 "sequence": v["sequence"], "effective_at": v["effective_at"],
+                 "state": orjson.dumps(v["state"]).decode()} for v in newest.values()]
+        latest = orm.item_latest
+        insert = (pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert)(latest)
+        self.db.execute(insert.on_conflict_do_update(
+            index_elements=[latest.c.session_id, latest.c.entity_id],
+            set_={c: insert.excluded[c] for c in ("entity_type", "sequence", "effective_at", "state")},
+            where=latest.c.sequence < insert.excluded.sequence), rows)
+
+    def live_states(self, session_id, moment: datetime) -> dict[str, list[dict]] | None:
+        """states_as_of(moment) read from item_latest, when every item's newest version counts
+        before `moment` (the live week: then the newest is the answer); None otherwise."""
+        latest = orm.item_latest
+        later = self.db.execute(select(latest.c.entity_id).where(
+            latest.c.session_id == session_id, latest.c.effective_at >= moment).limit(1)).first()
+        if later is not None:
+            return None
+        rows = self.db.execute(select(latest.c.entity_type, latest.c.state).where(
+            latest.c.session_id == session_id).order_by(latest.c.entity_id)).all()
+        return _grouped(rows, keep_removed=False)
+
+    def add_projection(self, session_id, week: str, states: dict[str, list[dict]]) -> None:
+        self.db.execute(orm.sealed_projections.insert().values(
+            session_id=session_id, week=week, states=orjson.dumps(states).decode()))
+
+    def projection(self, session_id, week: str) -> dict[str, list[dict]] | None:
+        """A sealed week's item states as stored when it was sealed (None: not stored)."""
+        p = orm.sealed_projections
+        text = self.db.execute(select(p.c.states).where(p.c.session_id == session_id, p.c.week == week)).scalar()
+        return orjson.loads(text) if text is not None else None
+
     def add_check_ins(self, rows: list[dict]) -> None:
         if rows:
             self.db.execute(orm.check_ins.insert(), rows)
@@ -211,13 +274,7 @@ class SnapshotRepository:
             func.row_number().over(partition_by=v.c.entity_id, order_by=v.c.sequence.desc()).label("rank"),
         ).where(v.c.session_id == session_id, v.c.effective_at < moment).subquery()
         rows = self.db.execute(select(ranked.c.entity_type, ranked.c.state).where(ranked.c.rank == 1)).all()
-        # One json.loads for all rows: far cheaper than decoding each row's JSON on its own.
-        states = json.loads("[" + ",".join(row.state for row in rows) + "]")
-        out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}
-        for row, state in zip(rows, states):
-            if not state.get("removed"):
-                out.setdefault(row.entity_type, []).append(state)
-        return out
+        return _grouped(rows, keep_removed=False)
 
     def last_check_ins(self, session_id, before: datetime) -> dict:
         """When each Key Result last had a Check-in, before a moment."""
@@ -250,17 +307,11 @@ class SnapshotRepository:
     # who may see what (the newest privacy of every item, whatever week is read)
     def latest_states(self, session_id, entity_type: str | None = None) -> dict[str, list[dict]]:
         """The newest version of every item of the Session (or of one type), removed ones included."""
-        v = orm.item_versions
-        ranked = select(
-            v.c.entity_type, cast(v.c.state, Text).label("state"),
-            func.row_number().over(partition_by=v.c.entity_id, order_by=v.c.sequence.desc()).label("rank"),
-        ).where(v.c.session_id == session_id, *([v.c.entity_type == entity_type] if entity_type else [])).subquery()
-        rows = self.db.execute(select(ranked.c.entity_type, ranked.c.state).where(ranked.c.rank == 1)).all()
-        states = json.loads("[" + ",".join(row.state for row in rows) + "]")
-        out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}
-        for row, state in zip(rows, states):
-            out.setdefault(row.entity_type, []).append(state)
-        return out
+        latest = orm.item_latest
+        rows = self.db.execute(select(latest.c.entity_type, latest.c.state).where(
+            latest.c.session_id == session_id, *([latest.c.entity_type == entity_type] if entity_type else []))
+            .order_by(latest.c.entity_id)).all()
+        return _grouped(rows, keep_removed=True)
 
     def privacy_version(self, session_id) -> int:
         """Grows whenever an Objective or Initiative changes (privacy, owners, canvases live there)."""
@@ -278,3 +329,14 @@ class SnapshotRepository:
         c = orm.check_ins
         return [(str(k), at) for k, at in self.db.execute(select(c.c.key_result_id, c.c.effective_at).where(
             c.c.session_id == session_id))]
+
+
+def _grouped(rows, *, keep_removed: bool) -> dict[str, list[dict]]:
+    """(entity type, state as JSON text) rows as states by type. One decode for all rows: far
+    cheaper than decoding each row's JSON on its own."""
+    states = orjson.loads("[" + ",".join(row.state for row in rows) + "]")
+    out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}
+    for row, state in zip(rows, states):
+        if keep_removed or not state.get("removed"):
+            out.setdefault(row.entity_type, []).append(state)
+    return out

@@ -28,11 +28,14 @@ WEEK_VIEW = schemas.WeekView()
 
 
 class RenderedViews:
-    """Rendered week views, per process, keyed by what they depend on (see week_view_key): a
-    sealed week's is computed once; the live week's once per change (or minute)."""
+    """Rendered week views, per process, keyed by what they depend on (see week_view_key), kept
+    up to a total size: the work behind a view is materialised in the database for every worker
+    (a sealed week's states, each item's newest version), so this only spares re-encoding a view
+    read again, and must not grow a process by the size of every week it served."""
 
-    def __init__(self, size: int = 64):
-        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+    def __init__(self, max_bytes: int = 48 * 1024 * 1024):
+        self.max_bytes, self.size = max_bytes, 0
+        self._items, self._lock = OrderedDict(), threading.Lock()
 
     def get(self, key):
         with self._lock:
@@ -42,10 +45,20 @@ class RenderedViews:
             return body
 
     def put(self, key, body: bytes) -> None:
+        if len(body) > self.max_bytes // 4:  # one huge view must not evict all the others
+            return
         with self._lock:
+            old = self._items.pop(key, None)
+            self.size += len(body) - (len(old) if old is not None else 0)
             self._items[key] = body
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            while self.size > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self.size -= len(evicted)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.size = 0
 
 
 _RENDERED = RenderedViews()
@@ -123,10 +136,10 @@ class WeekSnapshot(MethodView):
         return Response(body, mimetype="application/json")
 
 
-# The service keeps large read models in memory (sealed weeks' states, rendered views): with
-# CPython's default thresholds a full collection walks all of them every few requests, which cost
-# a 10,000 Key Result week view up to half its time (bench). Its dicts are freed by reference
-# counting; cycles are rare, so the collector may run far less often.
+# A week view builds tens of thousands of dicts (and rendered views are kept): with CPython's
+# default thresholds a collection walks them every few requests, which cost a 10,000 Key Result
+# week view up to half its time (bench). Its dicts are freed by reference counting; cycles are
+# rare, so the collector may run far less often.
 GC_THRESHOLDS = (100_000, 50, 100)
 
 

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -41,86 +40,124 @@ def apply_event(event: Event, *, uow, clock, parked: bool = False) -> bool:
 
 
 def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> int:
-    """Apply events with their processed-event records in one transaction, then seal whatever
-    weeks they complete; returns how many were new. Order does not matter: each item version
-    counts from its effective time and ranks by its per-Session sequence. A batch costs a
-    handful of statements, whatever its size."""
+    """Apply events with their processed-event records, the parked events of their Sessions that
+    can now be applied, and the sealing of whatever weeks they complete, in one transaction;
+    returns how many were new. Order does not matter: each item version counts from its
+    effective time and ranks by its per-Session sequence. A batch costs a handful of statements,
+    whatever its size."""
     events = list({e.event_id: e for e in events}.values())  # a redelivery inside the batch
     for event in events:
         check_appliable(event)
-    sessions_seen: set = set()
     with uow:
-        done = uow.repo.processed_among([e.event_id for e in events])
-        fresh = [e for e in events if str(e.event_id) not in done]
-        _refuse_taken_sequences(fresh, uow)
-        sessions_seen.update(e.session_id for e in events)
-        payloads = {e.event_id: e.load_payload() for e in fresh}
-        for event in sorted(fresh, key=lambda e: e.sequence or 0):
-            if event.event_type in SESSION_EVENTS:
-                uow.repo.put_session(payloads[event.event_id])
-        # Lock each Session once, in a fixed order (two workers never wait on each other in a cycle).
-        sessions = {sid: uow.repo.get_session(sid, lock=True) for sid in sorted({e.session_id for e in fresh}, key=str)}
-        applied = []
-        for event in fresh:
-            if sessions[event.session_id] is None:  # its Session's event is still on its way
-                # As received, signature included: dead-lettered later, it still verifies on a replay.
-                uow.repo.park(event.event_id, event.session_id, event.received_wire(), clock.now())
-            else:
-                applied.append(event)
-        for event in applied:
-            if event.event_type == WEEK_CLOSED:
-                payload = payloads[event.event_id]
-                moved = uow.repo.add_closure(event.session_id, payload["week"], payload["starts_at"],
-                                             payload["ends_at"], event.sequence)
-                if moved:  # applied before this marker, yet late for its week: counted where they now count
-                    session = sessions[event.session_id]
-                    target = _week_label(payload["ends_at"], session)
-                    moves: dict = {}
-                    for counted_at in moved:
-                        key = (_week_label(counted_at, session), target)
-                        moves[key] = moves.get(key, 0) + 1
-                    uow.repo.move_activity(event.session_id, moves)
-        bounds = {sid: uow.repo.closure_bounds(sid) for sid in {e.session_id for e in applied}}
-        versions, check_ins, activity = [], [], {}
-        for event in applied:
-            if event.event_type == WEEK_CLOSED:
-                continue
-            session = sessions[event.session_id]
-            effective_at = _effective(event, bounds[event.session_id])
-            if event.event_type not in SESSION_EVENTS:
-                _, entity_type, action = event.event_type.split(".")
-                versions.append({
-                    "session_id": event.session_id, "entity_type": entity_type, "entity_id": event.entity_id,
-                    "sequence": event.sequence, "occurred_at": event.occurred_at, "effective_at": effective_at,
-                    "event_id": event.event_id,  # stored as on the wire: JSON-ready strings
-                    "state": event.payload[entity_type] if action == "checked_in" else event.payload})
-                if event.event_type == "checkin.key_result.checked_in":
-                    check_ins.append(dict(payloads[event.event_id]["check_in"], session_id=event.session_id,
-                                          sequence=event.sequence, effective_at=effective_at))
-            # An event counts in the week it counts in (a late one in a later week, as its Check-in
-            # does): one rule for every principal's calendar, and a sealed week's count never grows.
-            week = _week_label(effective_at, session)
-            activity[(event.session_id, week)] = activity.get((event.session_id, week), 0) + 1
-        uow.repo.add_versions(versions)
-        uow.repo.add_check_ins(check_ins)
-        for (session_id, week), count in sorted(activity.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-            uow.repo.count_activity(session_id, week, count)
-        if applied:
-            uow.repo.record_sequences([(e.session_id, e.sequence) for e in applied if e.sequence is not None])
-            uow.repo.mark_processed_many([e.event_id for e in applied], clock.now())
-        if parked:  # applied now, or already applied from another delivery
-            for event in events:
-                if sessions.get(event.session_id) is not None or str(event.event_id) in done:
-                    uow.repo.unpark(event.event_id)
+        outcome = _apply(events, uow, clock, parked=parked)
+        # Every Session seen, also after duplicates: a crash may have come before an older
+        # release sealed (it sealed in a transaction of its own).
+        _seal_ready(outcome.sessions, uow, clock)
         uow.commit()
-    # A Session's own event may have committed on another worker while we parked (or an earlier
-    # try failed after its commit): whoever looks after the other's commit applies them.
-    if not parked:  # (applying parked events never parks new ones for a known Session)
-        for session_id in sessions_seen:
-            apply_parked(session_id, uow=uow, clock=clock)
-    for session_id in sessions_seen:  # also after duplicates: a crash may have come before sealing
-        seal_ready_weeks(session_id, uow=uow, clock=clock)
-    return len(fresh)
+    if outcome.race_possible:
+        # This batch parked events, or brought a Session: the other's commit may have come while
+        # ours was open, unseen by both. Whoever looks after the other's commit applies them
+        # (rarely anything; the sweep would, later).
+        with uow:
+            waiting = uow.repo.parked_for_known_sessions(among=outcome.sessions)
+        if waiting:
+            apply_parked(uow=uow, clock=clock, among=outcome.sessions)
+    return outcome.fresh
+
+
+@dataclass
+class _Applied:
+    fresh: int  # events applied that were not before
+    sessions: dict  # the known Sessions among those seen, locked: id -> row
+    race_possible: bool  # parked an event or brought a Session
+
+
+def _apply(events: list[Event], uow, clock, *, parked: bool) -> _Applied:
+    """apply_events inside its open unit of work, without sealing."""
+    done = uow.repo.processed_among([e.event_id for e in events])
+    fresh = [e for e in events if str(e.event_id) not in done]
+    _refuse_taken_sequences(fresh, uow)
+    payloads = {e.event_id: e.load_payload() for e in fresh}
+    brought = False
+    for event in sorted(fresh, key=lambda e: e.sequence or 0):
+        if event.event_type in SESSION_EVENTS:
+            uow.repo.put_session(payloads[event.event_id])
+            brought = True
+    # Every Session seen, locked once in one statement (two workers never wait on each other
+    # in a cycle): its events apply one batch at a time, and a week seals under the same lock.
+    sessions = uow.repo.lock_sessions({e.session_id for e in events})
+    applied, parked_now = [], False
+    for event in fresh:
+        if event.session_id not in sessions:  # its Session's event is still on its way
+            # As received, signature included: dead-lettered later, it still verifies on a replay.
+            uow.repo.park(event.event_id, event.session_id, event.received_wire(), clock.now())
+            parked_now = True
+        else:
+            applied.append(event)
+    for event in applied:
+        if event.event_type == WEEK_CLOSED:
+            payload = payloads[event.event_id]
+            moved = uow.repo.add_closure(event.session_id, payload["week"], payload["starts_at"],
+                                         payload["ends_at"], event.sequence)
+            if moved:  # applied before this marker, yet late for its week: counted where they now count
+                session = sessions[event.session_id]
+                target = _week_label(payload["ends_at"], session)
+                moves: dict = {}
+                for counted_at in moved:
+                    key = (_week_label(counted_at, session), target)
+                    moves[key] = moves.get(key, 0) + 1
+                uow.repo.move_activity(event.session_id, moves)
+    bounds = {sid: uow.repo.closure_bounds(sid) for sid in {e.session_id for e in applied}}
+    versions, check_ins, activity = [], [], {}
+    for event in applied:
+        if event.event_type == WEEK_CLOSED:
+            continue
+        session = sessions[event.session_id]
+        effective_at = _effective(event, bounds[event.session_id])
+        if event.event_type not in SESSION_EVENTS:
+            _, entity_type, action = event.event_type.split(".")
+            versions.append({
+                "session_id": event.session_id, "entity_type": entity_type, "entity_id": event.entity_id,
+                "sequence": event.sequence, "occurred_at": event.occurred_at, "effective_at": effective_at,
+                "event_id": event.event_id,  # stored as on the wire: JSON-ready strings
+                "state": event.payload[entity_type] if action == "checked_in" else event.payload})
+            if event.event_type == "checkin.key_result.checked_in":
+                check_ins.append(dict(payloads[event.event_id]["check_in"], session_id=event.session_id,
+                                      sequence=event.sequence, effective_at=effective_at))
+        # An event counts in the week it counts in (a late one in a later week, as its Check-in
+        # does): one rule for every principal's calendar, and a sealed week's count never grows.
+        week = _week_label(effective_at, session)
+        activity[(event.session_id, week)] = activity.get((event.session_id, week), 0) + 1
+    uow.repo.add_versions(versions)
+    uow.repo.keep_latest(versions)
+    uow.repo.add_check_ins(check_ins)
+    for (session_id, week), count in sorted(activity.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        uow.repo.count_activity(session_id, week, count)
+    if applied:
+        uow.repo.record_sequences([(e.session_id, e.sequence) for e in applied if e.sequence is not None])
+        uow.repo.mark_processed_many([e.event_id for e in applied], clock.now())
+    if parked:  # applied now, or already applied from another delivery
+        for event in events:
+            if event.session_id in sessions or str(event.event_id) in done:
+                uow.repo.unpark(event.event_id)
+    elif sessions:  # events parked for these Sessions before they were known: applied with this batch
+        _apply_parked_inside(sessions, uow, clock)
+    return _Applied(len(fresh), sessions, parked_now or brought)
+
+
+def _apply_parked_inside(sessions: dict, uow, clock) -> None:
+    """The parked events of these (known, locked) Sessions, applied in the open unit of work, in a
+    savepoint: one that can never apply fails alone and stays parked (the sweep reports it), and
+    the batch around it still commits."""
+    bodies = uow.repo.parked_for_known_sessions(among=sessions)
+    if not bodies:
+        return
+    try:
+        with uow.session.begin_nested():
+            _apply(list({e.event_id: e for e in map(decode, bodies)}.values()), uow, clock, parked=True)
+    except (Unprocessable, IntegrityError):
+        log.warning("parked events of Sessions %s could not be applied with the batch", sorted(map(str, sessions)),
+                    exc_info=True)
 
 
 def check_appliable(event: Event) -> None:
@@ -161,16 +198,17 @@ def _effective(event: Event, bounds: list[tuple[int, object]]):
     return max([event.occurred_at, *ends])
 
 
-def apply_parked(session_id=None, *, uow, clock) -> int:
-    """Apply the parked events whose Session is now known (of one Session, or all)."""
+def apply_parked(session_id=None, *, uow, clock, among=None) -> int:
+    """Apply the parked events whose Session is now known (of one Session, of those `among`,
+    or all)."""
     with uow:
-        bodies = uow.repo.parked_for_known_sessions(session_id)
+        bodies = uow.repo.parked_for_known_sessions(session_id, among=among)
     if not bodies:
         return 0
     try:
         apply_events([decode(body) for body in bodies], uow=uow, clock=clock, parked=True)
     except IntegrityError:  # another worker applied them at the same moment
-        log.info("parked events of %s were applied elsewhere meanwhile", session_id)
+        log.info("parked events of %s were applied elsewhere meanwhile", session_id or among)
         return 0
     return len(bodies)
 
@@ -224,13 +262,26 @@ def _week_content(uow, session_id, closure: dict) -> tuple[dict, list[dict]]:
 
 def seal_ready_weeks(session_id, *, uow, clock) -> list[str]:
     """Seal, in order, each closed week whose every earlier event (by sequence) is applied."""
-    sealed = []
     with uow:
-        if not uow.repo.has_pending_closures(session_id) or uow.repo.get_session(session_id, lock=True) is None:
-            return sealed
+        sealed = _seal_ready(uow.repo.lock_sessions([session_id]), uow, clock)
+        if sealed:
+            uow.commit()
+    return sealed
+
+
+def _seal_ready(sessions: dict, uow, clock) -> list[str]:
+    """seal_ready_weeks inside an open unit of work, for these locked Sessions (id -> row). Each
+    sealed week's item states are stored with its seal: its views read them, never re-derive them."""
+    if not sessions:
+        return []
+    pending: dict = {}
+    for closure in uow.repo.pending_closures_among(sessions):
+        pending.setdefault(closure["session_id"], []).append(closure)
+    sealed = []
+    for session_id, closures in pending.items():
         seals = uow.repo.seals(session_id)
         previous = seals[-1]["content_hash"] if seals else None
-        for closure in uow.repo.pending_closures(session_id):
+        for closure in closures:
             if uow.repo.applied_below(session_id, closure["close_sequence"]) != closure["close_sequence"] - 1:
                 break  # an event before the marker is still on its way
             states, check_ins = _week_content(uow, session_id, closure)
@@ -239,13 +290,9 @@ def seal_ready_weeks(session_id, *, uow, clock) -> list[str]:
                               close_sequence=closure["close_sequence"], content_hash=digest,
                               previous_hash=previous, item_count=sum(len(v) for v in states.values()),
                               check_in_count=len(check_ins), sealed_at=clock.now())
+            uow.repo.add_projection(session_id, closure["week"], states)
             previous = digest
             sealed.append(closure["week"])
-        if sealed:
-            try:
-                uow.commit()
-            except IntegrityError:  # another worker sealed the same weeks, with the same hashes
-                return []
     return sealed
 
 
@@ -266,10 +313,16 @@ def verify_chain(session_id, *, uow) -> dict:
             states, check_ins = _week_content(uow, session_id, closure)
             recomputed = content_hash(seal["week"], states, check_ins, previous)
             ok = recomputed == seal["content_hash"] and seal["previous_hash"] == previous
-            valid = valid and ok
-            week = {"week": seal["week"], "content_hash": seal["content_hash"], "recomputed": recomputed, "ok": ok}
+            # What its views show: the states stored with the seal (older seals have none).
+            shown = uow.repo.projection(session_id, seal["week"])
+            shown_ok = shown is None or content_hash(seal["week"], shown, check_ins, previous) == seal["content_hash"]
+            valid = valid and ok and shown_ok
+            week = {"week": seal["week"], "content_hash": seal["content_hash"], "recomputed": recomputed,
+                    "ok": ok and shown_ok}
             if not ok:
                 week["problem"] = "the week's content no longer matches its seal"
+            elif not shown_ok:
+                week["problem"] = "the week's stored view no longer matches its seal"
             weeks.append(week)
             previous = recomputed
     return {"session_id": session_id, "valid": valid, "weeks": weeks}
@@ -389,29 +442,14 @@ def _first_day(week, tz: str):
     return week.first_day(tz) if isinstance(week, SealedWeek) else week.start
 
 
-_SEALED_STATES: OrderedDict = OrderedDict()  # (session, week, hash) -> states; sealed weeks never change
-_SEALED_CACHE_SIZE = 16
-_SEALED_LOCK = threading.Lock()
-
-
-def _states(uow, session_id, week: Week | SealedWeek, tz: str, seal: dict | None = None) -> dict:
-    """A week's item states; those of a sealed week are kept in memory (read-only: callers copy
-    what they change)."""
+def _states(uow, session_id, week: Week | SealedWeek, tz: str, sealed: bool = False) -> dict:
+    """A week's item states, from what is materialised where it can be: a sealed week's as
+    stored with its seal; any other's from each item's newest version when all of them count
+    before the week's end (the live week, and any later); else (or for a week sealed before its
+    states were stored) derived from the item versions."""
     ends_at = week.bounds(tz)[1]
-    if seal is None:
-        return uow.repo.states_as_of(session_id, ends_at)
-    key = (str(session_id), week.label, seal["content_hash"])
-    with _SEALED_LOCK:
-        states = _SEALED_STATES.get(key)
-        if states is not None:
-            _SEALED_STATES.move_to_end(key)
-            return states
-    states = uow.repo.states_as_of(session_id, ends_at)
-    with _SEALED_LOCK:
-        _SEALED_STATES[key] = states
-        while len(_SEALED_STATES) > _SEALED_CACHE_SIZE:
-            _SEALED_STATES.popitem(last=False)
-    return states
+    states = uow.repo.projection(session_id, week.label) if sealed else uow.repo.live_states(session_id, ends_at)
+    return states if states is not None else uow.repo.states_as_of(session_id, ends_at)
 
 
 def week_view(principal: Principal, session_id, week_label: str, owner: str, *, uow, clock) -> dict:
@@ -436,9 +474,9 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         }
         if status in ("no_snapshot", "future"):
             return view
-        states = _only_seen(_states(uow, session_id, week, tz, seal), seen)
+        states = _only_seen(_states(uow, session_id, week, tz, seal is not None), seen)
         previous = (_only_seen(_states(uow, session_id, _any_week(session, weeks, before), tz,
-                                       seals.get(before)), seen) if before else None)
+                                       before in seals), seen) if before else None)
         last_check_ins = uow.repo.last_check_ins(session_id, ends_at)
         changes = deltas(previous, states)
         as_of = min(now, ends_at)
@@ -530,8 +568,10 @@ def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
             if status == "sealed" and seen is None:
                 items = sealed[week.label]["item_count"]
             elif status in ("current", "past", "sealed"):  # live, not sealed yet, or filtered: counted now
-                items = sum(len(v) for v in _only_seen(uow.repo.states_as_of(session_id, min(ends_at, now)),
-                                                       seen).values())
+                moment = min(ends_at, now)  # a week under way: counted as of now
+                states = (_states(uow, session_id, week, session["timezone"], status == "sealed") if moment == ends_at
+                          else uow.repo.live_states(session_id, moment) or uow.repo.states_as_of(session_id, moment))
+                items = sum(len(v) for v in _only_seen(states, seen).values())
             months.setdefault(_first_day(week, session["timezone"]).strftime("%Y-%m"), []).append({
                 "week": week.label, "starts_at": starts_at, "ends_at": ends_at, "status": status, "items": items,
                 "changes": activity.get(week.label, 0), "check_ins": check_in_weeks.get(week.label, 0)})
@@ -570,8 +610,8 @@ def compare(principal: Principal, session_id, from_label: str, to_label: str, *,
         sealed, moment = {s["week"] for s in uow.repo.seals(session_id)}, clock.now()
         sides = {label: _readings(week, tz, session["week_start_day"], saved, sealed, moment)
                  for label, week in (("from", first), ("to", second))}
-        then = _only_seen(_states(uow, session_id, first, tz), seen)
-        now = _only_seen(_states(uow, session_id, second, tz), seen)
+        then = _only_seen(_states(uow, session_id, first, tz, first.label in sealed), seen)
+        now = _only_seen(_states(uow, session_id, second, tz, second.label in sealed), seen)
     changes = deltas(then, now)
     earlier = {kr["id"]: kr for kr in then["key_result"]}
     key_results = []
@@ -595,10 +635,11 @@ def trend(principal: Principal, session_id, *, uow, clock) -> dict:
         saved = set(uow.repo.saved_weeks(session_id) if seen is None else _visible_activity(uow, session, seen)[0])
         now, tz = clock.now(), session["timezone"]
         shown = [w for w in weeks if w.label in saved and w.bounds(tz)[0] <= now]
+        sealed = {s["week"] for s in uow.repo.seals(session_id)}
         series: dict[str, dict] = {}
         for week in shown:
             ends_at = week.bounds(tz)[1]
-            for kr in _only_seen(uow.repo.states_as_of(session_id, ends_at), seen)["key_result"]:
+            for kr in _only_seen(_states(uow, session_id, week, tz, week.label in sealed), seen)["key_result"]:
                 entry = series.setdefault(kr["id"], {"id": kr["id"], "title": kr["title"], "points": []})
                 entry["title"] = kr["title"]
                 entry["points"].append({"week": week.label, "progress": kr["progress"], "ends_at": ends_at})

@@ -1,0 +1,101 @@
+"""The snapshot service's materialised views (issue 13): a batch is one transaction, however much
+it seals or un-parks; the views read from what is stored (each sealed week's states, each item's
+newest version) answer exactly what deriving every week from the item versions answers; a sealed
+week's stored states are read-only; rendered views are kept within a size."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from services.snapshot.adapters import orm
+from services.snapshot.adapters.repository import SnapshotRepository
+from services.snapshot.entrypoints.app import RenderedViews
+from services.snapshot.service_layer import handlers as snapshot
+from shared.weeks import Week
+from tests.integration.test_weekly_review import EVENTS, IDS, _store, _views
+
+SESSION_EVENTS = ("checkin.session.created",)
+
+
+def _commits(store) -> list:
+    commits: list = []
+    event.listen(store.database.engine, "commit", lambda conn: commits.append(1))
+    return commits
+
+
+def test_a_batch_that_brings_its_session_unparks_and_seals_commits_once(tmp_path):
+    store = _store(tmp_path, [])
+    created = next(e for e in EVENTS if e.event_type in SESSION_EVENTS)
+    rest = [e for e in EVENTS if e is not created]
+    assert store.apply_batch(rest) == len(rest)  # all parked: their Session is unknown
+    with store.uow() as uow:
+        assert uow.repo.parked_count() == len(rest)
+    commits = _commits(store)
+    assert store.apply_batch([created]) == 1
+    assert len(commits) == 1, "applying, un-parking and sealing must be one transaction"
+    with store.uow() as uow:
+        assert uow.repo.parked_count() == 0
+        assert [s["week"] for s in uow.repo.seals(created.session_id)] == [
+            "2026-W41", "2026-W42", "2026-W43", "2026-W44"]
+    assert _views(store) == _views(_store(tmp_path / "in-order", EVENTS))
+
+
+def test_a_batch_of_check_ins_and_its_week_marker_commits_once(tmp_path):
+    markers = [e for e in EVENTS if e.event_type == "checkin.session.week_closed"]
+    first = EVENTS.index(markers[0])
+    store = _store(tmp_path, EVENTS[:first - 1])
+    commits = _commits(store)
+    store.apply_batch(EVENTS[first - 1:first + 1])  # the week's last event and its marker
+    assert len(commits) == 1
+    with store.uow() as uow:
+        assert [s["week"] for s in uow.repo.seals(markers[0].session_id)] == ["2026-W41"]
+
+
+def test_views_from_the_stored_projections_equal_views_derived_from_every_version(tmp_path, monkeypatch):
+    store = _store(tmp_path, EVENTS)
+    stored = _views(store)
+    with store.uow() as uow:
+        sid = uuid.UUID(IDS["session"])
+        assert uow.repo.projection(sid, "2026-W43") is not None
+        assert uow.repo.live_states(sid, stored["2026-W45"]["ends_at"]) is not None
+    monkeypatch.setattr(SnapshotRepository, "projection", lambda self, *a: None)
+    monkeypatch.setattr(SnapshotRepository, "live_states", lambda self, *a: None)
+    assert _views(store) == stored
+
+
+def test_the_live_projection_is_the_newest_version_of_every_item(tmp_path):
+    store = _store(tmp_path, EVENTS)
+    sid = uuid.UUID(IDS["session"])
+    with store.uow() as uow:
+        newest = uow.repo.latest_states(sid)
+        assert {kind: len(items) for kind, items in newest.items()} == {
+            "objective": 1, "key_result": 3, "initiative": 1}  # the removed Key Result too
+        end = Week.parse("2026-W45", "monday").bounds("UTC")[1]
+        live, derived = uow.repo.live_states(sid, end), uow.repo.states_as_of(sid, end)
+        assert {k: sorted(v, key=lambda i: i["id"]) for k, v in live.items()} == \
+               {k: sorted(v, key=lambda i: i["id"]) for k, v in derived.items()}
+        # A week whose end comes before an item's newest version cannot be read from it.
+        assert uow.repo.live_states(sid, Week.parse("2026-W43", "monday").bounds("UTC")[1]) is None
+
+
+def test_a_sealed_weeks_stored_states_are_read_only_and_checked_by_verify(tmp_path):
+    store = _store(tmp_path, EVENTS)
+    with store.database.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(orm.sealed_projections)).scalar_one() == 4
+        for statement in ("UPDATE sealed_projections SET states = '{}'", "DELETE FROM sealed_projections"):
+            with pytest.raises(IntegrityError):
+                conn.execute(text(statement))
+            conn.rollback()
+    assert snapshot.verify_chain(uuid.UUID(IDS["session"]), uow=store.uow())["valid"]
+
+
+def test_rendered_views_stay_within_their_size():
+    views = RenderedViews(max_bytes=1000)
+    for i in range(50):
+        views.put(("week", i), b"x" * 200)
+    assert views.size <= 1000 and views.get(("week", 49)) == b"x" * 200 and views.get(("week", 0)) is None
+    views.put(("huge",), b"x" * 600)  # more than a quarter of the budget: not kept
+    assert views.get(("huge",)) is None
