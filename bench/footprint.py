@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.stack import proc_tree as tree
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTLE_SECONDS = 10.0
 SAMPLE_SECONDS = 30.0
@@ -29,24 +31,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def tree(root: int) -> list[int]:
-    """root and every process below it."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += parents.get(pid, [])
-    return found
 
 
 def cpu_ticks(pids: list[int]) -> int:
