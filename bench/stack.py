@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -294,6 +295,7 @@ class Stack:
                 self.database.close()
             finally:
                 delete_broker_entities(self.namespace)
+                shutil.rmtree(self.tmp, ignore_errors=True)
 
     def pids(self) -> list[int]:
         """Every process of this okrsnap (gunicorn masters and workers, relays, workers)."""
