@@ -30,6 +30,9 @@ class Gateway(ServiceContainer):
         if self.wall_clock is None:
             self.wall_clock = SystemClock()
 
+    def uow(self) -> GatewayUnitOfWork:
+        return GatewayUnitOfWork(self.database.session, connect=lambda: self.database.engine.connect())
+
 
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Gateway:
     return Gateway.build(settings, clock)

@@ -3,6 +3,7 @@ adding owner_name / author_name beside the ids in the services' answers."""
 import copy
 import json
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
@@ -160,6 +161,10 @@ class NamesUow:
 
     def __exit__(self, *exc):
         pass
+
+    @contextmanager
+    def reading(self):
+        yield self.repo
 
 
 def _uow():

@@ -5,12 +5,62 @@ from sqlalchemy.orm import Session as DbSession
 
 from services.gateway.adapters import orm
 from services.gateway.domain.credentials import AuditEvent, BrowserSession, Invitation, PersonalToken
-from services.gateway.domain.model import Membership, User, Workspace
+from services.gateway.domain.model import Identity, Membership, User, Workspace
+
+
+def _prefixed(table, prefix: str) -> list:
+    return [c.label(f"{prefix}{c.name}") for c in table.c]
+
+
+def _unprefixed(row, table, prefix: str) -> dict:
+    return {c.name: row[f"{prefix}{c.name}"] for c in table.c}
+
+
+# The columns of one credential lookup: the credential's own (prefixed), its user's (prefixed) and
+# one membership per row (none: a user without Workspaces still gets one row, outer-joined).
+_USER_COLUMNS = _prefixed(orm.users, "user_")
+_MEMBERSHIP_COLUMNS = [orm.memberships.c.workspace_id.label("m_workspace_id"),
+                       orm.memberships.c.role.label("m_role"), orm.memberships.c.okr_access.label("m_okr_access")]
+
+
+def _with_identity(*columns):
+    """SELECT columns, the user, their memberships FROM users LEFT JOIN memberships"""
+    return select(*columns, *_USER_COLUMNS, *_MEMBERSHIP_COLUMNS).select_from(
+        orm.users.outerjoin(orm.memberships, orm.memberships.c.user_id == orm.users.c.id))
+
+
+def _identity_of(rows) -> Identity:
+    user = User(**_unprefixed(rows[0], orm.users, "user_"))
+    return Identity(user, [Membership(r["m_workspace_id"], user.id, r["m_role"], r["m_okr_access"])
+                           for r in rows if r["m_workspace_id"] is not None])
 
 
 class IdentityRepository:
     def __init__(self, db: DbSession):
         self.db = db
+
+    # -- a request's credential with its user and memberships: one statement each ---------------
+
+    def access_identity(self, user_id, jti: str) -> tuple[Identity | None, bool]:
+        """(the user with their memberships, whether the access token `jti` is revoked)"""
+        revoked = select(orm.revoked_tokens.c.jti).where(orm.revoked_tokens.c.jti == jti).exists()
+        rows = self.db.execute(_with_identity(revoked.label("revoked")).where(orm.users.c.id == user_id)
+                               ).mappings().all()
+        return (_identity_of(rows), bool(rows[0]["revoked"])) if rows else (None, False)
+
+    def personal_token_identity(self, token_hash: str) -> tuple[PersonalToken | None, Identity | None]:
+        return self._credential_identity(PersonalToken, orm.personal_tokens, orm.personal_tokens.c.token_hash,
+                                         token_hash)
+
+    def browser_session_identity(self, id_hash: str) -> tuple[BrowserSession | None, Identity | None]:
+        return self._credential_identity(BrowserSession, orm.browser_sessions, orm.browser_sessions.c.id_hash,
+                                         id_hash)
+
+    def _credential_identity(self, kind, table, key, value):
+        """(the credential whose `key` is `value`, its user with their memberships)"""
+        rows = self.db.execute(_with_identity(*_prefixed(table, "c_")).join(
+            table, table.c.user_id == orm.users.c.id).where(key == value)).mappings().all()
+        return (kind(**_unprefixed(rows[0], table, "c_")), _identity_of(rows)) if rows else (None, None)
 
     def user_by_email(self, email: str) -> User | None:
         row = self.db.execute(select(orm.users).where(orm.users.c.email == email)).mappings().first()

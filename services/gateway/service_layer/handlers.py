@@ -265,6 +265,11 @@ def _identity(uow, user_id) -> Identity:
     return Identity(user, uow.repo.memberships(user_id))
 
 
+# Every request's credential is checked against the database, in one statement that reads the
+# credential (or its revocation), its user and their memberships, outside any transaction: a
+# logout, a password change, a sign-out everywhere, a revoked personal token or a removed
+# membership counts from the very next request, in every gateway process, with no cache to expire.
+
 def authenticate_bearer(token: str, *, uow, settings, clock=_WALL) -> Authenticated:
     if is_pat(token):
         return _authenticate_pat(token, uow=uow, clock=clock)
@@ -277,15 +282,17 @@ def authenticate_bearer(token: str, *, uow, settings, clock=_WALL) -> Authentica
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 64:
         raise tokens.InvalidToken("no token id")
-    with uow:
-        if uow.repo.is_revoked(jti):
-            raise tokens.InvalidToken("revoked")
-        identity = _identity(uow, user_id)
-        # Issued before the user's last password change (a token without the claim predates
-        # generations: generation 0).
-        if claims.get(TOKEN_GENERATION_CLAIM, 0) != identity.user.token_generation:
-            raise tokens.InvalidToken("issued before a password change")
-        return Authenticated(identity, "access", jti, datetime.fromtimestamp(claims["exp"], timezone.utc))
+    with uow.reading() as repo:
+        identity, revoked = repo.access_identity(user_id, jti)
+    if revoked:
+        raise tokens.InvalidToken("revoked")
+    if identity is None:
+        raise tokens.InvalidToken("unknown user")
+    # Issued before the user's last password change (a token without the claim predates
+    # generations: generation 0).
+    if claims.get(TOKEN_GENERATION_CLAIM, 0) != identity.user.token_generation:
+        raise tokens.InvalidToken("issued before a password change")
+    return Authenticated(identity, "access", jti, datetime.fromtimestamp(claims["exp"], timezone.utc))
 
 
 PAT_TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
@@ -293,25 +300,24 @@ PAT_TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this o
 
 def _authenticate_pat(secret: str, *, uow, clock) -> Authenticated:
     now = clock.now()
-    with uow:
-        pat = uow.repo.personal_token_by_hash(hash_secret(secret))
-        if pat is None or not pat.usable(now):
-            raise tokens.InvalidToken("unknown, revoked or expired personal token")
-        identity = _identity(uow, pat.user_id)
-        if pat.last_used_at is None or now - pat.last_used_at >= PAT_TOUCH_EVERY:
-            pat.last_used_at = now
-            uow.repo.update_personal_token(pat)
+    with uow.reading() as repo:
+        pat, identity = repo.personal_token_identity(hash_secret(secret))
+    if pat is None or not pat.usable(now):
+        raise tokens.InvalidToken("unknown, revoked or expired personal token")
+    if pat.last_used_at is None or now - pat.last_used_at >= PAT_TOUCH_EVERY:
+        with uow:  # only the timestamp: never revives a token revoked since the read above
+            uow.repo.touch_personal_token(pat.id, now)
             uow.commit()
-        return Authenticated(identity, "pat", str(pat.id), pat.ends_at, pat.scope)
+    return Authenticated(identity, "pat", str(pat.id), pat.ends_at, pat.scope)
 
 
 def authenticate_session(secret: str, *, uow, clock=_WALL) -> Authenticated:
     now = clock.now()
-    with uow:
-        session = uow.repo.browser_session(hash_secret(secret))
-        if session is None or now >= session.expires_at:
-            raise tokens.InvalidToken("unknown or ended session")
-        return Authenticated(_identity(uow, session.user_id), "session", session.id_hash, session.expires_at)
+    with uow.reading() as repo:
+        session, identity = repo.browser_session_identity(hash_secret(secret))
+    if session is None or now >= session.expires_at:
+        raise tokens.InvalidToken("unknown or ended session")
+    return Authenticated(identity, "session", session.id_hash, session.expires_at)
 
 
 def identity_for_token(token: str, *, uow, settings) -> Identity:
@@ -319,8 +325,8 @@ def identity_for_token(token: str, *, uow, settings) -> Identity:
 
 
 def workspaces_of(user_id, *, uow):
-    with uow:
-        return uow.repo.workspaces_of(user_id)
+    with uow.reading() as repo:
+        return repo.workspaces_of(user_id)
 
 
 def members_among(principal: tokens.Principal, workspace_id, user_ids, *, uow) -> set:
@@ -328,8 +334,8 @@ def members_among(principal: tokens.Principal, workspace_id, user_ids, *, uow) -
     only a member may ask."""
     if not principal.member_of(workspace_id):
         return set()
-    with uow:
-        return uow.repo.members_among(workspace_id, user_ids)
+    with uow.reading() as repo:
+        return repo.members_among(workspace_id, user_ids)
 
 
 # -- the signed-in user's profile and password ---------------------------------------------------
@@ -442,8 +448,8 @@ def _names(ids, workspace_ids, answer_workspace: str | None, *, uow) -> dict[str
             pass
     if not parsed or not scope:
         return {}
-    with uow:
-        found = uow.repo.names_among([uuid.UUID(w) for w in scope], set(parsed.values()))
+    with uow.reading() as repo:
+        found = repo.names_among([uuid.UUID(w) for w in scope], set(parsed.values()))
     return {raw: name_or_email_local(*found[user_id]) for raw, user_id in parsed.items() if user_id in found}
 
 
@@ -467,12 +473,12 @@ def workspace_people(principal: tokens.Principal, workspace_id, user_ids, *, uow
     workspace_id = uuid.UUID(str(workspace_id))
     if principal.anonymous or not principal.member_of(workspace_id):
         return None
-    with uow:
-        workspace = next((w for w, _ in uow.repo.workspaces_of(uuid.UUID(principal.user_id))
+    with uow.reading() as repo:
+        workspace = next((w for w, _ in repo.workspaces_of(uuid.UUID(principal.user_id))
                           if w.id == workspace_id), None)
         if workspace is None:  # no longer a member, whatever the token says
             return None
-        found = uow.repo.names_among([workspace_id], {uuid.UUID(str(u)) for u in user_ids})
+        found = repo.names_among([workspace_id], {uuid.UUID(str(u)) for u in user_ids})
     return {"workspace": {"id": workspace.id, "name": workspace.name},
             "people": [{"id": user_id, "name": name_or_email_local(name, email), "email": email}
                        for user_id, (name, email) in sorted(found.items(), key=lambda kv: str(kv[0]))]}
@@ -674,13 +680,13 @@ def audit_page(identity: Identity, workspace_id, *, limit: int, before: int | No
 def still_reads(user_id, workspace_id, *, uow) -> bool:
     """Whether the user is still a member of the Workspace with Goals/OKRs access (read now, so
     removing a member or their access stops their outstanding download links too)."""
-    with uow:
-        return any(m.workspace_id == workspace_id and m.okr_access for m in uow.repo.memberships(user_id))
+    with uow.reading() as repo:
+        return any(m.workspace_id == workspace_id and m.okr_access for m in repo.memberships(user_id))
 
 
 def current_principal(user_id, *, uow) -> tokens.Principal:
     """What a user may reach now, as the gateway vouches for it on each request."""
-    with uow:
-        memberships = uow.repo.memberships(user_id)
+    with uow.reading() as repo:
+        memberships = repo.memberships(user_id)
     identity = Identity(None, memberships)
     return tokens.Principal(str(user_id), identity.workspace_roles(), identity.workspaces_without_okr_access())
