@@ -9,8 +9,12 @@ and the rest comes from the environment:
     OKRSNAP_WEB_TIMEOUT          seconds a request may take before its worker is restarted (default 30)
     OKRSNAP_FORWARDED_ALLOW_IPS  proxies trusted for X-Forwarded-* headers (default: none)
     OKRSNAP_LOG_LEVEL            gunicorn's log level (default info)
+    OKRSNAP_METRICS_PORT         where the master serves the workers' summed /metrics (docs/operations.md)
 """
 import os
+
+# prometheus-client's multiprocess mode: the hooks set PROMETHEUS_MULTIPROC_DIR in the master.
+from shared.gunicorn_hooks import child_exit, on_starting, when_ready  # noqa: F401 - gunicorn's hooks
 
 
 def _int(name: str, default: int) -> int:
@@ -38,7 +42,8 @@ accesslog = "-"
 errorlog = "-"
 loglevel = (os.environ.get("OKRSNAP_LOG_LEVEL") or "info").lower()
 # %(U)s is the path without its query string: download tokens travel in the query.
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)sus "%(a)s"'
+# The response's X-Request-ID is the correlation id, on the service's log lines too.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)sus "%(a)s" %({x-request-id}o)s'
 
 # Workers' liveness files: /dev/shm is memory-backed, so the heartbeat never blocks on the
 # container's overlay filesystem.

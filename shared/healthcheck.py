@@ -5,13 +5,17 @@
         proxies from the environment are ignored).
     python -m shared.healthcheck file PATH MAX_AGE_SECONDS
         exit 0 iff PATH exists and was modified at most MAX_AGE_SECONDS ago: relays and workers
-        touch the file named by OKRSNAP_HEARTBEAT_FILE while their loop is alive.
+        rewrite the file named by OKRSNAP_HEARTBEAT_FILE while their loop is alive.
+    python -m shared.healthcheck ready PATH MAX_AGE_SECONDS
+        the same, and the file says the process is ready: its databases reachable with their
+        migrations at head and its broker reachable (a JSON object, shared/process.py).
 
 Any failure exits 1 with a one-line reason (Docker keeps it in `docker inspect`); usage errors
 exit 1 too, since Docker reserves exit code 2.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -23,7 +27,8 @@ HTTP_TIMEOUT = 3.0
 HEALTHY, UNHEALTHY = 0, 1
 
 USAGE = ("usage: python -m shared.healthcheck http URL\n"
-         "       python -m shared.healthcheck file PATH MAX_AGE_SECONDS")
+         "       python -m shared.healthcheck file PATH MAX_AGE_SECONDS\n"
+         "       python -m shared.healthcheck ready PATH MAX_AGE_SECONDS")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -69,17 +74,33 @@ def check_file(path: str, max_age: float, now: float | None = None) -> tuple[boo
     return True, f"{path}: touched {max(age, 0.0):.1f}s ago"
 
 
+def check_ready(path: str, max_age: float, now: float | None = None) -> tuple[bool, str]:
+    alive, reason = check_file(path, max_age, now)
+    if not alive:
+        return alive, reason
+    try:
+        with open(path, encoding="utf-8") as handle:
+            status = json.load(handle)
+    except (OSError, ValueError) as exc:
+        return False, f"{path}: no readiness in it ({exc.__class__.__name__})"
+    if not isinstance(status, dict) or status.get("ready") is not True:
+        checks = status.get("checks") if isinstance(status, dict) else None
+        failing = ", ".join(f"{k}: {v}" for k, v in (checks or {}).items() if v != "ok")
+        return False, f"{path}: not ready ({failing or 'not checked yet'})"
+    return True, reason + ", ready"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) == 2 and args[0] == "http":
         healthy, reason = check_http(args[1])
-    elif len(args) == 3 and args[0] == "file":
+    elif len(args) == 3 and args[0] in ("file", "ready"):
         try:
             max_age = float(args[2])
         except ValueError:
             print(f"MAX_AGE_SECONDS must be a number, not {args[2]!r}\n{USAGE}", file=sys.stderr)
             return UNHEALTHY
-        healthy, reason = check_file(args[1], max_age)
+        healthy, reason = (check_file if args[0] == "file" else check_ready)(args[1], max_age)
     else:
         print(USAGE, file=sys.stderr)
         return UNHEALTHY

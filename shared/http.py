@@ -14,7 +14,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from shared import tokens
+from shared import observability, tokens
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +182,24 @@ def create_app(name: str, *, title: str, api_prefix: str = "", openapi_json_path
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False,
     )
     api = OkrsnapApi(app)
+    service = name.split(".")[1] if name.startswith("services.") else name
+    observability.configure_logging(service)
+    instrument(app, service)
 
     @app.get("/healthz")
     def healthz():
         return {"status": "ok", **(health() if health is not None else {})}
+
+    @app.get("/readyz")
+    def readyz():
+        """Ready to serve: its database reachable with migrations at head, its broker reachable
+        (the gateway has none). 503 in the one error shape, a check per field, otherwise."""
+        ready, checks = observability.readiness(container(), broker=service != "gateway")
+        if ready:
+            return {"status": "ready", "checks": checks}
+        failing = [{"location": "readiness", "field": k, "reason": v} for k, v in checks.items() if v != "ok"]
+        body, code = error_response(503, "Not ready: " + ", ".join(e["field"] for e in failing), failing)
+        return body, code, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
     @app.after_request
     def _nosniff(response):
@@ -197,6 +211,48 @@ def create_app(name: str, *, title: str, api_prefix: str = "", openapi_json_path
 
 
 RETRY_AFTER_SECONDS = 5
+PROBE_PATHS = ("/healthz", "/readyz")  # answered without an internal token, on every service
+
+
+def instrument(app: Flask, service: str) -> None:
+    """Per request: the correlation id (the gateway takes X-Request-ID only when trusted, a
+    service takes the gateway's), echoed in X-Request-ID, and the HTTP metrics by route
+    template (never the raw path, whose ids would make a series per item)."""
+    from time import perf_counter
+
+    trust_header = service != "gateway"
+
+    @app.before_request
+    def _begin():
+        g.okrsnap_started = perf_counter()
+        cid = None
+        if trust_header or _trusts_request_id():
+            cid = observability.usable_correlation_id(request.headers.get(observability.REQUEST_ID_HEADER))
+        g.okrsnap_cid = cid or observability.new_correlation_id()
+        g.okrsnap_cid_token = observability.set_correlation_id(g.okrsnap_cid)
+
+    @app.after_request
+    def _finish(response):
+        started = g.get("okrsnap_started")
+        if started is not None:
+            rule = request.url_rule
+            observability.observe_http(service, rule.rule if rule is not None else "unmatched", request.method,
+                                       response.status_code, perf_counter() - started)
+            response.headers[observability.REQUEST_ID_HEADER] = g.okrsnap_cid
+        return response
+
+    @app.teardown_request
+    def _end(_exc):
+        token = g.pop("okrsnap_cid_token", None)
+        if token is not None:
+            observability.reset_correlation_id(token)
+
+
+def _trusts_request_id() -> bool:
+    from flask import current_app
+
+    settings = getattr(current_app.extensions.get("okrsnap"), "settings", None)
+    return bool(settings is not None and settings.trust_request_id)
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -227,13 +283,13 @@ def register_unavailable_errors(app: Flask) -> None:
 
 
 def require_internal_token(app: Flask, *, service: str, secret: str,
-                           open_paths: tuple[str, ...] = ("/healthz",)) -> None:
+                           open_paths: tuple[str, ...] = PROBE_PATHS) -> None:
     """Internal services answer only requests that carry the gateway's signed token for them."""
     audience = tokens.internal_audience(service)
 
     @app.before_request
     def _verify_internal_token():
-        if request.path in open_paths:
+        if request.path in open_paths or request.path in PROBE_PATHS:
             return None
         token = request.headers.get(tokens.INTERNAL_HEADER)
         if not token:

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.exc import TimeoutError as SqlaTimeoutError
 from sqlalchemy.orm import Session
 
+from shared import observability
 from shared.db import UtcDateTime
 from shared.events import Event, EventSigner, EventVerifier, InvalidSignature, decode
 from shared.process import beat
@@ -136,7 +137,8 @@ def processed_events_table(metadata: MetaData) -> Table:
 
 def add_to_outbox(session: Session, outbox: Table, event: Event, now: datetime) -> None:
     session.execute(outbox.insert().values(
-        event_id=str(event.event_id), event_type=event.event_type, body=event.to_wire(),
+        event_id=str(event.event_id), event_type=event.event_type,
+        body=observability.with_correlation(event.to_wire()),  # the relay moves it to a header
         created_at=now, attempts=0,
     ))
 
@@ -153,6 +155,65 @@ def mark_processed(session: Session, table: Table, consumer: str, event_id, now:
 
 # --- the relay --------------------------------------------------------------------------------
 
+class BatchConfirms:
+    """Publisher confirms on one AMQP channel, awaited for a whole batch instead of after each
+    publish (kombu's confirm_publish waits a round trip per message). Delivery tags count the
+    channel's publishes from 1 after confirm.select; the broker acks (or nacks) each tag, or
+    every tag up to one with `multiple`."""
+
+    def __init__(self, connection: Connection, channel):
+        self.connection = connection
+        self._last = 0
+        self._pending: set[int] = set()
+        self._nacked: set[int] = set()
+        channel.basic_publish = channel._basic_publish  # publish without waiting for its confirm
+        if not channel._confirm_selected:
+            channel.confirm_select()
+            channel._confirm_selected = True
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+
+    @classmethod
+    def attach(cls, connection: Connection, channel) -> "BatchConfirms | None":
+        """None where there is nothing to wait for (the embedded transport has no confirms)."""
+        confirming = getattr(getattr(channel, "connection", None), "confirm_publish", False)
+        if not (confirming and hasattr(channel, "_basic_publish") and hasattr(channel, "_confirm_selected")):
+            return None
+        return cls(connection, channel)
+
+    def next_tag(self) -> int:
+        """The tag of the publish about to be made (call it right before publishing)."""
+        self._last += 1
+        self._pending.add(self._last)
+        return self._last
+
+    def _settle(self, tag: int, multiple: bool) -> set[int]:
+        settled = {t for t in self._pending if t <= tag} if multiple else {tag} & self._pending
+        self._pending -= settled
+        return settled
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._settle(tag, multiple)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self._nacked |= self._settle(tag, multiple)
+
+    def wait_all(self, timeout: float) -> set[int]:
+        """Reads the connection until every publish so far is confirmed; returns the nacked
+        tags. Raises TimeoutError (the round fails, its rows stay unsent) after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._pending)} publisher confirms did not come in {timeout}s")
+            try:
+                self.connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                pass  # the loop decides
+        nacked, self._nacked = self._nacked, set()
+        return nacked
+
+
 class OutboxRelay:
     """Publishes unsent outbox rows in id order. Rows are selected by `sent_at IS NULL`, locked
     with SKIP LOCKED so several relays may run; a crash after publish and before the commit only
@@ -167,6 +228,7 @@ class OutboxRelay:
                  connection_factory: Callable[[], Connection], topology: Topology, clock,
                  signer: EventSigner, batch_size: int = 200):
         self.signer = signer
+        self.service = producer_name
         self.session_factory = session_factory
         self.outbox = outbox
         self.exchange = topology.exchange(producer_name)
@@ -176,6 +238,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        self._confirms: BatchConfirms | None = None  # AMQP only
         self._returned: set[str] = set()
 
     def _ensure_producer(self) -> Producer:
@@ -186,6 +249,7 @@ class OutboxRelay:
             # basic.return exists on AMQP only; the embedded transport has no unroutable case.
             on_return = self._on_return if hasattr(channel, "events") else None
             self._producer = Producer(channel, exchange=self.exchange, on_return=on_return)
+            self._confirms = BatchConfirms.attach(self._connection, channel)
         return self._producer
 
     def _on_return(self, exception, exchange, routing_key, message):
@@ -195,7 +259,7 @@ class OutboxRelay:
         """After a failure the connection is dropped without AMQP's close handshake: a broker
         that stopped answering (a black hole) would hold the Close-Ok, and the relay with it,
         without a word in the log, until the network healed."""
-        connection, self._connection, self._producer = self._connection, None, None
+        connection, self._connection, self._producer, self._confirms = self._connection, None, None, None
         if connection is None:
             return
         try:
@@ -222,27 +286,41 @@ class OutboxRelay:
                 session.rollback()
                 return 0
             producer = self._ensure_producer()
-            sent, failed = [], []
+            confirms = self._confirms
+            sent, failed, tags = [], [], {}
             for row in rows:
                 self._returned.discard(row.event_id)
-                body = self.signer.sign(row.body if isinstance(row.body, dict) else json.loads(row.body))
+                stored, cid = observability.split_correlation(
+                    row.body if isinstance(row.body, dict) else json.loads(row.body))
+                body = self.signer.sign(stored)
+                headers = {"event_type": row.event_type, "event_version": body["event_version"]}
+                if cid:
+                    headers[observability.AMQP_HEADER] = cid
+                if confirms is not None:
+                    tags[row.id] = confirms.next_tag()
                 producer.publish(
                     body, routing_key=row.event_type, serializer="json", delivery_mode=2,
                     mandatory=True, message_id=row.event_id, timeout=PUBLISH_TIMEOUT,
                     confirm_timeout=PUBLISH_TIMEOUT,
-                    headers={"event_type": row.event_type, "event_version": body["event_version"]},
+                    headers=headers,
                 )
-                # With confirm_publish, publish returned after the broker's ack (or raised).
-                (failed if row.event_id in self._returned else sent).append(row.id)
+            # AMQP: the batch's confirms are awaited together (one wait, not a round trip per
+            # row); elsewhere publish returned once the broker took the message, or raised.
+            nacked = confirms.wait_all(PUBLISH_TIMEOUT) if confirms is not None else set()
+            for row in rows:
+                # A basic.return comes before its message's confirm, so it is known by now.
+                refused = row.event_id in self._returned or tags.get(row.id) in nacked
+                (failed if refused else sent).append(row.id)
             now = self.clock.now()
             if sent:
                 session.execute(update(self.outbox).where(self.outbox.c.id.in_(sent)).values(
                     sent_at=now, attempts=self.outbox.c.attempts + 1))
             if failed:
-                log.error("broker returned %d unroutable events; they stay in the outbox", len(failed))
+                log.error("broker returned or refused %d events; they stay in the outbox", len(failed))
                 session.execute(update(self.outbox).where(self.outbox.c.id.in_(failed)).values(
-                    attempts=self.outbox.c.attempts + 1, last_error="unroutable (basic.return)"))
+                    attempts=self.outbox.c.attempts + 1, last_error="unroutable (basic.return) or nacked"))
             session.commit()
+            observability.events_published(self.service, len(sent))
             return len(sent)
         except Exception:
             session.rollback()
@@ -251,10 +329,15 @@ class OutboxRelay:
         finally:
             session.close()
 
-    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.1, max_idle_sleep: float = 0.5) -> None:
-        """Publishes until `stop`; with nothing to publish it looks again after idle_sleep,
-        then less and less often up to max_idle_sleep (an idle instance stays quiet)."""
+    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.1, max_idle_sleep: float = 0.5,
+                    busy_poll: float = 0.02, busy_for: float = 10.0) -> None:
+        """Publishes until `stop`. While events came in the last `busy_for` seconds an empty
+        outbox is looked at again every `busy_poll` seconds (under load a Check-in waits at most
+        that long for the relay, which is part of its way into the week view); once quiet, after
+        idle_sleep, then less and less often up to max_idle_sleep (an idle instance stays quiet)."""
         backoff = idle = idle_sleep
+        last_published = -busy_for
+        observability.watch_outbox(self.service, self.session_factory, self.outbox)
         while not stop.is_set():
             beat()
             try:
@@ -267,7 +350,9 @@ class OutboxRelay:
                 stop.wait(backoff)
                 continue
             if published:
-                idle = idle_sleep
+                idle, last_published = idle_sleep, time.monotonic()
+            elif time.monotonic() - last_published < busy_for:
+                stop.wait(busy_poll)
             else:
                 stop.wait(idle)
                 idle = min(idle * 2, max_idle_sleep)
@@ -451,7 +536,11 @@ class EventConsumer(ConsumerProducerMixin):
             self.dead_letter(message, f"invalid event: {exc.messages}")
             return
         if self.handle_batch is None:
-            self._handle_one(event, message)
+            token = observability.set_correlation_id(_correlation_of(message))
+            try:
+                self._handle_one(event, message)
+            finally:
+                observability.reset_correlation_id(token)
             return
         if not self._batch:
             self._batch_started = time.monotonic()
@@ -463,14 +552,19 @@ class EventConsumer(ConsumerProducerMixin):
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
         try:
-            self.handle_batch([event for event, _ in batch])
+            fresh = self.handle_batch([event for event, _ in batch])
         except Exception:  # noqa: BLE001 - nothing was applied: each message now goes on its own
             log.info("a batch of %d failed; handling its messages one by one", len(batch), exc_info=True)
             for event, message in batch:
-                self._handle_one(event, message)
+                token = observability.set_correlation_id(_correlation_of(message))
+                try:
+                    self._handle_one(event, message)
+                finally:
+                    observability.reset_correlation_id(token)
             return
         self._ack_all([message for _, message in batch])
         self.processed += len(batch)
+        self._applied(batch, fresh)
 
     def _ack_all(self, messages: list) -> None:
         """On AMQP, one basic.ack with `multiple` for the whole batch: every earlier delivery on
@@ -491,7 +585,7 @@ class EventConsumer(ConsumerProducerMixin):
                 message.requeue()
                 return
             try:
-                self.handle(event)
+                outcome = self.handle(event)
                 break
             except Exception as caught:  # noqa: BLE001 - classified below
                 exc, kind = caught, classify(caught)
@@ -512,6 +606,21 @@ class EventConsumer(ConsumerProducerMixin):
             backoff = min(backoff * 2, MAX_BACKOFF)
         message.ack()
         self.processed += 1
+        self._applied([(event, message)], outcome)
+
+    def _applied(self, batch: list, fresh) -> None:
+        """Metrics and a log line per event, with its correlation id. `fresh`: what the handler
+        returned, the number of new events (an int), False for a duplicate, None if it cannot
+        tell (every event then counts as applied)."""
+        count = len(batch) if fresh is None or fresh is True else int(fresh)
+        observability.events_applied(self.consumer, applied=count, duplicate=len(batch) - count,
+                                     last_occurred_at=max(e.occurred_at for e, _ in batch))
+        for event, message in batch:
+            token = observability.set_correlation_id(_correlation_of(message))
+            try:
+                log.info("%s: applied %s %s", self.queue_name, event.event_type, event.event_id)
+            finally:
+                observability.reset_correlation_id(token)
 
     def _pause(self, seconds: float) -> None:
         """Wait while keeping the broker connections alive (heartbeats are sent from here)."""
@@ -536,6 +645,7 @@ class EventConsumer(ConsumerProducerMixin):
             return
         message.ack()
         self.dead_lettered_count += 1
+        observability.event_dead_lettered(self.consumer, reason)
 
     def _close_producer(self) -> None:
         connection, self._producer_connection = self._producer_connection, None
@@ -544,6 +654,10 @@ class EventConsumer(ConsumerProducerMixin):
                 connection.collect()  # no close handshake with a broker that may not answer
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _correlation_of(message) -> str | None:
+    return observability.usable_correlation_id((message.headers or {}).get(observability.AMQP_HEADER))
 
 
 def publish_dead_letter(producer: Producer, topology: Topology, consumer: str, purpose: str, body, reason: str,
@@ -584,6 +698,7 @@ class DeadLetterPublisher:
         try:
             publish_dead_letter(Producer(self._connection.default_channel), self.topology, self.consumer,
                                 self.purpose, body, reason)
+            observability.event_dead_lettered(self.consumer, reason)
         except Exception:
             connection, self._connection = self._connection, None
             try:

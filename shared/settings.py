@@ -15,6 +15,12 @@ from pathlib import Path
 SERVICES = ("gateway", "checkin", "snapshot", "export")
 DEFAULT_PORTS = {"gateway": 8080, "checkin": 8081, "snapshot": 8082, "export": 8083}
 DEV_SECRET_FILE = "secrets.env"
+# /metrics of each process `okrsnap up` starts (OKRSNAP_<NAME>_METRICS_PORT moves one; in a
+# container of its own a process takes OKRSNAP_METRICS_PORT). "workers" is the relays and workers
+# sharing one process (services/background.py).
+METRICS_PROCESSES = ("gateway", "checkin", "snapshot", "export", "checkin-relay", "snapshot-worker",
+                     "export-relay", "export-worker", "workers")
+DEFAULT_METRICS_PORTS = {name: 9180 + n for n, name in enumerate(METRICS_PROCESSES)}
 
 
 class ConfigurationError(RuntimeError):
@@ -61,6 +67,11 @@ class Settings:
     trusted_proxies: int = 0               # proxies in front of the gateway whose X-Forwarded-For counts
     session_ttl: int = 8 * 3600            # browser session cookie lifetime in seconds
     invite_rate: tuple[int, int] = (20, 3600)  # invitations per member and Workspace
+    # Where each process serves /metrics: never through the gateway (an operator's address).
+    metrics_host: str = "127.0.0.1"
+    # The gateway keeps a client's X-Request-ID as the correlation id (else it makes one).
+    trust_request_id: bool = False
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
 
     # Keys being rotated out, still accepted when verifying (OKRSNAP_<NAME>_PREVIOUS, comma-separated).
     previous_secrets: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -143,6 +154,10 @@ class Settings:
             session_ttl=_non_negative_int(env, "OKRSNAP_SESSION_TTL", 8 * 3600) or 8 * 3600,
             invite_rate=parse_rate(env, "OKRSNAP_INVITE_RATE", "20/3600"),
             previous_secrets=_previous_secrets(env, production=mode == "production"),
+            metrics_host=metrics_host(env),
+            trust_request_id=_flag(env, "OKRSNAP_TRUST_REQUEST_ID",
+                                   _non_negative_int(env, "OKRSNAP_TRUSTED_PROXIES", 0) > 0),
+            metrics_ports={name: metrics_port(name, env, own=False) for name in METRICS_PROCESSES},
         )
 
 
@@ -180,6 +195,29 @@ def read_file_variables(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def metrics_host(env) -> str:
+    return env.get("OKRSNAP_METRICS_HOST") or "127.0.0.1"
+
+
+def metrics_port(process: str, env, *, own: bool = True) -> int | None:
+    """The port `process` serves /metrics on; None when 0 or "off" (not served). `own`: this
+    process's OKRSNAP_METRICS_PORT wins (one process per container). Read without building
+    Settings: gunicorn's master needs it before anything else."""
+    name = f"OKRSNAP_{process.upper().replace('-', '_')}_METRICS_PORT"
+    text = ((env.get("OKRSNAP_METRICS_PORT") if own else None) or env.get(name) or "").strip().lower()
+    if not text:
+        return DEFAULT_METRICS_PORTS.get(process)
+    if text in ("0", "off"):
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} (or OKRSNAP_METRICS_PORT) must be a port number or off") from None
+    if not 0 < port < 65536:
+        raise ConfigurationError(f"{name} (or OKRSNAP_METRICS_PORT) must lie between 1 and 65535")
+    return port
+
+
 def parse_rate(env: dict[str, str], name: str, default: str) -> tuple[int, int]:
     """A rate limit written "<requests>/<seconds>", e.g. "10/60"."""
     text = (env.get(name) or default).strip()
@@ -191,6 +229,15 @@ def parse_rate(env: dict[str, str], name: str, default: str) -> tuple[int, int]:
     if parsed[0] < 1 or parsed[1] < 1:
         raise ConfigurationError(f"{name}: requests and seconds must both be at least 1")
     return parsed
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    text = (env.get(name) or "").strip().lower()
+    if not text:
+        return default
+    if text not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigurationError(f"{name} must be true or false")
+    return text in ("1", "true", "yes")
 
 
 def _non_negative_int(env: dict[str, str], name: str, default: int) -> int:

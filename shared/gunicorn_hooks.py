@@ -1,0 +1,57 @@
+"""Gunicorn hooks for prometheus-client's multiprocess mode, for every okrsnap HTTP service:
+`okrsnap up` passes `-c python:shared.gunicorn_hooks`, deploy/gunicorn.conf.py imports them.
+
+The workers write their samples into files under PROMETHEUS_MULTIPROC_DIR; the master serves
+/metrics on the service's metrics port, summing them. The directory is one per installation and
+service (<data dir>/metrics/<service>, or OKRSNAP_METRICS_DIR/<service>), emptied when the
+master starts (what an earlier run left would be counted again), and a dead worker's live gauges
+are dropped (child_exit). The environment variable is set here, at import in the master, before
+any metric exists: prometheus-client chooses its mode when the first metric is made."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+log = logging.getLogger("okrsnap.metrics")
+
+
+def _service(server) -> str:
+    """checkin for "services.checkin.entrypoints.app:create_app()"; OKRSNAP_SERVICE otherwise."""
+    uri = getattr(server.app, "app_uri", None) or ""
+    parts = uri.split(":", 1)[0].split(".")
+    if len(parts) > 1 and parts[0] == "services":
+        return parts[1]
+    return os.environ.get("OKRSNAP_SERVICE", "web")
+
+
+def _metrics_root() -> Path:
+    configured = os.environ.get("OKRSNAP_METRICS_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("OKRSNAP_DATA_DIR") or Path.cwd() / "var") / "metrics"
+
+
+def on_starting(server) -> None:
+    service = _service(server)
+    directory = _metrics_root() / service
+    shutil.rmtree(directory, ignore_errors=True)  # samples of an earlier run would count again
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # inherited by every worker
+
+
+def when_ready(server) -> None:
+    from shared import observability
+    from shared.settings import metrics_host, metrics_port
+
+    service = _service(server)
+    address = observability.serve_metrics(metrics_host(os.environ), metrics_port(service, os.environ),
+                                          multiprocess_dir=os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    server.log.info("%s metrics: %s", service, f"http://{address}/metrics" if address else "not served")
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
