@@ -141,16 +141,17 @@ class Database:
         self.admin.dispose()
 
 
-def delete_broker_entities(namespace: str, extra_queues=(), extra_exchanges=()) -> None:
-    """Deletes every exchange and queue okrsnap's topology declares under `namespace`, and the
-    extra ones a run declared itself."""
-    from shared.topology import QUEUES, Topology
+def delete_broker_entities(namespace: str | None, extra_queues=(), extra_exchanges=()) -> None:
+    """Deletes every exchange and queue okrsnap's topology declares under `namespace` (if any),
+    and the extra ones a run declared itself."""
+    from shared.topology import PRODUCERS, QUEUES, Topology
 
-    topology = Topology(namespace)
-    queues = [topology.queue_name(s.consumer, s.purpose) for s in QUEUES]
-    queues += [f"{q}.dlq" for q in queues] + list(extra_queues)
-    exchanges = [topology.dead_letter_exchange.name] + [topology.exchange(p).name for p in ("checkin", "export")]
-    exchanges += list(extra_exchanges)
+    queues, exchanges = list(extra_queues), list(extra_exchanges)
+    if namespace:
+        topology = Topology(namespace)
+        names = [topology.queue_name(s.consumer, s.purpose) for s in QUEUES]
+        queues += names + [f"{q}.dlq" for q in names]
+        exchanges += [topology.dead_letter_exchange.name] + [topology.exchange(p).name for p in PRODUCERS]
     with Connection(BROKER) as conn:
         for name in queues:
             channel = conn.channel()
