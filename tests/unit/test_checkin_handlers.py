@@ -1,5 +1,6 @@
 """Check-in use cases against a fake unit of work (no I/O)."""
 import copy
+import dataclasses
 import uuid
 from datetime import date, datetime, timezone
 
@@ -66,6 +67,18 @@ class FakeRepository:
         self.check_ins += k.check_ins
         k.check_ins = []
         self._put("key_result", k)
+
+    def check_in_context(self, key_result_id):
+        key_result = self._get("key_result", key_result_id)
+        if key_result is None:
+            return None, None, []
+        return key_result, self._get("session", key_result.session_id), self.objective_lineage(key_result.objective_id)
+
+    def save_check_in(self, key_result, event):
+        self.save_key_result(key_result)
+        event = dataclasses.replace(event, sequence=self.next_sequence(event.session_id))
+        self.add_event(event)
+        return event
 
     def add_initiative(self, i): self._put("initiative", i, new=True)
     def get_initiative(self, i, for_update=False): return self._get("initiative", i)

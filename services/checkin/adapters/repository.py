@@ -4,9 +4,24 @@ Saves are optimistic: `UPDATE ... WHERE id = :id AND version = :previous`, so of
 that read the same version, exactly one wins even without row locks."""
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import replace
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session as DbSession
 
 from services.checkin.adapters import orm
@@ -23,6 +38,9 @@ from services.checkin.domain.model import (
 from shared.events import Event
 from shared.messaging import add_to_outbox
 
+# What a Check-in changes on its Key Result (the rest of the row stays as it is).
+CHECKED_IN_FIELDS = ("current_value", "status", "confidence", "version", "updated_at")
+
 
 def _row(table, obj) -> dict:
     return {c.name: getattr(obj, c.name) for c in table.columns if hasattr(obj, c.name)}
@@ -34,6 +52,54 @@ def _uuids(values) -> list:
 
 def _members(session: Session) -> dict:
     return {"members": [str(m) for m in session.members]}
+
+
+def _check_in_context():
+    k, s, o = orm.key_results, orm.sessions, orm.objectives
+    key_result_id = bindparam("key_result_id", type_=k.c.id.type)
+    start = select(k.c.objective_id).where(k.c.id == key_result_id).scalar_subquery()
+    lineage = select(o.c.id, o.c.parent_id).where(o.c.id == start, o.c.removed_at.is_(None)) \
+        .cte("lineage", recursive=True)
+    above = o.alias("above")
+    lineage = lineage.union(select(above.c.id, above.c.parent_id)
+                            .join(lineage, above.c.id == lineage.c.parent_id).where(above.c.removed_at.is_(None)))
+    columns = [c.label(f"k_{c.name}") for c in k.c] + [c.label(f"s_{c.name}") for c in s.c] + \
+        [c.label(f"o_{c.name}") for c in o.c]
+    return select(*columns).select_from(
+        k.join(s, s.c.id == k.c.session_id).outerjoin(o, o.c.id.in_(select(lineage.c.id)))
+    ).where(k.c.id == key_result_id, k.c.removed_at.is_(None)).with_for_update(of=k)
+
+
+def _save_check_in():
+    """PostgreSQL's data-modifying CTEs: every write of a Check-in in one statement. The event
+    goes to the outbox as the JSON text the JSON column would have stored, with the sequence the
+    same statement takes put first; nothing else in it is touched on the way. Parameters are
+    prefixed: one named like a column of an UPDATE's table would be SET as well."""
+    k, s, c, out = orm.key_results, orm.sessions, orm.check_ins, orm.outbox
+    sequence = update(s).where(s.c.id == bindparam("s_id", type_=s.c.id.type)) \
+        .values(last_sequence=s.c.last_sequence + literal_column("1")).returning(s.c.last_sequence).cte("next_sequence")
+    saved = update(k).where(k.c.id == bindparam("k_id", type_=k.c.id.type),
+                            k.c.version == bindparam("k_previous_version", type_=Integer())) \
+        .values({name: bindparam(f"k_{name}", type_=k.c[name].type) for name in CHECKED_IN_FIELDS}) \
+        .returning(k.c.id).cte("saved")
+    added = insert(c).from_select(
+        [col.name for col in c.c], select(*[bindparam(f"c_{col.name}", type_=col.type) for col in c.c])
+        .select_from(saved)).cte("added")
+    # Constants as SQL text: an anonymous bound literal in an added CTE is left without its value.
+    body = literal_column("""'{"sequence": '""", Text) + cast(sequence.c.last_sequence, Text) + \
+        bindparam("o_body_rest", type_=Text())
+    published = insert(out).from_select(
+        ["event_id", "event_type", "body", "created_at", "attempts"],
+        select(bindparam("o_event_id", type_=out.c.event_id.type), bindparam("o_event_type", type_=out.c.event_type.type),
+               cast(body, JSON), bindparam("o_created_at", type_=out.c.created_at.type), literal_column("0"))
+        .select_from(saved.join(sequence, true()))).cte("published")
+    return select(sequence.c.last_sequence, select(func.count()).select_from(saved).scalar_subquery()) \
+        .add_cte(added, published)
+
+
+# Built once: a Check-in's two statements cost no SQL construction per request.
+CHECK_IN_CONTEXT = _check_in_context()
+SAVE_CHECK_IN = _save_check_in()
 
 
 class SqlRepository:
@@ -154,6 +220,49 @@ class SqlRepository:
         for entry in key_result.check_ins:
             self._insert(orm.check_ins, entry)
         key_result.check_ins.clear()
+
+    def check_in_context(self, key_result_id) -> tuple[KeyResult | None, Session | None, list[Objective]]:
+        """Everything a Check-in decides on, in one statement whatever the size of the Session:
+        the Key Result (locked), its Session and its Objective's lineage (whether a private
+        Objective hides it). One row per Objective of the lineage."""
+        rows = self.db.execute(CHECK_IN_CONTEXT, {"key_result_id": key_result_id}).mappings().all()
+        if not rows:
+            return None, None, []
+
+        def part(row, prefix: str) -> dict:
+            return {name[len(prefix):]: value for name, value in row.items() if name.startswith(prefix)}
+
+        key_result = KeyResult(**part(rows[0], "k_"))
+        session = part(rows[0], "s_")
+        session.pop("last_sequence")
+        session["members"] = _uuids(session["members"])
+        lineage = [self._objective(part(row, "o_")) for row in rows if row["o_id"] is not None]
+        return key_result, Session(**session), lineage
+
+    def save_check_in(self, key_result: KeyResult, event: Event) -> Event:
+        """A Check-in's writes - the Key Result (optimistic on its version), the Check-in, the
+        next sequence of its Session and the event to the outbox - as one statement on
+        PostgreSQL, one round trip; statement by statement elsewhere. The event's sequence is
+        taken here, so the Session row stays locked only from this write to the commit. Returns
+        the event with its sequence."""
+        [entry] = key_result.check_ins
+        if self.db.get_bind().dialect.name != "postgresql":
+            self.save_key_result(key_result)
+            event = replace(event, sequence=self.next_sequence(event.session_id))
+            self.add_event(event)
+            return event
+        wire = event.to_wire()
+        wire.pop("sequence")
+        values = {f"k_{name}": getattr(key_result, name) for name in CHECKED_IN_FIELDS} | \
+            {f"c_{name}": value for name, value in entry.state().items()} | \
+            {"k_id": key_result.id, "k_previous_version": key_result.version - 1, "s_id": event.session_id,
+             "o_event_id": str(event.event_id), "o_event_type": event.event_type, "o_created_at": event.occurred_at,
+             "o_body_rest": ", " + json.dumps(wire)[1:]}
+        number, changed = self.db.execute(SAVE_CHECK_IN, values).one()
+        if changed != 1:
+            raise Conflict("This item was changed by someone else at the same time; reload it.", "If-Match")
+        key_result.check_ins.clear()
+        return replace(event, sequence=number)
 
     def list_check_ins(self, key_result_id, *, limit: int, offset: int) -> tuple[list[CheckIn], int]:
         c = orm.check_ins

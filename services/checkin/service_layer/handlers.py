@@ -342,6 +342,13 @@ def _check_in(uow, session: Session, key_result: KeyResult, principal: Principal
     return entry
 
 
+def _checked_in(session: Session, key_result: KeyResult, entry, principal: Principal, at: datetime) -> Event:
+    """The Check-in's event, without its sequence (the repository takes it as it writes)."""
+    return Event.new("checkin.key_result.checked_in", occurred_at=at, workspace_id=session.workspace_id,
+                     session_id=session.id, entity_id=key_result.id, actor_id=_actor(principal),
+                     payload={"check_in": entry.state(), "key_result": key_result.state()})
+
+
 def add_objective(cmd: commands.AddObjective, *, uow, clock, members) -> Objective:
     now = clock.now()
     with uow:
@@ -473,12 +480,18 @@ def connect(cmd: commands.Connect, *, uow, clock) -> Initiative:
 # --- Check-ins -------------------------------------------------------------------------------
 
 def record_check_in(cmd: commands.RecordCheckIn, *, uow, clock):
+    """One read (the Key Result locked, its Session, its lineage) and one write (Key Result,
+    Check-in, sequence, outbox): the same two statements whatever the Session's size (issue 13)."""
     now = clock.now()
     with uow:
-        key_result, session = _writable(uow, cmd.principal, "key_result", cmd.key_result_id, for_update=True,
-                                        action=access.CHECK_IN)
-        entry = _check_in(uow, session, key_result, cmd.principal, now, value=cmd.value, status=cmd.status,
-                          confidence=cmd.confidence, comment=cmd.comment)
+        key_result, session, lineage = uow.repo.check_in_context(cmd.key_result_id)
+        if key_result is None or session is None:
+            raise NotFound("Key Result")
+        guards = private_guards(lineage).get(str(key_result.objective_id), ())
+        _ensure(cmd.principal, access.CHECK_IN, "key_result", session, item_facts(key_result.owner_id, guards))
+        entry = key_result.check_in(value=cmd.value, status=cmd.status, confidence=cmd.confidence,
+                                    comment=cmd.comment, author_id=_actor(cmd.principal), at=now)
+        uow.repo.save_check_in(key_result, _checked_in(session, key_result, entry, cmd.principal, now))
         uow.commit()
     return entry, key_result
 
