@@ -1,13 +1,20 @@
-"""Exports at 100,000 rows: the export service's build (document from the week view, then the file)
-in each format, against raw XlsxWriter and raw csv.writer writing the same rows (items and
-Check-ins) in the same run, and the Python memory the write takes on top of the rows themselves.
+"""Exports, two ways, each against a raw baseline in the same run:
 
-`python -m bench.export` prints its section; `python -m bench` includes it in BENCHMARKS.md.
+1. Through the real stack (`measure_stack`): a week of a seeded Session exported through the
+   gateway (POST /exports, polled until the file is ready), CSV and XLSX, against raw SQL reading
+   the same rows (the week's newest item states and its Check-ins) plus csv.writer / XlsxWriter
+   (constant memory) writing them; the export worker's peak RSS (VmHWM).
+2. In one process at 100,000 rows (`run`): the export service's build (document from the week
+   view, then the file) in each format against raw XlsxWriter and csv.writer writing the same rows,
+   and the Python memory the write takes on top of the rows themselves.
+
+    python -m bench.export --kr 10000 --objectives 10000
 """
 from __future__ import annotations
 
 import csv
 import gc
+import statistics
 import tempfile
 import time
 import tracemalloc
@@ -177,5 +184,121 @@ def report(r: dict) -> str:
     return "\n".join(lines)
 
 
+# -- through the real stack -------------------------------------------------------------------------
+
+RAW_ROWS = """
+SELECT DISTINCT ON (entity_id) state ->> 'id', entity_type, state ->> 'title', state ->> 'owner_id',
+       state ->> 'start_value', state ->> 'target_value', state ->> 'current_value', state ->> 'unit',
+       state ->> 'progress', state ->> 'status', state ->> 'confidence'
+FROM snapshot.item_versions WHERE session_id = %(s)s AND effective_at < %(ends)s
+ORDER BY entity_id, sequence DESC"""
+RAW_CHECK_INS = """
+SELECT key_result_id::text, author_id::text, checked_in_at::text, value::text, status, confidence::text, comment,
+       id::text
+FROM snapshot.check_ins WHERE session_id = %(s)s AND effective_at >= %(starts)s AND effective_at < %(ends)s
+ORDER BY checked_in_at"""
+
+
+def raw_sql_file(libpq: str, params: dict, fmt: str, path: Path) -> tuple[float, int]:
+    """Raw SQL + csv.writer (two plain files) or XlsxWriter (constant memory): wall seconds, rows."""
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(libpq) as conn:
+        items = conn.execute(RAW_ROWS, params).fetchall()
+        check_ins = conn.execute(RAW_CHECK_INS, params).fetchall()
+    if fmt == "csv":
+        raw_csv(items, check_ins, path)
+    else:
+        raw_xlsx(items, check_ins, path)
+    return time.perf_counter() - started, len(items) + len(check_ins)
+
+
+def _peak_rss_mb(pids: list[int]) -> float:
+    peak = 0.0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return peak
+
+
+def _okrsnap_export(stack, http, session_id: str, week: str, fmt: str) -> tuple[float, int]:
+    """Request to file ready (the job done), and the file's size (downloaded after the timer)."""
+    import requests
+
+    started = time.perf_counter()
+    job = http.post(f"{stack.api}/exports", json={"session_id": session_id, "week": week, "format": fmt}, timeout=60)
+    job.raise_for_status()
+    job_id = job.json()["id"]
+    while True:
+        body = http.get(f"{stack.api}/exports/{job_id}", timeout=60).json()
+        if body["status"] == "done":
+            break
+        if body["status"] in ("failed", "cancelled", "expired"):
+            raise RuntimeError(f"export {fmt} ended {body['status']}: {body}")
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    return seconds, len(requests.get(body["download_url"], timeout=300).content)
+
+
+def measure_stack(stack, session_id: str, key_results: int, rounds: int = REPEAT) -> dict:
+    week = stack.week_labels(session_id)[1][-1]
+    http = stack.http()
+    view = http.get(f"{stack.api}/sessions/{session_id}/snapshots/{week}", params={"owner": "all"}, timeout=300).json()
+    params = {"s": session_id, "starts": view["starts_at"], "ends": view["ends_at"]}
+    out = {"key_results": key_results, "week": week}
+    workers = stack.service_pids("services.export.entrypoints.worker")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in ("csv", "xlsx"):
+            okrsnap, raw, size = [], [], 0
+            for _ in range(rounds):  # interleaved
+                seconds, size = _okrsnap_export(stack, http, session_id, week, fmt)
+                okrsnap.append(seconds)
+                seconds, rows = raw_sql_file(stack.database.libpq, params, fmt, Path(tmp) / f"raw.{fmt}")
+                raw.append(seconds)
+            out[fmt] = {"okrsnap": statistics.median(okrsnap), "raw": statistics.median(raw), "rows": rows,
+                        "bytes": size, "worker_peak_mb": _peak_rss_mb(workers)}
+    return out
+
+
+def report_stack(r: dict) -> str:
+    lines = [f"## Export through the gateway, request to file ready ({r['key_results']:,} KRs, week {r['week']})", "",
+             f"`python -m bench.export --kr {r['key_results']}`: POST /exports through the gateway, polled every 50 ms "
+             "until done (the worker reads the week view from the snapshot service and writes the file), against raw "
+             "SQL reading the same week's rows (newest item states, Check-ins) plus csv.writer / XlsxWriter "
+             f"(constant memory) writing them, wall time, median of {REPEAT} interleaved runs. Peak memory: the "
+             "export worker's VmHWM (its whole life so far, so an upper bound of one export).", "",
+             "| format | rows (raw) | okrsnap | raw SQL + writer | ratio | target | file | export worker peak RSS |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for fmt, target in (("csv", 1.5), ("xlsx", 1.5)):
+        e = r[fmt]
+        ratio = e["okrsnap"] / e["raw"]
+        lines.append(f"| {fmt.upper()} | {e['rows']:,} | {e['okrsnap']:.2f} s | {e['raw']:.2f} s | {ratio:.2f}x | "
+                     f"within {target}x: {'met' if ratio <= target else 'NOT met'} | {e['bytes'] / 1024 / 1024:.1f} MB | "
+                     f"{e['worker_peak_mb']:.0f} MB |")
+    return "\n".join(lines + [""])
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    from bench.stack import seeded_stack, sizes
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kr", default="10000", help="Session sizes for the export through the stack ('' for none)")
+    parser.add_argument("--objectives", type=int, default=OBJECTIVES, help="the in-process export's Objectives "
+                        "(10 rows each; 0 for none)")
+    args = parser.parse_args(argv)
+    for n in sizes(args.kr):
+        with seeded_stack(n) as (stack, session_id, *_):
+            print(report_stack(measure_stack(stack, session_id, n)))
+    if args.objectives:
+        print(report(run(args.objectives)))
+
+
 if __name__ == "__main__":
-    print(report(run()))
+    main()
