@@ -236,8 +236,10 @@ def instrument(app: Flask, service: str) -> None:
         started = g.get("okrsnap_started")
         if started is not None:
             rule = request.url_rule
-            observability.observe_http(service, rule.rule if rule is not None else "unmatched", request.method,
-                                       response.status_code, perf_counter() - started)
+            route = rule.rule if rule is not None else "unmatched"
+            observability.observe_http(service, route, request.method, response.status_code, perf_counter() - started)
+            if response.status_code == 429:
+                observability.rate_limit_refused(service, route)
             response.headers[observability.REQUEST_ID_HEADER] = g.okrsnap_cid
         return response
 

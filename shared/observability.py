@@ -265,8 +265,19 @@ def event_dead_lettered(service: str, reason: str, process: str = "worker") -> N
     metrics().dead_lettered.labels(service, process, dead_letter_reason(reason)).inc()
 
 
-def rate_limit_refused(limit: str) -> None:
-    metrics().refusals.labels("gateway", "web", limit).inc()
+def rate_limit_kind(route: str) -> str:
+    """The limit a 429 on `route` comes from: invite, login (sign-in, session, password), export
+    (per user and IP, or concurrent exports), else other. Counted where every 429 passes (the
+    response), so no limiter call site needs to know about metrics."""
+    for part, kind in (("invite", "invite"), ("login", "login"), ("session", "login"), ("password", "login"),
+                       ("export", "export")):
+        if part in route:
+            return kind
+    return "other"
+
+
+def rate_limit_refused(service: str, route: str) -> None:
+    metrics().refusals.labels(service, "web", rate_limit_kind(route)).inc()
 
 
 def export_built(file_format: str, seconds: float) -> None:

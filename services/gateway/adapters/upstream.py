@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-from shared import tokens
+from shared import observability, tokens
 from shared.http_client import ProcessLocalSession
 
 MAX_IDLE_SECONDS = 1.0  # below the services' keep-alive timeout (gunicorn's default: 2 s)
@@ -89,6 +89,7 @@ class Upstream:
                 params, body: bytes, headers) -> requests.Response:
         outgoing = {name: headers[name] for name in REQUEST_HEADERS if name in headers}
         outgoing[tokens.INTERNAL_HEADER] = tokens.internal_token(self.internal_secret, service, principal)
+        outgoing.update(observability.outgoing_headers())  # the correlation id, to the service's logs
         url = self.service_urls[service] + path
         try:
             try:

@@ -8,6 +8,7 @@ from services.snapshot.adapters import orm
 from services.snapshot.bootstrap import Snapshot, bootstrap
 from services.snapshot.service_layer import handlers
 from shared.messaging import DeadLetterPublisher, broker_connection, recover_embedded_deliveries, topology_for
+from shared import observability
 from shared.process import run_until_signalled
 
 log = logging.getLogger("snapshot-worker")
@@ -52,6 +53,7 @@ def run(stop: threading.Event) -> None:
 
     recover_embedded_deliveries(container.settings, "snapshot", "events", container.database.session,
                                 orm.processed_events)
+    observability.watch_weeks_waiting(container.database.session, orm.week_closes, orm.sealed_weeks)
     consumer = container.consumer()
     threading.Thread(target=lambda: (stop.wait(), setattr(consumer, "should_stop", True)), daemon=True).start()
     threading.Thread(target=sweep, daemon=True).start()

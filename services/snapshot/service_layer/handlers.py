@@ -17,7 +17,7 @@ from services.snapshot.domain.review import (
 )
 from services.snapshot.domain.seal import SealedWeek, content_hash
 from services.snapshot.domain.views import OwnerFilter, build_tree, week_status
-from shared import access
+from shared import access, observability
 from shared.access import NotFound, Visibility, ensure, session_facts, visible_items
 from shared.clock import SystemClock
 from shared.events import Event, decode
@@ -54,6 +54,7 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
         # release sealed (it sealed in a transaction of its own).
         _seal_ready(outcome.sessions, uow, clock)
         uow.commit()
+    observability.events_applied("snapshot", parked=outcome.parked)
     if outcome.race_possible:
         # This batch parked events, or brought a Session: the other's commit may have come while
         # ours was open, unseen by both. Whoever looks after the other's commit applies them
@@ -70,6 +71,7 @@ class _Applied:
     fresh: int  # events applied that were not before
     sessions: dict  # the known Sessions among those seen, locked: id -> row
     race_possible: bool  # parked an event or brought a Session
+    parked: int = 0  # events parked by this batch (not counting those parked before)
 
 
 def _apply(events: list[Event], uow, clock, *, parked: bool) -> _Applied:
@@ -86,12 +88,12 @@ def _apply(events: list[Event], uow, clock, *, parked: bool) -> _Applied:
     # Every Session seen, locked once in one statement (two workers never wait on each other
     # in a cycle): its events apply one batch at a time, and a week seals under the same lock.
     sessions = uow.repo.lock_sessions({e.session_id for e in events})
-    applied, parked_now = [], False
+    applied, parked_now = [], 0
     for event in fresh:
         if event.session_id not in sessions:  # its Session's event is still on its way
             # As received, signature included: dead-lettered later, it still verifies on a replay.
             uow.repo.park(event.event_id, event.session_id, event.received_wire(), clock.now())
-            parked_now = True
+            parked_now += 1
         else:
             applied.append(event)
     for event in applied:
@@ -142,7 +144,7 @@ def _apply(events: list[Event], uow, clock, *, parked: bool) -> _Applied:
                 uow.repo.unpark(event.event_id)
     elif sessions:  # events parked for these Sessions before they were known: applied with this batch
         _apply_parked_inside(sessions, uow, clock)
-    return _Applied(len(fresh), sessions, parked_now or brought)
+    return _Applied(len(fresh), sessions, bool(parked_now or brought), 0 if parked else parked_now)
 
 
 def _apply_parked_inside(sessions: dict, uow, clock) -> None:
