@@ -207,14 +207,19 @@ def test_the_fast_week_view_serialiser_matches_the_documented_schema(tmp_path):
 
     from flask import Flask
 
+    from services.snapshot.entrypoints.app import render_week_view
     from services.snapshot.entrypoints.schemas import WeekView
     from shared.http import fast_json
 
     views = _views(_store(tmp_path, EVENTS))
     with Flask(__name__).app_context():
         for week in ("2026-W41", "2026-W43", "2026-W45", "bob-W44"):
+            documented = WeekView().dump(views[week])
             fast = json.loads(fast_json(WeekView(), views[week]).get_data())
-            assert fast == json.loads(json.dumps(WeekView().dump(views[week]))), week
+            assert fast == json.loads(json.dumps(documented)), week
+            rendered = render_week_view(views[week])  # what the service answers
+            assert json.loads(rendered) == fast, week
+            assert list(json.loads(rendered)) == list(documented), week  # the schema's order too
     assert "canvas" not in json.dumps(fast)  # fields outside the schema never leave
 
 
