@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test bench screenshots audit clean
+.PHONY: run test install install-test bench screenshots audit clean cluster-test
 
 run: $(VENV)/.installed   # ARGS="--verbose" shows every process's output here
 	@$(BIN)/okrsnap up $(ARGS)
@@ -19,6 +19,9 @@ screenshots: $(VENV)/.installed-test   # the README's screenshots, from the brow
 
 chaos: $(VENV)/.installed-test   # the long chaos run (>= 10,000 Check-ins, 20-40 min); rewrites RELIABILITY.md's figures
 	$(BIN)/python -m tests.chaos.long_run --target 10000
+
+cluster-test: $(VENV)/.installed-test   # three RabbitMQ nodes, the leader stopped and killed under load (6-10 min); rewrites RELIABILITY.md's cluster figures
+	OKRSNAP_CLUSTER_TEST=1 OKRSNAP_CLUSTER_ROUNDS=2 OKRSNAP_CLUSTER_WRITE_FIGURES=1 $(BIN)/pytest tests/cluster -s -p no:cacheprovider
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
