@@ -11,8 +11,8 @@ run: $(VENV)/.installed   # ARGS="--verbose" shows every process's output here
 test: $(VENV)/.installed-test
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench
+bench: $(VENV)/.installed-test   # BENCH_ARGS="--parts weekview --kr 10000" re-measures some parts
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 screenshots: $(VENV)/.installed-test   # the README's screenshots, from the browser tests' stack
 	OKRSNAP_WRITE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/browser -q -k "screenshots_for_the_readme"

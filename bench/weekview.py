@@ -71,8 +71,8 @@ def measure(stack, session_id: str, key_results: int, samples: int = SAMPLES) ->
     live, sealed = stack.week_labels(session_id)
     week = sealed[-1]
     owner = stack.owner_ids[1]
-    views = {("sealed week", "all"): (week, "all"), ("sealed week", "one owner"): (week, owner),
-             ("live week", "all"): (live, "all"), ("live week", "one owner"): (live, owner)}
+    views = {"sealed week|all": (week, "all"), "sealed week|one owner": (week, owner),
+             "live week|all": (live, "all"), "live week|one owner": (live, owner)}
     url = lambda w: f"{stack.api}/sessions/{session_id}/snapshots/{w}"  # noqa: E731
     bounds, sizes_ = {}, {}
     rows: dict = {key: {"cold": [], "warm": [], "raw": [], "after": [], "raw_after": []} for key in views}
@@ -111,7 +111,7 @@ def measure(stack, session_id: str, key_results: int, samples: int = SAMPLES) ->
                         if time.monotonic() > deadline:
                             raise RuntimeError("a Check-in did not reach the snapshot service in 120 s")
                         time.sleep(0.02)
-                    key = ("live week", "all" if who == "all" else "one owner")
+                    key = "live week|all" if who == "all" else "live week|one owner"
                     rows[key]["after"].append(_get(http, url(live), who)[0])
                     rows[key]["raw_after"].append(raw.read(bounds[live], None if who == "all" else who))
     finally:
@@ -139,14 +139,15 @@ def report(results: list[dict]) -> str:
              "worker | warm p50 / p99 | ratio warm p50 | ratio cold | target |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
-        for (label, who), d in r["rows"].items():
+        for key, d in r["rows"].items():
+            label, who = key.split("|")
             raw = median(d["raw"])
             warm50, warm99 = percentile(d["warm"], 0.5), percentile(d["warm"], 0.99)
             cold1, cold_other = d["cold"][0], max(d["cold"][1:])
             cold_ratio = max(cold1, cold_other) / raw
             p50_target = warm50 if r["key_results"] >= 10_000 else None
             verdict = _verdict(max(warm50 / raw, cold_ratio), p50_target)
-            lines.append(f"| {r['key_results']:,} | {label}, {who} | {r['sizes'][(label, who)] / 1024:,.0f} KiB | "
+            lines.append(f"| {r['key_results']:,} | {label}, {who} | {r['sizes'][key] / 1024:,.0f} KiB | "
                          f"{raw:.0f} ms | {cold1:.0f} ms | {cold_other:.0f} ms | {warm50:.0f} / {warm99:.0f} ms | "
                          f"{warm50 / raw:.1f}x | {cold_ratio:.1f}x | {verdict} |")
             if d["after"]:
