@@ -8,18 +8,20 @@ did not reach the service (the connection could not be opened) is sent once more
 idempotent one (GET, HEAD, OPTIONS, PUT, DELETE) after any connection error."""
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager, Timeout
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 
 from shared import observability, tokens
 from shared.http_client import ProcessLocalSession
 
 MAX_IDLE_SECONDS = 1.0  # below the services' keep-alive timeout (gunicorn's default: 2 s)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+CHUNK = 256 * 1024  # a week view (~5 MB) goes out in about twenty writes
 monotonic = time.monotonic  # a module attribute: tests move it
 
 
@@ -47,27 +49,19 @@ class _FreshHTTPSPool(_FreshConnections, HTTPSConnectionPool):
     pass
 
 
-class _FreshAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _FreshHTTPPool, "https": _FreshHTTPSPool}
+def upstream_pool(maxsize: int = 8) -> PoolManager:
+    """urllib3 itself, without requests' per-request work on top (environment proxies, a cookie
+    jar that would carry one user's cookies into another's request, hooks, merged settings).
+    `maxsize` connections per service are kept: gunicorn's threads of one worker share them."""
+    pool = PoolManager(maxsize=maxsize, block=False, retries=False)
+    pool.pool_classes_by_scheme = {"http": _FreshHTTPPool, "https": _FreshHTTPSPool}
+    return pool
 
 
-def upstream_session() -> requests.Session:
-    session = requests.Session()
-    adapter = _FreshAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _not_sent(exc: requests.RequestException) -> bool:
+def _not_sent(exc: HTTPError) -> bool:
     """The connection could not even be opened: the service never saw the request."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)  # MaxRetryError carries the cause
-    return isinstance(reason, NewConnectionError)
+    return isinstance(exc, (NewConnectionError, ConnectTimeoutError))
+
 
 REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match")
 RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "Content-Length", "Retry-After", "ETag",
@@ -78,29 +72,75 @@ class UpstreamUnavailable(Exception):
     pass
 
 
+class UpstreamResponse:
+    """A service's answer, its body not read yet: stream it with iter_content, or read it whole
+    with content / json(); close() hands the connection back (or drops a half-read one)."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.status_code = raw.status
+        self.headers = raw.headers  # case-insensitive
+        self._content: bytes | None = None
+
+    def iter_content(self, size: int = CHUNK):
+        if self._content is not None:
+            yield self._content
+            return
+        yield from self._raw.stream(size, decode_content=False)
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            self._content = self._raw.read(decode_content=False)
+            self.close()
+        return self._content
+
+    def json(self):
+        return json.loads(self.content)
+
+    def close(self) -> None:
+        # Never reuse a connection with the unread rest of an answer on it.
+        self._raw.close()  # a half-read answer's connection is closed (read to its end: released already)
+        self._raw.release_conn()
+
+
+def _query(params) -> str:
+    """The query string to send: a client's as it came (bytes), else a mapping encoded."""
+    if isinstance(params, bytes):
+        return params.decode("latin-1")
+    if isinstance(params, str):
+        return params
+    items = params.items(multi=True) if hasattr(params, "getlist") else (params or {}).items()
+    return urlencode(list(items), doseq=not hasattr(params, "getlist"))
+
+
 class Upstream:
     def __init__(self, service_urls: dict[str, str], internal_secret: str, timeout: tuple = (3, 30)):
         self.service_urls = service_urls
         self.internal_secret = internal_secret
         self.timeout = timeout
-        self._sessions = ProcessLocalSession(upstream_session)
+        self._pools = ProcessLocalSession(upstream_pool)
 
     def forward(self, service: str, method: str, path: str, *, principal: tokens.Principal,
-                params, body: bytes, headers) -> requests.Response:
+                params, body: bytes, headers) -> UpstreamResponse:
         outgoing = {name: headers[name] for name in REQUEST_HEADERS if name in headers}
         outgoing[tokens.INTERNAL_HEADER] = tokens.internal_token(self.internal_secret, service, principal)
         outgoing.update(observability.outgoing_headers())  # the correlation id, to the service's logs
-        url = self.service_urls[service] + path
+        query = _query(params)
+        url = self.service_urls[service] + path + (f"?{query}" if query else "")
         try:
             try:
                 return self._send(method, url, params, body, outgoing)
-            except requests.ConnectionError as exc:
+            except HTTPError as exc:
+                # A POST or PATCH that may have reached the service is never sent twice.
                 if not (_not_sent(exc) or method.upper() in IDEMPOTENT):
                     raise
                 return self._send(method, url, params, body, outgoing)  # once
-        except requests.RequestException as exc:
+        except HTTPError as exc:
             raise UpstreamUnavailable(f"{service} service unavailable: {exc.__class__.__name__}") from None
 
-    def _send(self, method: str, url: str, params, body: bytes, headers: dict) -> requests.Response:
-        return self._sessions.get().request(method, url, params=params, data=body or None, headers=headers,
-                                       timeout=self.timeout, stream=True, allow_redirects=False)
+    def _send(self, method: str, url: str, params, body: bytes, headers: dict) -> UpstreamResponse:
+        connect, read = self.timeout
+        return UpstreamResponse(self._pools.get().urlopen(
+            method, url, body=body or None, headers=headers, timeout=Timeout(connect=connect, read=read),
+            preload_content=False, decode_content=False, redirect=False, retries=False))

@@ -14,7 +14,7 @@ from marshmallow import RAISE, Schema, fields
 
 from services.gateway.adapters import ratelimit
 from services.gateway.adapters.openapi import RULE_PARAM, merge
-from services.gateway.adapters.upstream import RESPONSE_HEADERS, UpstreamUnavailable
+from services.gateway.adapters.upstream import CHUNK, RESPONSE_HEADERS, UpstreamUnavailable
 from services.gateway.bootstrap import Gateway, bootstrap
 from services.gateway.domain import credentials
 from services.gateway.domain.members import MemberRuleError
@@ -584,7 +584,7 @@ def _forwarder(index: int, route: Route):
         path = RULE_PARAM.sub(lambda m: quote(str(path_params[m.group(1)]), safe=""), route.rule)
         try:
             upstream = container().upstream.forward(
-                route.service, request.method, path, principal=principal, params=request.args,
+                route.service, request.method, path, principal=principal, params=request.query_string,
                 body=request.get_data(cache=False), headers=request.headers)
         except UpstreamUnavailable as exc:
             return error_response(503, str(exc))
@@ -596,7 +596,7 @@ def _forwarder(index: int, route: Route):
                 and upstream.headers.get("Content-Type", "").startswith("application/json"):
             headers.pop("Content-Length", None)
             return Response(_with_names(upstream, principal), status=upstream.status_code, headers=headers)
-        body = stream_with_context(upstream.iter_content(64 * 1024))
+        body = stream_with_context(upstream.iter_content(CHUNK))
         if route.audit and 200 <= upstream.status_code < 300:
             body = _audit_forwarded(route, upstream, user, path_params, body)
         response = Response(body, status=upstream.status_code, headers=headers)
@@ -611,7 +611,7 @@ def _with_names(upstream, principal: tokens.Principal) -> bytes:
     """The service's JSON answer with owner_name and author_name beside every owner_id and
     author_id (handlers.name_people_json)."""
     try:
-        raw = b"".join(upstream.iter_content(64 * 1024))
+        raw = b"".join(upstream.iter_content(CHUNK))
     finally:
         upstream.close()
     return handlers.name_people_json(raw, principal.workspaces, uow=container().uow()) if raw else raw
