@@ -16,18 +16,14 @@ SECRET = "test-internal-secret-0123456789abcdef"
 PRINCIPAL = tokens.Principal(str(uuid.uuid4()), {})
 
 
-class ScriptedService:
-    """An HTTP/1.1 service that keeps connections alive, records every request line it reads, and,
-    when `drop_next` is set, closes the connection on the next request without answering (a
-    keep-alive connection that died just as a request crossed it)."""
+class HttpService:
+    """A minimal HTTP/1.1 service on a thread per connection: `answer(conn, request line)` answers
+    one request (False: the connection ends)."""
 
-    def __init__(self, body: bytes = b"{}"):
-        self.body = body
+    def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.connections = 0
-        self.requests: list[str] = []
-        self.drop_next = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -54,19 +50,39 @@ class ScriptedService:
                 length = next((int(h.split(b":")[1]) for h in head.split(b"\r\n")
                                if h.lower().startswith(b"content-length:")), 0)
                 reader.read(length)
-                self.requests.append(head.split(b"\r\n", 1)[0].decode())
-                if self.drop_next:
-                    self.drop_next = False
-                    conn.shutdown(socket.SHUT_RDWR)
-                    return
                 try:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                                 + str(len(self.body)).encode() + b"\r\n\r\n" + self.body)
+                    if not self.answer(conn, head.split(b"\r\n", 1)[0].decode()):
+                        return
                 except OSError:
                     return  # the client went away mid-answer
 
+    def answer(self, conn, request_line: str) -> bool:
+        raise NotImplementedError
+
     def close(self):
         self.listener.close()
+
+
+class ScriptedService(HttpService):
+    """Keeps connections alive, records every request line, and, when `drop_next` is set, closes
+    the connection on the next request without answering (a keep-alive connection that died just
+    as a request crossed it)."""
+
+    def __init__(self, body: bytes = b"{}"):
+        self.body = body
+        self.requests: list[str] = []
+        self.drop_next = False
+        super().__init__()
+
+    def answer(self, conn, request_line: str) -> bool:
+        self.requests.append(request_line)
+        if self.drop_next:
+            self.drop_next = False
+            conn.shutdown(socket.SHUT_RDWR)
+            return False
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(self.body)).encode() + b"\r\n\r\n" + self.body)
+        return True
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 turn a pooled connection the service had closed into a 503 of its own (defect 6)."""
 from __future__ import annotations
 
-import socket
-import threading
 import uuid
 
 import pytest
@@ -14,6 +12,7 @@ from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
 from services.snapshot.entrypoints.app import create_app as create_snapshot_app
 from tests.conftest import make_settings
 from tests.helpers import free_port, internal_headers
+from tests.unit.test_gateway_upstream import HttpService
 
 
 @pytest.mark.parametrize("service", ["checkin", "snapshot"])
@@ -35,47 +34,27 @@ def test_a_database_outage_answers_503_with_retry_after(tmp_path, service):
     assert response.get_json()["code"] == 503 and "unreachable" in response.get_json()["message"]
 
 
-class KeepAliveService:
+class KeepAliveService(HttpService):
     """An HTTP/1.1 service that keeps connections alive and closes one idle for `idle_close`
     seconds (of `clock`) when the next request arrives on it, without answering: what a
     gunicorn worker's keep-alive close looks like to a client whose request crossed it."""
 
     def __init__(self, clock: list, idle_close: float = 2.0):
         self.clock, self.idle_close = clock, idle_close
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.connections = self.answered = self.dropped = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.answered = self.dropped = 0
+        self.last_answer: dict = {}  # per connection
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        last = None
-        with conn, conn.makefile("rb") as reader:
-            while True:
-                head = b""
-                while not head.endswith(b"\r\n\r\n"):
-                    line = reader.readline()
-                    if not line:
-                        return
-                    head += line
-                length = next((int(h.split(b":")[1]) for h in head.split(b"\r\n")
-                               if h.lower().startswith(b"content-length:")), 0)
-                reader.read(length)
-                if last is not None and self.clock[0] - last >= self.idle_close:
-                    self.dropped += 1
-                    return  # closed: the request is lost
-                self.answered += 1
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-                             b"Connection: keep-alive\r\n\r\n{}")
-                last = self.clock[0]
+    def answer(self, conn, request_line: str) -> bool:
+        last = self.last_answer.get(conn)
+        if last is not None and self.clock[0] - last >= self.idle_close:
+            self.dropped += 1
+            return False  # closed: the request is lost
+        self.answered += 1
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                     b"Connection: keep-alive\r\n\r\n{}")
+        self.last_answer[conn] = self.clock[0]
+        return True
 
 
 def test_the_gateway_never_reuses_a_connection_the_service_closed_as_idle(monkeypatch):
