@@ -15,7 +15,7 @@ from services.snapshot.adapters.repository import SnapshotRepository
 from services.snapshot.entrypoints.app import RenderedViews
 from services.snapshot.service_layer import handlers as snapshot
 from shared.weeks import Week
-from tests.integration.test_weekly_review import EVENTS, IDS, _store, _views
+from tests.integration.test_weekly_review import ANN, BOB, EVENTS, IDS, WS, _store, _views
 
 SESSION_EVENTS = ("checkin.session.created",)
 
@@ -99,3 +99,47 @@ def test_rendered_views_stay_within_their_size():
     assert views.size <= 1000 and views.get(("week", 49)) == b"x" * 200 and views.get(("week", 0)) is None
     views.put(("huge",), b"x" * 600)  # more than a quarter of the budget: not kept
     assert views.get(("huge",)) is None
+
+
+def _client(store):
+    from services.snapshot.entrypoints.app import create_app
+    from tests.helpers import internal_headers
+
+    client = create_app(store).test_client()
+    return lambda path, role="viewer": client.get(path, headers=internal_headers(
+        store.settings, "snapshot", ANN, {WS: role}))
+
+
+def test_a_sealed_weeks_view_is_rendered_once_for_every_process_and_again_when_it_changes(tmp_path, monkeypatch):
+    import dataclasses
+
+    from services.snapshot.entrypoints import app as app_module
+    from tests.integration.test_weekly_review import NOW
+
+    store = _store(tmp_path, EVENTS)
+    get = _client(store)
+    path = f"/sessions/{IDS['session']}/snapshots/2026-W43"
+    first = get(path)
+    assert first.status_code == 200 and first.json["status"] == "sealed"
+    app_module._RENDERED.clear()  # another process: nothing in its memory
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a sealed week's view rendered again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(snapshot, "week_view", not_again)
+        assert get(path).get_data() == first.get_data()
+        assert get(path, "owner").get_data() == first.get_data()  # the same view: nothing hidden from either
+    # The Session renamed: its sealed weeks answer with the new name (the stored view is not reused).
+    created = EVENTS[0]
+    store.apply(dataclasses.replace(
+        created, event_id=uuid.uuid4(), event_type="checkin.session.updated", occurred_at=NOW,
+        sequence=max(e.sequence for e in EVENTS) + 1, payload=dict(created.payload, name="Q4 renamed",
+                                                                    version=created.payload["version"] + 1)))
+    app_module._RENDERED.clear()
+    assert get(path).json["session"]["name"] == "Q4 renamed"
+    for owner in ("unassigned", str(BOB), str(ANN), *(str(uuid.uuid4()) for _ in range(8))):
+        assert get(f"{path}?owner={owner}").status_code == 200
+    with store.database.engine.connect() as conn:  # a few kept per week, not one per reader and filter
+        kept = conn.execute(select(func.count()).select_from(orm.rendered_views)).scalar_one()
+    assert kept == snapshot.RENDERED_KEPT_PER_WEEK

@@ -136,6 +136,19 @@ sealed_projections = Table(
     Column("states", Text, nullable=False),
 )
 
+# Sealed weeks' views as answered (JSON), keyed by everything such a view depends on (see
+# handlers.week_view_key): rendered by the first worker that answers one, read by every other
+# worker and replica after it. A cache: any row may go; a few per week are kept.
+rendered_views = Table(
+    "rendered_views", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("session_id", Uuid, nullable=False),
+    Column("week", String(8), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("rendered_at", UtcDateTime(), nullable=False),
+    Index("ix_rendered_views_session_week", "session_id", "week"),
+)
+
 # Events that arrived before their Session's own event (several workers, any order): kept here,
 # acknowledged, and applied as soon as the Session is known.
 parked_events = Table(

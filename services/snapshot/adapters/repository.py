@@ -19,6 +19,10 @@ class SnapshotRepository:
     def __init__(self, db: DbSession):
         self.db = db
 
+    def _insert(self, table):
+        """INSERT with ON CONFLICT, in the dialect at hand."""
+        return (pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+
     # consumer bookkeeping
     def already_processed(self, event_id) -> bool:
         return already_processed(self.db, orm.processed_events, CONSUMER, event_id)
@@ -234,7 +238,7 @@ class SnapshotRepository:
                  "sequence": v["sequence"], "effective_at": v["effective_at"],
                  "state": orjson.dumps(v["state"]).decode()} for v in newest.values()]
         latest = orm.item_latest
-        insert = (pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert)(latest)
+        insert = self._insert(latest)
         self.db.execute(insert.on_conflict_do_update(
             index_elements=[latest.c.session_id, latest.c.entity_id],
             set_={c: insert.excluded[c] for c in ("entity_type", "sequence", "effective_at", "state")},
@@ -261,6 +265,21 @@ class SnapshotRepository:
         p = orm.sealed_projections
         text = self.db.execute(select(p.c.states).where(p.c.session_id == session_id, p.c.week == week)).scalar()
         return orjson.loads(text) if text is not None else None
+
+    def rendered(self, key: str) -> str | None:
+        r = orm.rendered_views
+        return self.db.execute(select(r.c.body).where(r.c.key == key)).scalar()
+
+    def keep_rendered(self, key: str, session_id, week: str, body: str, now: datetime, keep: int) -> None:
+        """Store a rendered view (another worker may have stored it already: same key, same body)
+        and drop all but the `keep` newest of its week."""
+        r = orm.rendered_views
+        insert = self._insert(r)
+        self.db.execute(insert.values(key=key, session_id=session_id, week=week, body=body, rendered_at=now)
+                        .on_conflict_do_nothing(index_elements=[r.c.key]))
+        newest = select(r.c.key).where(r.c.session_id == session_id, r.c.week == week) \
+            .order_by(r.c.rendered_at.desc(), r.c.key).limit(keep)
+        self.db.execute(r.delete().where(r.c.session_id == session_id, r.c.week == week, r.c.key.not_in(newest)))
 
     def add_check_ins(self, rows: list[dict]) -> None:
         if rows:

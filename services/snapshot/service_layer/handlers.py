@@ -1,7 +1,9 @@
 """Use cases of the snapshot service: apply the live Session's events, answer week views."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -522,29 +524,51 @@ LIVE_VIEW_SECONDS = 60  # how long a live week's rendered view may be reused whe
 
 def week_view_key(principal: Principal, session_id, week_label: str, owner: str, *, uow, clock) -> tuple | None:
     """What a week's view depends on, for reusing it rendered; None where it cannot be reused.
-    A sealed week: its seal and the late amendments listed on it since. The live week: the
-    events applied so far, within a minute (the stale signal moves with the clock). Checks access
-    like the view itself."""
+    A sealed week: the Session's version, its seal, the late amendments listed on it since and
+    the saved weeks (its neighbours and baseline). The live week: the events applied so far,
+    within a minute (the stale signal moves with the clock). Checks access like the view itself.
+    A key whose first element is "sealed" may be shared by every process (keep_rendered)."""
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
         week = _week(session, weeks, week_label)
         starts_at, ends_at = week.bounds(session["timezone"])
-        # Who reads it: owners and admins see everything; anyone else may be shown less, so their
-        # view is their own, and is rendered again when privacy, owners or canvases may have changed.
-        if principal.role_in(session["workspace_id"]) in access.ADMINS:
+        applied = uow.repo.applied_count(session_id)
+        # Who reads it: whoever may see everything of the Session (owners, admins, anyone while no
+        # Objective is private) shares one view; anyone else's is their own, rendered again after
+        # any event (privacy, owners, parents and canvases may have changed with it).
+        if _audience(uow, principal, session) is None:
             audience = ("everything",)
         else:
-            audience = (principal.user_id, session["version"], uow.repo.privacy_version(session_id))
+            audience = (str(principal.user_id), applied)
+        common = (str(session_id), week.label, owner, audience, session["version"])
         seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
         if seal is not None:
             late = len(uow.repo.late_amendments(session_id, starts_at, ends_at))
-            return str(session_id), week.label, owner, audience, seal["content_hash"], late
+            return ("sealed", *common, seal["content_hash"], late, tuple(uow.repo.saved_weeks(session_id)))
         now = clock.now()
         if starts_at <= now < ends_at:
-            applied = uow.repo.applied_count(session_id)
-            return (str(session_id), week.label, owner, audience, "live", applied,
-                    int(now.timestamp() // LIVE_VIEW_SECONDS))
+            return ("live", *common, applied, int(now.timestamp() // LIVE_VIEW_SECONDS))
     return None
+
+
+RENDERED_KEPT_PER_WEEK = 8  # owner filters and readers of a sealed week whose view is shared
+
+
+def _digest(key: tuple) -> str:
+    return hashlib.sha256(repr(key).encode()).hexdigest()
+
+
+def rendered_view(key: tuple, *, uow) -> str | None:
+    """A sealed week's view as some process rendered it for this key (see week_view_key)."""
+    with uow:
+        return uow.repo.rendered(_digest(key))
+
+
+def keep_rendered(key: tuple, body: str, *, uow, clock) -> None:
+    """Share a sealed week's rendered view with every process (a key from week_view_key)."""
+    with uow:
+        uow.repo.keep_rendered(_digest(key), uuid.UUID(key[1]), key[2], body, clock.now(), RENDERED_KEPT_PER_WEEK)
+        uow.commit()
 
 
 def calendar(principal: Principal, session_id, *, uow, clock) -> dict:
@@ -652,6 +676,7 @@ def trend(principal: Principal, session_id, *, uow, clock) -> dict:
     return {"session": session, "weeks": [w.label for w in shown], "key_results": list(series.values())}
 
 
-__all__ = ["apply_event", "apply_events", "seal_ready_weeks", "verify_chain", "week_view", "calendar", "compare", "trend", "get_session", "InvalidWeek", "expire_parked",
+__all__ = ["apply_event", "apply_events", "seal_ready_weeks", "verify_chain", "week_view", "week_view_key",
+           "rendered_view", "keep_rendered", "calendar", "compare", "trend", "get_session", "InvalidWeek", "expire_parked",
            "stalled_weeks", "pipeline_health",
            "WeekOutsideSession", "InvalidComparison", "apply_parked"]
