@@ -14,7 +14,11 @@ and the rest comes from the environment:
 import os
 
 # prometheus-client's multiprocess mode: the hooks set PROMETHEUS_MULTIPROC_DIR in the master.
+from shared import gunicorn_hooks
 from shared.gunicorn_hooks import child_exit, on_starting, when_ready  # noqa: F401 - gunicorn's hooks
+
+if hasattr(gunicorn_hooks, "logconfig_dict"):  # JSON lines in production (shared/observability.py)
+    logconfig_dict = gunicorn_hooks.logconfig_dict
 
 
 def _int(name: str, default: int) -> int:

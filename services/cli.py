@@ -6,6 +6,7 @@
     okrsnap demo        seed the demo Workspace with weeks of history
     okrsnap verify      recompute the sealed weeks' hash chains
     okrsnap dlq         list, show, replay or purge dead letters
+    okrsnap status      every process (state, readiness, metrics address) and the pipeline's backlog
 
 An expected failure (no data yet, a server out of reach, a wrong argument) is one line saying
 what is wrong and what to do; `okrsnap --debug ...` (or OKRSNAP_DEBUG=1) shows the traceback.
@@ -223,6 +224,106 @@ def verify() -> None:
         click.echo(f"session {session_id}: {len(chain['weeks'])} sealed weeks, {state}")
     if broken:
         raise click.ClickException(f"{broken} Session(s) have sealed weeks that no longer match their seal")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of the table.")
+def status(as_json: bool) -> None:
+    """Every process of this installation (state, readiness, metrics address) and the pipeline's
+    backlog: outbox, queue depth, dead letters, parked events, weeks waiting to seal. Exits 1
+    when a process is down or not ready."""
+    import json as _json
+
+    settings = _settings()
+    report = {"data_dir": str(settings.data_dir), "processes": _process_states(settings),
+              "pipeline": _pipeline(settings)}
+    if as_json:
+        click.echo(_json.dumps(report, indent=2))
+    else:
+        _print_status(report)
+    if any(p["state"] != "running" or p["ready"] is not True for p in report["processes"]):
+        sys.exit(1)
+
+
+def _process_states(settings: Settings) -> list[dict]:
+    """The HTTP services by their /healthz and /readyz, the relays and workers by the heartbeat
+    files they keep under <data dir>/run (a file older than HEARTBEAT_STALE counts as stopped)."""
+    import requests
+
+    from shared.process import read_heartbeats
+    from shared.settings import SERVICES
+
+    processes = []
+    for service in SERVICES:
+        url = settings.service_urls[service]
+        port = settings.metrics_ports.get(service)
+        entry = {"name": service, "state": "down", "ready": None, "reason": "",
+                 "metrics": f"{settings.metrics_host}:{port}" if port else None}
+        try:
+            if requests.get(f"{url}/healthz", timeout=3).status_code == 200:
+                entry["state"] = "running"
+            ready = requests.get(f"{url}/readyz", timeout=5)
+            entry["ready"] = ready.status_code == 200
+            if not entry["ready"]:
+                entry["reason"] = ready.json().get("message", f"HTTP {ready.status_code}")
+        except (requests.RequestException, ValueError) as exc:
+            entry["reason"] = f"{url} does not answer ({exc.__class__.__name__})"
+        processes.append(entry)
+    for beat in read_heartbeats(settings.data_dir):
+        running = beat["alive"] and beat["age"] < HEARTBEAT_STALE
+        failing = ", ".join(f"{k}: {v}" for k, v in (beat.get("checks") or {}).items() if v != "ok")
+        processes.append({"name": beat.get("process"), "state": "running" if running else "stopped",
+                          "ready": beat.get("ready") if running else None, "metrics": beat.get("metrics"),
+                          "reason": failing or ("" if running else f"last heartbeat {beat['age']:.0f} s ago")})
+    return processes
+
+
+HEARTBEAT_STALE = 30.0  # seconds; relays and workers rewrite their file every 2 s while their loop runs
+
+
+def _pipeline(settings: Settings) -> dict:
+    """What waits between the services; a part that cannot be read says why instead."""
+    from services.checkin.adapters import orm as checkin_orm
+    from services.export.adapters import orm as export_orm
+    from services.snapshot.adapters import orm as snapshot_orm
+    from services.snapshot.service_layer import handlers as snapshot_handlers
+    from shared import observability
+
+    containers = _containers(settings)
+    pipeline: dict = {}
+    for service, table in (("checkin", checkin_orm.outbox), ("export", export_orm.outbox)):
+        try:
+            with containers[service].database.session() as session:
+                count, age = observability.outbox_backlog(session, table)
+            pipeline[f"outbox.{service}"] = {"unsent": count, "oldest_seconds": round(age, 1)}
+        except Exception as exc:  # noqa: BLE001 - reported, the rest still shown
+            pipeline[f"outbox.{service}"] = {"error": explain(exc)}
+    try:
+        for queue, (waiting, dead) in observability.queue_depths(settings).items():
+            pipeline[f"queue.{queue}"] = {"waiting": waiting, "dead_letters": dead}
+    except Exception as exc:  # noqa: BLE001
+        pipeline["queues"] = {"error": explain(exc)}
+    snapshot = containers["snapshot"]
+    try:
+        pipeline["parked_events"] = snapshot_handlers.pipeline_health(uow=snapshot.uow())["parked_events"]
+        with snapshot.database.session() as session:
+            count, oldest = observability.weeks_waiting(session, snapshot_orm.week_closes, snapshot_orm.sealed_weeks)
+        pipeline["weeks_waiting_to_seal"] = {"count": count, "oldest_ended_at": oldest.isoformat() if oldest else None}
+    except Exception as exc:  # noqa: BLE001
+        pipeline["snapshot"] = {"error": explain(exc)}
+    return pipeline
+
+
+def _print_status(report: dict) -> None:
+    click.echo(f"okrsnap at {report['data_dir']}")
+    click.echo(f"{'PROCESS':18}{'STATE':10}{'READY':8}{'METRICS':24}REASON")
+    for p in report["processes"]:
+        ready = {True: "yes", False: "no", None: "-"}[p["ready"]]
+        click.echo(f"{p['name'] or '?':18}{p['state']:10}{ready:8}{p['metrics'] or '-':24}{p['reason']}")
+    click.echo("pipeline:")
+    for name, value in report["pipeline"].items():
+        text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items()) if isinstance(value, dict) else value
+        click.echo(f"  {name.replace('_', ' ')}: {text}")
 
 
 @main.group()

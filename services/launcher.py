@@ -55,8 +55,11 @@ def process_specs(settings: Settings, web_workers: int = 1, *, separate_workers:
             sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(web_workers),
             "--threads", "4", "--timeout", "60", "--graceful-timeout", str(int(STOP_SECONDS) - 1),
             "--access-logfile", "-", "--log-level", "warning",
-            # the path without its query string: download tokens travel in the query
-            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(D)sus',
+            # the path without its query string: download tokens travel in the query; last, the
+            # correlation id (X-Request-ID) that the service's own log lines carry too
+            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(D)sus %({x-request-id}o)s',
+            # metrics of every worker summed, served by the master (prometheus multiprocess mode)
+            "--config", "python:shared.gunicorn_hooks",
             *_no_control_socket(),
             f"services.{service}.entrypoints.app:create_app()",
         ], health_url=f"{url}/healthz"))

@@ -14,7 +14,28 @@ import os
 import shutil
 from pathlib import Path
 
+from shared.observability import json_logs
+
 log = logging.getLogger("okrsnap.metrics")
+
+
+def _json_logging() -> dict:
+    """JSON lines for gunicorn's own loggers and the app's (root), as in every other process."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+    quiet = {"level": "INFO", "handlers": ["json"], "propagate": False}
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "shared.observability.JsonFormatter",
+                                "name": os.environ.get("OKRSNAP_SERVICE", "web")}},
+        "handlers": {"json": handler},
+        "root": {"level": os.environ.get("OKRSNAP_LOG_LEVEL", "INFO").upper(), "handlers": ["json"]},
+        "loggers": {"gunicorn.error": dict(quiet, qualname="gunicorn.error"),
+                    "gunicorn.access": dict(quiet, qualname="gunicorn.access")},
+    }
+
+
+if json_logs():  # production (or OKRSNAP_LOG_FORMAT=json): one JSON object per line
+    logconfig_dict = _json_logging()
 
 
 def _service(server) -> str:

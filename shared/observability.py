@@ -336,19 +336,23 @@ def _age(now: datetime, then: datetime | None) -> float:
     return max(0.0, (now - then).total_seconds())
 
 
-def watch_outbox(service: str, session_factory: Callable, outbox) -> None:
-    """okrsnap_outbox_backlog and okrsnap_outbox_oldest_age_seconds: one indexed query a scrape."""
+def outbox_backlog(session, outbox) -> tuple[int, float]:
+    """(unsent outbox rows, the oldest one's age in seconds): one query on the sent_at index."""
     from sqlalchemy import func, select
 
+    count, oldest = session.execute(select(func.count(), func.min(outbox.c.created_at))
+                                    .where(outbox.c.sent_at.is_(None))).one()
+    return count, _age(datetime.now(timezone.utc), oldest)
+
+
+def watch_outbox(service: str, session_factory: Callable, outbox) -> None:
+    """okrsnap_outbox_backlog and okrsnap_outbox_oldest_age_seconds, read when scraped."""
     def read():
         with session_factory() as session:
-            count, oldest = session.execute(select(func.count(), func.min(outbox.c.created_at))
-                                            .where(outbox.c.sent_at.is_(None))).one()
+            count, age = outbox_backlog(session, outbox)
         labels = {"service": service, "process": "relay"}
-        now = datetime.now(timezone.utc)
         return [("okrsnap_outbox_backlog", "Outbox rows not yet published", labels, count),
-                ("okrsnap_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", labels,
-                 _age(now, oldest))]
+                ("okrsnap_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", labels, age)]
 
     watch(("outbox", service), read)
 
@@ -391,6 +395,35 @@ def watch_export_jobs(session_factory: Callable, jobs) -> None:
                 for state in sorted(set(EXPORT_STATES) | set(counts))]
 
     watch(("export_jobs",), read)
+
+
+def queue_depths(settings) -> dict[str, tuple[int | None, int | None]]:
+    """{queue name: (messages waiting, dead letters)} of every consuming queue, by passive
+    declarations (nothing is created or moved); None where a queue does not exist (yet)."""
+    from shared.messaging import broker_connection, topology_for
+    from shared.topology import QUEUES
+
+    topology = topology_for(settings)
+    depths = {}
+    with broker_connection(settings) as connection:
+        connection.ensure_connection(max_retries=1, timeout=5)
+        for spec in QUEUES:
+            names = (topology.queue_name(spec.consumer, spec.purpose),
+                     topology.dead_letter_queue(spec.consumer, spec.purpose).name)
+            counts = []
+            for name in names:
+                channel = connection.channel()  # a failed passive declare closes its channel
+                try:
+                    counts.append(channel.queue_declare(queue=name, passive=True).message_count)
+                except Exception:  # noqa: BLE001 - not declared yet
+                    counts.append(None)
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+            depths[f"{spec.consumer}.{spec.purpose}"] = tuple(counts)
+    return depths
 
 
 # -- serving /metrics ------------------------------------------------------------------------------

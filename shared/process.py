@@ -80,12 +80,54 @@ def beat() -> None:
     (at most every 2 s) with its readiness and metrics address (shared.healthcheck reads both).
     Loops call it once per round, so a stuck loop goes unhealthy."""
     global _last_beat
-    path = os.environ.get("OKRSNAP_HEARTBEAT_FILE")
     now = time.monotonic()
-    if not path or now - _last_beat < 2:
+    if now - _last_beat < 2:
+        return
+    path = os.environ.get("OKRSNAP_HEARTBEAT_FILE") or run_file()
+    if not path:
         return
     _last_beat = now
     write_heartbeat(path, observability.process_status())
+
+
+RUN_DIR = "run"  # under the data directory: a heartbeat file per process `okrsnap up` started
+
+
+def run_file() -> str | None:
+    """<data dir>/run/<process>.json for a named process of an installation (`okrsnap status`
+    reads them), when OKRSNAP_DATA_DIR says where that is."""
+    name, data_dir = observability.process_status()["process"], os.environ.get("OKRSNAP_DATA_DIR")
+    if not name or not data_dir:
+        return None
+    directory = Path(data_dir) / RUN_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    return str(directory / f"{name}.json")
+
+
+def read_heartbeats(data_dir: Path) -> list[dict]:
+    """Every heartbeat file under <data dir>/run, with its age in seconds and whether its
+    process still exists."""
+    found = []
+    for path in sorted((Path(data_dir) / RUN_DIR).glob("*.json")):
+        try:
+            status = json.loads(path.read_text())
+            age = time.time() - path.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        status["age"] = age
+        status["alive"] = _exists(status.get("pid"))
+        found.append(status)
+    return found
+
+
+def _exists(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_heartbeat(path: str, status: dict) -> None:

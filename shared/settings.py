@@ -196,7 +196,12 @@ def read_file_variables(env: dict[str, str]) -> dict[str, str]:
 
 
 def metrics_host(env) -> str:
-    return env.get("OKRSNAP_METRICS_HOST") or "127.0.0.1"
+    """OKRSNAP_METRICS_HOST; else every interface of a process given its own OKRSNAP_METRICS_PORT
+    (one process per container or pod: Prometheus scrapes the pod's address, and nothing routes
+    there through the gateway), else only this machine."""
+    if env.get("OKRSNAP_METRICS_HOST"):
+        return env["OKRSNAP_METRICS_HOST"]
+    return "0.0.0.0" if env.get("OKRSNAP_METRICS_PORT") else "127.0.0.1"
 
 
 def metrics_port(process: str, env, *, own: bool = True) -> int | None:
