@@ -207,6 +207,19 @@ consumer --events N, footprint). The okrsnap parts run the real processes (`okrs
 PostgreSQL and RabbitMQ, gunicorn with 2 workers x 4 threads per HTTP service), each run on a fresh
 database and broker namespace that it deletes afterwards. Sessions are seeded through the check-in
 service's history import endpoint.
+
+What the earlier bench got wrong and this one does instead (issue 13): it compared a cached view with
+a real query (now cold reads after a restart and on each worker are reported beside warm ones, and
+the live week is read right after a Check-in); its raw baseline decoded JSON row by row (now the raw
+read fetches the same rows as text); it ran views through Flask's test client (now through the
+gateway under gunicorn); it divided the consumer's rate by publish-plus-consume on a classic queue
+(now raw consume alone on a quorum queue, same message count and bodies); it sent every event to one
+Key Result with the outbox filled before the timer (now Check-ins spread over the whole Session,
+through the gateway, timed until the read side has them); it counted two snapshot tables (now every
+table in the schema); it left exchanges and queues behind (now deleted in `finally`).
+
+The machine is shared: while these ran, other work kept its load average between 8 and 20 on 2 cores,
+so absolute figures are slow and noisy; the ratios compare runs that saw the same machine.
 """, summary(results), scale_table(results, not_run)]
     if results.get("ingest"):
         sections.append(ingest.report(_by_size(results, "ingest")))

@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 
-import psycopg
 import requests
 
 from bench.peer import PeerStack
@@ -39,9 +38,8 @@ class Okrsnap:
 
     def __init__(self, stack, session_id):
         self.stack, self.session_id = stack, session_id
-        with psycopg.connect(stack.database.libpq) as conn:
-            self.key_results = [(str(r[0]), str(r[1]) if r[1] else None) for r in conn.execute(
-                "SELECT id, owner_id FROM checkin.key_results WHERE session_id = %s", (session_id,))]
+        self.key_results = [(str(r[0]), str(r[1]) if r[1] else None) for r in stack.database.query(
+            "SELECT id, owner_id FROM checkin.key_results WHERE session_id = %s", (session_id,))]
         self.live_week = stack.week_labels(session_id)[0]
 
     def client(self) -> requests.Session:
@@ -53,9 +51,8 @@ class Okrsnap:
         return response.status_code == 201
 
     def applied(self) -> int:
-        with psycopg.connect(self.stack.database.libpq) as conn:
-            return conn.execute("SELECT count(*) FROM snapshot.check_ins WHERE session_id = %s",
-                                (self.session_id,)).fetchone()[0]
+        return self.stack.database.query("SELECT count(*) FROM snapshot.check_ins WHERE session_id = %s",
+                                         (self.session_id,))[0][0]
 
     def visible(self, http: requests.Session, key_result: str, owner: str | None, comment: str, _response) -> bool:
         response = http.get(f"{self.stack.api}/sessions/{self.session_id}/snapshots/{self.live_week}",

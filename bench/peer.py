@@ -155,8 +155,7 @@ class PeerStack:
         return self.pids() + self.database.backends()
 
     def applied(self) -> int:
-        with psycopg.connect(self.database.libpq, autocommit=True) as conn:
-            return conn.execute("SELECT count(*) FROM projection").fetchone()[0]
+        return self.database.query("SELECT count(*) FROM projection")[0][0]
 
     def close(self) -> None:
         try:

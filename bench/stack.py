@@ -121,6 +121,7 @@ class Database:
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = make_url(DB_SERVER).set(database=self.name)
+        self._conn = None
 
     @property
     def url_string(self) -> str:
@@ -130,12 +131,27 @@ class Database:
     def libpq(self) -> str:
         return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
+    def query(self, sql: str, params=()) -> list:
+        """On one kept connection, retried while the server is full: other work on this machine
+        takes PostgreSQL's connections too, and a poll must not fail the run for that."""
+        import psycopg
+
+        for _ in range(100):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(self.libpq, autocommit=True)
+                return self._conn.execute(sql, params).fetchall()
+            except psycopg.OperationalError:
+                self._conn = None
+                time.sleep(0.2)
+        raise RuntimeError(f"PostgreSQL refused {self.name} for 20 s")
+
     def backends(self) -> list[int]:
-        with self.admin.connect() as conn:
-            return [r[0] for r in conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
-                                               {"d": self.name})]
+        return [r[0] for r in self.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
 
     def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         self.admin.dispose()

@@ -95,25 +95,24 @@ def measure(stack, session_id: str, key_results: int, samples: int = SAMPLES) ->
                 rows[key]["warm"].append(_get(http, url(w), who)[0])
                 rows[key]["raw"].append(raw.read(bounds[w], None if who == "all" else who))
         # the live week right after a Check-in: post, wait until applied, read once
-        with psycopg.connect(stack.database.libpq, autocommit=True) as db:
-            krs = [str(r[0]) for r in db.execute("SELECT id FROM checkin.key_results WHERE session_id = %s",
-                                                 (session_id,))]
-            rng = random.Random(7)
-            for _ in range(AFTER_CHECK_IN):
-                for who in ("all", owner):
-                    count = db.execute("SELECT count(*) FROM snapshot.check_ins WHERE session_id = %s",
-                                       (session_id,)).fetchone()[0]
-                    http.post(f"{stack.api}/key-results/{rng.choice(krs)}/check-ins", timeout=60,
-                              json={"value": 50.0, "status": "on_track", "comment": "bench"}).raise_for_status()
-                    deadline = time.monotonic() + 120
-                    while db.execute("SELECT count(*) FROM snapshot.check_ins WHERE session_id = %s",
-                                     (session_id,)).fetchone()[0] <= count:
-                        if time.monotonic() > deadline:
-                            raise RuntimeError("a Check-in did not reach the snapshot service in 120 s")
-                        time.sleep(0.02)
-                    key = "live week|all" if who == "all" else "live week|one owner"
-                    rows[key]["after"].append(_get(http, url(live), who)[0])
-                    rows[key]["raw_after"].append(raw.read(bounds[live], None if who == "all" else who))
+        count = lambda: stack.database.query(  # noqa: E731
+            "SELECT count(*) FROM snapshot.check_ins WHERE session_id = %s", (session_id,))[0][0]
+        krs = [str(r[0]) for r in stack.database.query("SELECT id FROM checkin.key_results WHERE session_id = %s",
+                                                       (session_id,))]
+        rng = random.Random(7)
+        for _ in range(AFTER_CHECK_IN):
+            for who in ("all", owner):
+                before = count()
+                http.post(f"{stack.api}/key-results/{rng.choice(krs)}/check-ins", timeout=60,
+                          json={"value": 50.0, "status": "on_track", "comment": "bench"}).raise_for_status()
+                deadline = time.monotonic() + 120
+                while count() <= before:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("a Check-in did not reach the snapshot service in 120 s")
+                    time.sleep(0.02)
+                key = "live week|all" if who == "all" else "live week|one owner"
+                rows[key]["after"].append(_get(http, url(live), who)[0])
+                rows[key]["raw_after"].append(raw.read(bounds[live], None if who == "all" else who))
     finally:
         raw.close()
     return {"key_results": key_results, "week": week, "live": live, "sizes": sizes_, "rows": rows}
