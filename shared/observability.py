@@ -80,11 +80,28 @@ def split_correlation(body: dict) -> tuple[dict, str | None]:
 
 # -- logs ------------------------------------------------------------------------------------------
 
-class _CorrelationFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "correlation_id"):
+_record_factory_installed = False
+
+
+def install_record_factory() -> None:
+    """Every log record, whoever's handler formats it, gets the correlation id current where
+    it was made (as `record.correlation_id`). Once per process."""
+    global _record_factory_installed
+    with _install_lock:
+        if _record_factory_installed:
+            return
+        _record_factory_installed = True
+        make = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs):
+            record = make(*args, **kwargs)
             record.correlation_id = _correlation.get()
-        return True
+            return record
+
+        logging.setLogRecordFactory(factory)
+
+
+_install_lock = threading.Lock()
 
 
 class JsonFormatter(logging.Formatter):
@@ -145,8 +162,9 @@ _configured = False
 def configure_logging(name: str, level: str | None = None) -> None:
     """The process's root logger: JSON lines in production (OKRSNAP_LOG_FORMAT=json|text
     chooses), with the correlation id. Once per process; a root logger someone else set up
-    (pytest) keeps its handlers and only gains the correlation id."""
+    (pytest, gunicorn's logconfig_dict) keeps its handlers."""
     global _configured
+    install_record_factory()
     if _configured:
         return
     _configured = True
@@ -156,9 +174,6 @@ def configure_logging(name: str, level: str | None = None) -> None:
         handler.setFormatter(log_formatter(name))
         root.addHandler(handler)
         root.setLevel(level or os.environ.get("OKRSNAP_LOG_LEVEL", "INFO"))
-    for handler in root.handlers:
-        if not any(isinstance(f, _CorrelationFilter) for f in handler.filters):
-            handler.addFilter(_CorrelationFilter())
 
 
 # -- metrics ---------------------------------------------------------------------------------------
