@@ -16,40 +16,22 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from datetime import date, timedelta
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from bench.web import BROKER, DB_SERVER, INTERNAL_SECRET, PASSWORD, _free_port, _history
-from services.launcher import cpu_ticks_by_group
+from bench.stack import cpu_by_pid, cpu_used, seeded_stack
 
 KEY_RESULTS = int(os.environ.get("OKRSNAP_BENCH_GATEWAY_KEY_RESULTS", 1_000))
 ROUNDS = int(os.environ.get("OKRSNAP_BENCH_GATEWAY_ROUNDS", 8))
+WEEKS = 6
 BLOCK = 25  # requests per block between two CPU readings
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _gateway_group() -> int:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"gunicorn" in cmdline and b"services.gateway.entrypoints.app" in cmdline:
-                return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
-    raise RuntimeError("no gateway gunicorn found")
-
-
-def _block(group: int, send) -> tuple[float, list[float]]:
+def _block(gateway: list[int], send) -> tuple[float, list[float]]:
     """(gateway CPU ms per request, latencies in ms) of BLOCK requests."""
-    before = cpu_ticks_by_group()[group]
+    before = cpu_by_pid(gateway)
     latencies = []
     for _ in range(BLOCK):
         started = time.perf_counter()
@@ -58,104 +40,62 @@ def _block(group: int, send) -> tuple[float, list[float]]:
         if response.status_code >= 400:
             raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
         latencies.append((time.perf_counter() - started) * 1000)
-    after = cpu_ticks_by_group()[group]
-    return (after - before) * 1000 / TICK / BLOCK, latencies
+    return cpu_used(before, cpu_by_pid(gateway)) * 1000 / BLOCK, latencies
 
 
 def run() -> dict:
     from shared import tokens
 
-    name = f"okrsnap_bench_gw_{uuid.uuid4().hex[:8]}"
-    server = make_url(DB_SERVER)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    tmp = tempfile.mkdtemp(prefix="okrsnap-bench-gw-")
-    env = dict(os.environ, OKRSNAP_ENV="test", OKRSNAP_DATA_DIR=str(Path(tmp) / "var"), OKRSNAP_LOG_LEVEL="WARNING",
-               OKRSNAP_DATABASE_URL=server.set(database=name).render_as_string(hide_password=False),
-               OKRSNAP_BROKER_URL=BROKER, OKRSNAP_BROKER_NAMESPACE=f"okrsnap-bench-{uuid.uuid4().hex[:8]}",
-               OKRSNAP_LOGIN_RATE="1000/60", OKRSNAP_LOGIN_IP_RATE="1000/60",
-               OKRSNAP_INTERNAL_SECRET=INTERNAL_SECRET)
-    ports = {s: _free_port() for s in ("gateway", "checkin", "snapshot", "export")}
-    env.update({f"OKRSNAP_{s.upper()}_PORT": str(p) for s, p in ports.items()})
-    base = f"http://127.0.0.1:{ports['gateway']}"
-    cli = [sys.executable, "-m", "services.cli"]
-    emails = [f"owner{i}@bench.example" for i in range(4)]
-    for i, email in enumerate(emails):
-        subprocess.run([*cli, "user", "add", email, "--workspace", "Bench", "--role", "owner" if i == 0 else "member",
-                        "--password", PASSWORD], env=env, check=True, capture_output=True)
-    log = Path(tmp) / "up.log"
-    process = subprocess.Popen([*cli, "up", "--no-demo", "--web-workers", "2"], env=env, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        while "okrsnap is up" not in log.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"okrsnap up failed:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        api = requests.Session()
-        token = api.post(f"{base}/api/v1/auth/login", json={"email": emails[0], "password": PASSWORD}).json()
-        api.headers["Authorization"] = f"Bearer {token['access_token']}"
-        user_id, workspace = token["user"]["id"], token["user"]["workspaces"][0]["id"]
-        owner_ids = [m["id"] for m in api.get(f"{base}/api/v1/workspaces/{workspace}/members").json()["members"]]
-        principal = tokens.Principal(user_id, {workspace: "owner"})
-        direct = requests.Session()
+    with seeded_stack(KEY_RESULTS, weeks=WEEKS) as (stack, session_id, _, _, _):
+        api, direct = stack.http(), requests.Session()
+        principal = tokens.Principal(stack.user_id, {stack.workspace: "owner"})
 
-        def internal(service: str) -> dict:
-            return {tokens.INTERNAL_HEADER: tokens.internal_token(INTERNAL_SECRET, service, principal)}
+        def straight(method: str, service: str, path: str, **kwargs) -> requests.Response:
+            headers = {tokens.INTERNAL_HEADER: tokens.internal_token(stack.internal_secret, service, principal)}
+            return direct.request(method, f"http://127.0.0.1:{stack.ports[service]}{path}", headers=headers,
+                                  **kwargs)
 
-        imported = direct.post(f"http://127.0.0.1:{ports['checkin']}/workspaces/{workspace}/sessions/import",
-                               json=_history(date.today() - timedelta(weeks=6), owner_ids),
-                               headers=internal("checkin"), timeout=600)
-        imported.raise_for_status()
-        session_id = imported.json()["id"]
-        deadline = time.monotonic() + 600
-        while True:  # until the snapshot service holds every item
-            calendar = api.get(f"{base}/api/v1/sessions/{session_id}/snapshots").json()
-            weeks = [w for m in calendar.get("months", []) for w in m["weeks"]]
-            sealed = [w for w in weeks if w["status"] == "sealed"]
-            current = next((w for w in weeks if w["status"] == "current"), None)
-            if current and sealed and (current.get("items") or 0) >= KEY_RESULTS * 1.2:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the Snapshot did not fill: {calendar}")
-            time.sleep(1)
-        week = sealed[-1]["week"]
-        key_result = api.get(f"{base}/api/v1/sessions/{session_id}/items",
+        week = stack.week_labels(session_id)[1][-1]
+        key_result = api.get(f"{stack.api}/sessions/{session_id}/items",
                              params={"type": "key_result", "limit": 1}).json()["items"][0]["id"]
         view = f"/sessions/{session_id}/snapshots/{week}"
         check_in = f"/key-results/{key_result}/check-ins"
         body = {"value": 50, "status": "on_track", "comment": "bench"}
-        group = _gateway_group()
+        gateway = stack.service_pids("services.gateway.entrypoints.app")
         cases = {
-            "GET week view": (lambda: api.get(f"{base}/api/v1{view}", params={"owner": "all"}),
-                              lambda: direct.get(f"http://127.0.0.1:{ports['snapshot']}{view}",
-                                                 params={"owner": "all"}, headers=internal("snapshot"))),
-            "POST Check-in": (lambda: api.post(f"{base}/api/v1{check_in}", json=body),
-                              lambda: direct.post(f"http://127.0.0.1:{ports['checkin']}{check_in}", json=body,
-                                                  headers=internal("checkin"))),
+            "GET week view": (lambda: api.get(f"{stack.api}{view}", params={"owner": "all"}),
+                              lambda: straight("GET", "snapshot", view, params={"owner": "all"})),
+            "POST Check-in": (lambda: api.post(f"{stack.api}{check_in}", json=body),
+                              lambda: straight("POST", "checkin", check_in, json=body)),
         }
-        size = len(cases["GET week view"][0]().content)
-        out = {"key_results": KEY_RESULTS, "view_bytes": size, "rows": {}}
+        out = {"key_results": KEY_RESULTS, "view_bytes": len(cases["GET week view"][0]().content), "rows": {}}
         for label in cases:
             out["rows"][label] = {"cpu": [], "via": [], "direct": []}
+        profilers = _profile(gateway)
         for _ in range(ROUNDS):  # interleaved: the machine's load falls on both alike
-            for label, (via, straight) in cases.items():
-                cpu, latencies = _block(group, via)
+            for label, (via, to_service) in cases.items():
+                cpu, latencies = _block(gateway, via)
                 row = out["rows"][label]
                 row["cpu"].append(cpu)
                 row["via"] += latencies
-                row["direct"] += _block(group, straight)[1]
+                row["direct"] += _block(gateway, to_service)[1]
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         return out
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+
+
+def _profile(pids: list[int]) -> list[subprocess.Popen]:
+    """With OKRSNAP_BENCH_GATEWAY_PROFILE=<dir>: py-spy records each gateway process while it is
+    measured (its output: <dir>/gateway-<pid>.txt, collapsed stacks)."""
+    folder = os.environ.get("OKRSNAP_BENCH_GATEWAY_PROFILE")
+    if not folder:
+        return []
+    os.makedirs(folder, exist_ok=True)
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return [subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+                              "--output", f"{folder}/gateway-{pid}.txt"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for pid in pids]
 
 
 def report(r: dict) -> str:
