@@ -8,12 +8,13 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import date, datetime, timezone
+from typing import Any, Callable
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing, validate
 
 from shared.schemas import StrictSchema as Strict
 from shared.weeks import WEEKDAYS  # noqa: F401 - part of the wire vocabulary
@@ -252,7 +253,8 @@ class Event:
         once per event (decode() already did it), the result shared read-only."""
         loaded = self.__dict__.get("_loaded")
         if loaded is None:
-            loaded, version = payload_schema(self.event_type, self.event_version).load(self.payload), self.event_version
+            loaded = fast_load(payload_schema(self.event_type, self.event_version), self.payload)
+            version = self.event_version
             while (self.event_type, version) in UPCASTERS:
                 version, upcast = UPCASTERS[(self.event_type, version)]
                 loaded = upcast(loaded)
@@ -279,11 +281,168 @@ def payload_schema(event_type: str, version: int) -> Schema:
 _ENVELOPE = EnvelopeSchema()
 
 
+# --- loading without marshmallow's machinery ----------------------------------------------------
+# A consumer loads every event twice (envelope, payload), and marshmallow's per-field machinery
+# was most of a consumer's own cost per event (issue 13). The schemas above stay the contract:
+# a loader is compiled from each schema's fields, applies the same conversions (the same
+# fromisoformat, UUID, float calls) and the schema's own validators, and gives up at the first
+# doubt - any input it does not take as is goes to schema.load, which accepts it the same way or
+# raises with marshmallow's messages. So what it returns is what schema.load returns.
+
+class _Doubt(Exception):
+    """The fast loader leaves this input to marshmallow."""
+
+
+def _exact(kind: type) -> Callable[[Any], Any]:
+    def convert(value):
+        if type(value) is not kind:
+            raise _Doubt
+        return value
+    return convert
+
+
+def _as_uuid(value):
+    if type(value) is not str:
+        raise _Doubt
+    return uuid.UUID(value)
+
+
+def _as_float(value):
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise _Doubt
+        return value
+    if type(value) is int:
+        return float(value)
+    raise _Doubt
+
+
+def _as_date(value):
+    if type(value) is not str:
+        raise _Doubt
+    return date.fromisoformat(value)
+
+
+def _as_utc_datetime(value):
+    if type(value) is not str:
+        raise _Doubt
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
+        raise _Doubt
+    return moment.astimezone(timezone.utc)
+
+
+def _as_dict(value):
+    if type(value) is not dict:
+        raise _Doubt
+    return dict(value)
+
+
+def _field_loader(field: fields.Field) -> Callable[[Any], Any] | None:
+    """The conversion of one field's value (None where the fast path does not know the field)."""
+    kind = type(field)
+    if getattr(field, "format", None) not in (None, "iso"):
+        return None
+    if kind is fields.String:
+        return _exact(str)
+    if kind is fields.UUID:
+        return _as_uuid
+    if kind is fields.Integer:
+        return _exact(int)  # a bool is not `int` by type, so it goes to marshmallow (which refuses it)
+    if kind is fields.Float and not field.allow_nan:
+        return _as_float
+    if kind is fields.Boolean:
+        return _exact(bool)
+    if kind is fields.Date:
+        return _as_date
+    if kind is UTCDateTime:
+        return _as_utc_datetime
+    if kind is fields.Dict and field.key_field is None and field.value_field is None:
+        return _as_dict
+    if kind is fields.List:
+        inner = field.inner
+        item = _field_loader(inner)
+        if item is None or inner.validators or inner.allow_none:
+            return None
+
+        def as_list(value):
+            if type(value) is not list:
+                raise _Doubt
+            return [item(v) for v in value]
+        return as_list
+    if kind is fields.Nested and not field.many:
+        nested = _compiled(field.schema)
+        return None if nested is None else nested
+    return None
+
+
+def _compile(schema: Schema) -> Callable[[Any], dict] | None:
+    if any(schema._hooks.values()) or schema.unknown not in (RAISE, EXCLUDE) or schema.many:
+        return None
+    steps = []
+    for name, field in schema.load_fields.items():
+        if field.data_key not in (None, name) or field.attribute not in (None, name):
+            return None
+        convert = _field_loader(field)
+        if convert is None:
+            return None
+        steps.append((name, convert, tuple(field.validators), field.required, field.allow_none,
+                      field.load_default))
+    known = frozenset(schema.load_fields)
+    refuse_unknown = schema.unknown == RAISE
+
+    def load(data):
+        if type(data) is not dict or (refuse_unknown and not known.issuperset(data)):
+            raise _Doubt
+        loaded = {}
+        for name, convert, validators, required, allow_none, default in steps:
+            value = data.get(name, missing)
+            if value is missing:
+                if required:
+                    raise _Doubt
+                if default is not missing:
+                    loaded[name] = default() if callable(default) else default
+                continue
+            if value is None:
+                if not allow_none:
+                    raise _Doubt
+                loaded[name] = None
+                continue
+            value = convert(value)
+            for validator in validators:
+                if validator(value) is False:  # marshmallow's rule for a plain function
+                    raise _Doubt
+            loaded[name] = value
+        return loaded
+    return load
+
+
+_LOADERS: dict[int, tuple[Schema, Callable[[Any], dict] | None]] = {}
+
+
+def _compiled(schema: Schema) -> Callable[[Any], dict] | None:
+    entry = _LOADERS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = _LOADERS[id(schema)] = (schema, _compile(schema))
+    return entry[1]
+
+
+def fast_load(schema: Schema, data) -> dict:
+    """schema.load(data), fast for the well-formed input producers send (see above)."""
+    loader = _compiled(schema)
+    if loader is not None:
+        try:
+            return loader(data)
+        except (_Doubt, ValidationError, ValueError, TypeError, AttributeError, OverflowError):
+            pass
+    return schema.load(data)
+
+
 def decode(body: Any) -> Event:
     """Wire dict -> validated Event; raises ValidationError with the reason."""
     if not isinstance(body, dict):
         raise ValidationError("message body is not a JSON object")
-    envelope = _ENVELOPE.load(body)
+    envelope = fast_load(_ENVELOPE, body)
     event = Event(**envelope)
     event.load_payload()  # validates against the catalogue; raises on mismatch
     object.__setattr__(event, "_received", body)  # not part of the event's value, like _loaded
