@@ -301,10 +301,12 @@ def _exact(kind: type) -> Callable[[Any], Any]:
     return convert
 
 
-def _as_uuid(value):
-    if type(value) is not str:
-        raise _Doubt
-    return uuid.UUID(value)
+def _from_text(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def convert(value):
+        if type(value) is not str:
+            raise _Doubt
+        return parse(value)
+    return convert
 
 
 def _as_float(value):
@@ -317,16 +319,8 @@ def _as_float(value):
     raise _Doubt
 
 
-def _as_date(value):
-    if type(value) is not str:
-        raise _Doubt
-    return date.fromisoformat(value)
-
-
-def _as_utc_datetime(value):
-    if type(value) is not str:
-        raise _Doubt
-    moment = datetime.fromisoformat(value)
+def _utc_datetime(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
     if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
         raise _Doubt
     return moment.astimezone(timezone.utc)
@@ -346,7 +340,7 @@ def _field_loader(field: fields.Field) -> Callable[[Any], Any] | None:
     if kind is fields.String:
         return _exact(str)
     if kind is fields.UUID:
-        return _as_uuid
+        return _from_text(uuid.UUID)
     if kind is fields.Integer:
         return _exact(int)  # a bool is not `int` by type, so it goes to marshmallow (which refuses it)
     if kind is fields.Float and not field.allow_nan:
@@ -354,9 +348,9 @@ def _field_loader(field: fields.Field) -> Callable[[Any], Any] | None:
     if kind is fields.Boolean:
         return _exact(bool)
     if kind is fields.Date:
-        return _as_date
+        return _from_text(date.fromisoformat)
     if kind is UTCDateTime:
-        return _as_utc_datetime
+        return _from_text(_utc_datetime)
     if kind is fields.Dict and field.key_field is None and field.value_field is None:
         return _as_dict
     if kind is fields.List:
