@@ -6,7 +6,9 @@ endpoint calls (the endpoint's body limits are below the larger sizes), then `--
 Check-ins through the check-in service's HTTP API (Flask's test client, the signed internal
 token, the real app). Counted per Check-in: SQL statements (SQLAlchemy's cursor events), round
 trips to PostgreSQL (libpq's protocol trace: one ReadyForQuery per round trip, BEGIN, COMMIT and
-pool pings included) and the process's CPU time.
+pool pings included) and the process's CPU time. The import's time is given as wall time, this
+process's CPU time and the CPU time of the PostgreSQL server processes that served it: on a
+shared, loaded machine the CPU times are what says whether it is linear.
 
     python -m bench.checkin --key-results 500 10000 --weeks 0 --check-ins 200
     python -m bench.checkin --key-results 1000 10000 --weeks 26 --check-ins 0
@@ -91,6 +93,7 @@ class Wire:
         self.connections: list = []
         self.traces: list[Path] = []
         self.directory = directory
+        Path(directory).mkdir(parents=True, exist_ok=True)
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "connect", self._connected)
         engine.dispose()  # every connection from now on is known
@@ -123,6 +126,29 @@ class Wire:
         return sum(p.read_text().count("\tReadyForQuery\t") for p in self.traces)
 
 
+class Backends:
+    """CPU seconds of the PostgreSQL server processes behind an engine's connections (same
+    machine): the other half of a write's cost, beside this process's."""
+
+    def __init__(self, engine):
+        self.pids: list[int] = []
+        event.listen(engine, "connect", self._connected)
+        engine.dispose()
+
+    def _connected(self, dbapi_connection, _record):
+        self.pids.append(dbapi_connection.info.backend_pid)
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # not on this machine, or ended
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+
 def run(key_results: int, weeks: int, check_ins: int) -> dict:
     with database() as url, tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({
@@ -135,11 +161,13 @@ def run(key_results: int, weeks: int, check_ins: int) -> dict:
         workspace, user = uuid.uuid4(), uuid.uuid4()
         owner = tokens.Principal(str(user), {str(workspace): "owner"})
         document = history(key_results, weeks, [str(user)])
+        backends = Backends(container.database.engine)
         started, cpu = time.perf_counter(), time.process_time()
         session = handlers.import_history(commands.ImportHistory(owner, workspace, document),
                                           uow=container.uow(), clock=container.clock, members=container.members)
         out = {"key_results": key_results, "weeks": weeks, "import_check_ins": len(document["check_ins"]),
-               "import_s": time.perf_counter() - started, "import_cpu_s": time.process_time() - cpu}
+               "import_s": time.perf_counter() - started, "import_cpu_s": time.process_time() - cpu,
+               "import_server_cpu_s": backends.cpu_seconds()}
         if check_ins:
             with container.uow() as uow:
                 ids = [k.id for k in uow.repo.list_key_results(session.id)]

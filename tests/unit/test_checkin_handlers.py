@@ -80,6 +80,19 @@ class FakeRepository:
         self.add_event(event)
         return event
 
+    def add_history(self, *, objectives, key_results, initiatives, check_ins, events):
+        for kind, items in (("objective", objectives), ("key_result", key_results), ("initiative", initiatives)):
+            for item in items:
+                self._put(kind, item, new=True)
+        self.check_ins += check_ins
+        self.events += events
+
+    def save_checked_in(self, key_results):
+        for k in key_results:
+            self.items[("key_result", k.id)] = copy.deepcopy(k)
+
+    def set_last_sequence(self, session_id, sequence): self.sequences[session_id] = sequence
+
     def add_initiative(self, i): self._put("initiative", i, new=True)
     def get_initiative(self, i, for_update=False): return self._get("initiative", i)
 

@@ -35,6 +35,8 @@ from services.checkin.domain.model import (
     Objective,
     Session,
 )
+from services.checkin.domain.wire import envelope
+from shared import observability
 from shared.events import Event
 from shared.messaging import add_to_outbox
 
@@ -251,13 +253,13 @@ class SqlRepository:
             event = replace(event, sequence=self.next_sequence(event.session_id))
             self.add_event(event)
             return event
-        wire = event.to_wire()
-        wire.pop("sequence")
+        body = observability.with_correlation(envelope(event))  # the relay moves the id to a header
+        body.pop("sequence")
         values = {f"k_{name}": getattr(key_result, name) for name in CHECKED_IN_FIELDS} | \
             {f"c_{name}": value for name, value in entry.state().items()} | \
             {"k_id": key_result.id, "k_previous_version": key_result.version - 1, "s_id": event.session_id,
              "o_event_id": str(event.event_id), "o_event_type": event.event_type, "o_created_at": event.occurred_at,
-             "o_body_rest": ", " + json.dumps(wire)[1:]}
+             "o_body_rest": ", " + json.dumps(body)[1:]}
         number, changed = self.db.execute(SAVE_CHECK_IN, values).one()
         if changed != 1:
             raise Conflict("This item was changed by someone else at the same time; reload it.", "If-Match")
@@ -347,6 +349,49 @@ class SqlRepository:
 
     def add_week_marker(self, session_id, week: str, at) -> None:
         self.db.execute(orm.week_markers.insert().values(session_id=session_id, week=week, closed_at=at))
+
+    # History import ----------------------------------------------------------------------
+    def add_history(self, *, objectives, key_results, initiatives, check_ins, events) -> None:
+        """A batch of a history import, parents before what names them: one bulk write per
+        table (COPY on PostgreSQL, executemany elsewhere), whatever the batch's size."""
+        self._bulk(orm.objectives, [_row(orm.objectives, o) | {"visible_to": [str(v) for v in o.visible_to]}
+                                    for o in objectives])
+        self._bulk(orm.key_results, [_row(orm.key_results, k) for k in key_results])
+        self._bulk(orm.initiatives, [_row(orm.initiatives, i) | self._initiative_extra(i) for i in initiatives])
+        self._bulk(orm.initiative_key_results, [
+            {"initiative_id": i.id, "key_result_id": k, "position": n}
+            for i in initiatives for n, k in enumerate(i.key_result_ids)])
+        self._bulk(orm.check_ins, [_row(orm.check_ins, c) for c in check_ins])
+        self._bulk(orm.outbox, [{"event_id": str(e.event_id), "event_type": e.event_type, "body": observability.with_correlation(envelope(e)),
+                                 "created_at": e.occurred_at, "attempts": 0} for e in events])
+
+    def save_checked_in(self, key_results) -> None:
+        """The state Check-ins left on Key Results of this transaction's own (a history import)."""
+        k = orm.key_results
+        if key_results:
+            self.db.execute(update(k).where(k.c.id == bindparam("k_id")).values(
+                {name: bindparam(f"k_{name}") for name in CHECKED_IN_FIELDS}),
+                [{"k_id": kr.id} | {f"k_{name}": getattr(kr, name) for name in CHECKED_IN_FIELDS}
+                 for kr in key_results])
+
+    def set_last_sequence(self, session_id, sequence: int) -> None:
+        s = orm.sessions
+        self.db.execute(update(s).where(s.c.id == session_id).values(last_sequence=sequence))
+
+    def _bulk(self, table, rows: list[dict]) -> None:
+        if not rows:
+            return
+        if self.db.get_bind().dialect.name != "postgresql":
+            self.db.execute(table.insert(), rows)
+            return
+        names = list(rows[0])
+        json_columns = {name for name in names if isinstance(table.c[name].type, JSON)}
+        raw = self.db.connection().connection.driver_connection
+        quoted = ", ".join(f'"{name}"' for name in names)
+        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([json.dumps(row[n]) if n in json_columns and row[n] is not None else row[n]
+                                for n in names])
 
     # Outbox ------------------------------------------------------------------------------
     def add_event(self, event: Event) -> None:

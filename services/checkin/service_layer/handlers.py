@@ -6,7 +6,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
-from services.checkin.domain import commands, views
+from services.checkin.domain import commands, views, wire
 from services.checkin.domain.model import (
     Canvas,
     Conflict,
@@ -283,70 +283,62 @@ def archive_session(cmd: commands.ArchiveSession, *, uow, clock) -> Session:
 
 
 # --- Adding items ----------------------------------------------------------------------------
-# The _new_* functions work inside a caller's transaction (a request, or a history import).
+# The _new_* functions work inside a caller's transaction (a request); a history import builds
+# the same items with the pure _objective / _key_result / _initiative and writes them in bulk.
 
-def _new_objective(uow, session: Session, principal: Principal, at: datetime, *, title: str,
-                   description: str = "", owner_id=None, parent_id=None, private: bool = False,
-                   visible_to=()) -> Objective:
-    objective = Objective(new_id(), session.id, session.workspace_id, title, description, owner_id,
-                          parent_id, private, list(visible_to), created_at=at, updated_at=at)
-    _check_parent(uow, session, objective.id, parent_id)
+def _objective(session: Session, at: datetime, *, title: str, description: str = "", owner_id=None,
+               parent_id=None, private: bool = False, visible_to=()) -> Objective:
+    return Objective(new_id(), session.id, session.workspace_id, title, description, owner_id,
+                     parent_id, private, list(visible_to), created_at=at, updated_at=at)
+
+
+def _key_result(session: Session, objective: Objective, at: datetime, *, title: str, start_value: float = 0.0,
+                target_value: float = 1.0, current_value: float | None = None, unit: str = "",
+                kind: str = "metric", owner_id=None, status: str = "not_started", confidence: int | None = None,
+                weight: float = 1.0) -> KeyResult:
+    if current_value is None:
+        current_value = 0.0 if kind == "milestone" else start_value
+    return KeyResult(new_id(), objective.id, session.id, session.workspace_id, title, start_value,
+                     target_value, current_value, unit, kind, status, confidence, weight, owner_id,
+                     created_at=at, updated_at=at)
+
+
+def _initiative(session: Session, at: datetime, *, title: str, status: str = "not_started", owner_id=None,
+                canvas: dict | None = None, key_result_ids=()) -> Initiative:
+    """`key_result_ids`: Key Results of this Session (the caller has checked)."""
+    return Initiative(new_id(), session.id, session.workspace_id, title, status, owner_id, _canvas(canvas),
+                      created_at=at, updated_at=at, key_result_ids=list(dict.fromkeys(key_result_ids)))
+
+
+def _new_objective(uow, session: Session, principal: Principal, at: datetime, **fields_) -> Objective:
+    objective = _objective(session, at, **fields_)
+    _check_parent(uow, session, objective.id, objective.parent_id)
     uow.repo.add_objective(objective)
     _event(uow, "checkin.objective.created", session=session, entity_id=objective.id,
            payload=objective.state(), principal=principal, at=at)
     return objective
 
 
-def _new_key_result(uow, session: Session, objective: Objective, principal: Principal, at: datetime, *,
-                    title: str, start_value: float = 0.0, target_value: float = 1.0,
-                    current_value: float | None = None, unit: str = "", kind: str = "metric",
-                    owner_id=None, status: str = "not_started", confidence: int | None = None,
-                    weight: float = 1.0) -> KeyResult:
-    if current_value is None:
-        current_value = 0.0 if kind == "milestone" else start_value
-    key_result = KeyResult(new_id(), objective.id, session.id, session.workspace_id, title, start_value,
-                           target_value, current_value, unit, kind, status, confidence, weight, owner_id,
-                           created_at=at, updated_at=at)
+def _new_key_result(uow, session: Session, objective: Objective, principal: Principal, at: datetime,
+                    **fields_) -> KeyResult:
+    key_result = _key_result(session, objective, at, **fields_)
     uow.repo.add_key_result(key_result)
     _event(uow, "checkin.key_result.created", session=session, entity_id=key_result.id,
            payload=key_result.state(), principal=principal, at=at)
     return key_result
 
 
-def _new_initiative(uow, session: Session, principal: Principal, at: datetime, *, title: str,
-                    status: str = "not_started", owner_id=None, canvas: dict | None = None,
-                    key_result_ids=()) -> Initiative:
-    initiative = Initiative(new_id(), session.id, session.workspace_id, title, status, owner_id,
-                            _canvas(canvas), created_at=at, updated_at=at)
-    for key_result_id in dict.fromkeys(key_result_ids):
+def _new_initiative(uow, session: Session, principal: Principal, at: datetime, *, key_result_ids=(),
+                    **fields_) -> Initiative:
+    initiative = _initiative(session, at, key_result_ids=key_result_ids, **fields_)
+    for key_result_id in initiative.key_result_ids:
         key_result = uow.repo.get_key_result(key_result_id)
         if key_result is None or key_result.session_id != session.id:
             raise DomainError("The Key Result is not in this Session.", "key_result_ids")
-        initiative.key_result_ids.append(key_result.id)
     uow.repo.add_initiative(initiative)
     _event(uow, "checkin.initiative.created", session=session, entity_id=initiative.id,
            payload=initiative.state(), principal=principal, at=at)
     return initiative
-
-
-def _check_in(uow, session: Session, key_result: KeyResult, principal: Principal, at: datetime, *,
-              value: float, status: str, confidence: int | None = None, comment: str = "", author_id=None):
-    """`author_id`: who made it, when that is not the principal recording it (a history import
-    keeps each Check-in's author; the caller has checked they are a member)."""
-    entry = key_result.check_in(value=value, status=status, confidence=confidence, comment=comment,
-                                author_id=author_id or _actor(principal), at=at)
-    state = key_result.state()
-    uow.repo.save_key_result(key_result)
-    _event(uow, "checkin.key_result.checked_in", session=session, entity_id=key_result.id,
-           payload={"check_in": entry.state(), "key_result": state}, principal=principal, at=at)
-    return entry
-
-
-def _checked_in(session: Session, key_result: KeyResult, entry, principal: Principal, at: datetime) -> Event:
-    """The Check-in's event, without its sequence (the repository takes it as it writes)."""
-    return Event.new("checkin.key_result.checked_in", occurred_at=at, workspace_id=session.workspace_id,
-                     session_id=session.id, entity_id=key_result.id, actor_id=_actor(principal),
-                     payload={"check_in": entry.state(), "key_result": key_result.state()})
 
 
 def add_objective(cmd: commands.AddObjective, *, uow, clock, members) -> Objective:
@@ -491,7 +483,7 @@ def record_check_in(cmd: commands.RecordCheckIn, *, uow, clock):
         _ensure(cmd.principal, access.CHECK_IN, "key_result", session, item_facts(key_result.owner_id, guards))
         entry = key_result.check_in(value=cmd.value, status=cmd.status, confidence=cmd.confidence,
                                     comment=cmd.comment, author_id=_actor(cmd.principal), at=now)
-        uow.repo.save_check_in(key_result, _checked_in(session, key_result, entry, cmd.principal, now))
+        uow.repo.save_check_in(key_result, wire.checked_in_event(entry, key_result, actor_id=_actor(cmd.principal)))
         uow.commit()
     return entry, key_result
 
@@ -543,9 +535,65 @@ def close_ended_weeks(*, uow, clock, grace_seconds: int) -> int:
 
 # --- History import --------------------------------------------------------------------------
 
+IMPORT_BATCH = 5_000  # events per bulk write: a document of any size is held in memory once, not twice
+
+
+class _History:
+    """A history import's writes, in bulk and in order: each batch writes its items before the
+    Check-ins and events that name them. Sequence numbers are counted here - the Session is new
+    and not yet committed, so nobody else numbers its events - and stored once at the end, and
+    a Key Result is written once and saved once more at the end if Check-ins changed it since:
+    no statement per item, none that re-reads, none that updates one row over and over (each
+    UPDATE of a row in one transaction leaves a version the next one walks past)."""
+
+    def __init__(self, repo, session: Session, principal: Principal):
+        self.repo, self.session, self.principal = repo, session, principal
+        self.sequence = 0
+        self.items: dict[str, list] = {"objectives": [], "key_results": [], "initiatives": [], "check_ins": []}
+        self.events: list[Event] = []
+        self.written: dict = {}  # Key Result id -> (the Key Result, its version as written)
+
+    def next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+    def add(self, kind: str, item, name: str, at: datetime) -> None:
+        self.items[kind].append(item)
+        self.event(Event.new(name, occurred_at=at, workspace_id=self.session.workspace_id,
+                             session_id=self.session.id, entity_id=item.id, sequence=self.next_sequence(),
+                             actor_id=_actor(self.principal), payload=item.state()))
+
+    def check_in(self, key_result: KeyResult, at: datetime, *, value: float, status: str,
+                 confidence: int | None = None, comment: str = "", author_id=None) -> None:
+        """`author_id`: who made it (a member, checked by the caller); default the importer."""
+        entry = key_result.check_in(value=value, status=status, confidence=confidence, comment=comment,
+                                    author_id=author_id or _actor(self.principal), at=at)
+        key_result.check_ins.clear()  # written with this batch, not with the Key Result
+        self.items["check_ins"].append(entry)
+        self.event(wire.checked_in_event(entry, key_result, actor_id=_actor(self.principal),
+                                         sequence=self.next_sequence()))
+
+    def event(self, event: Event) -> None:
+        self.events.append(event)
+        if len(self.events) >= IMPORT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        self.repo.add_history(events=self.events, **self.items)
+        self.written.update((k.id, (k, k.version)) for k in self.items["key_results"])
+        self.events = []
+        self.items = {kind: [] for kind in self.items}
+
+    def finish(self) -> None:
+        self.flush()
+        self.repo.save_checked_in([k for k, version in self.written.values() if k.version != version])
+        self.repo.set_last_sequence(self.session.id, self.sequence)
+
+
 def import_history(cmd: commands.ImportHistory, *, uow, clock, members) -> Session:
     """A Session's past, replayed in time order in one transaction: every event keeps its
-    original time, so the Snapshots of the past weeks fill as if it had happened here."""
+    original time, so the Snapshots of the past weeks fill as if it had happened here. Written
+    in bulk (see _History): its time grows with the document's size, linearly (issue 13)."""
     ensure(cmd.principal, access.IMPORT, "Workspace", workspace_id=cmd.workspace_id)
     doc, now = cmd.document, clock.now()
     spec = dict(doc["session"])
@@ -576,29 +624,34 @@ def import_history(cmd: commands.ImportHistory, *, uow, clock, members) -> Sessi
                 named.setdefault(f"{kind}s.{position}.{field}", []).extend(ids)
         _check_members(members, cmd.principal, session, named)
         uow.repo.add_session(session)
-        _event(uow, "checkin.session.created", session=session, entity_id=session.id,
-               payload=session.state(), principal=cmd.principal, at=created_at)
+        history = _History(uow.repo, session, cmd.principal)
+        history.event(Event.new("checkin.session.created", occurred_at=created_at, workspace_id=session.workspace_id,
+                                session_id=session.id, entity_id=session.id, sequence=history.next_sequence(),
+                                actor_id=_actor(cmd.principal), payload=session.state()))
         for at, _, position, kind, item in steps:
             where = f"{kind}s.{position}"
             fields_ = {k: v for k, v in item.items() if k not in ("ref", "created_at", "checked_in_at")}
-            if kind == "objective":
-                parent = fields_.pop("parent_ref")
-                fields_["parent_id"] = ref("objective", parent, where + ".parent_ref").id if parent else None
-                new = _new_objective(uow, session, cmd.principal, at, **fields_)
-            elif kind == "key_result":
-                objective = ref("objective", fields_.pop("objective_ref"), where + ".objective_ref")
-                new = _new_key_result(uow, session, objective, cmd.principal, at, **fields_)
-            elif kind == "initiative":
-                fields_["key_result_ids"] = [ref("key_result", r, where + ".key_result_refs").id
-                                             for r in fields_.pop("key_result_refs")]
-                new = _new_initiative(uow, session, cmd.principal, at, **fields_)
-            else:
+            if kind == "check_in":
                 key_result = ref("key_result", fields_.pop("key_result_ref"), where + ".key_result_ref")
-                _check_in(uow, session, key_result, cmd.principal, at, **fields_)
+                history.check_in(key_result, at, **fields_)
                 continue
             if (kind, item["ref"]) in refs:
                 raise DomainError(f"The ref {item['ref']!r} is used twice.", where + ".ref")
+            if kind == "objective":
+                # Its parent came earlier in this document: same Session, and no cycle possible.
+                parent = fields_.pop("parent_ref")
+                fields_["parent_id"] = ref("objective", parent, where + ".parent_ref").id if parent else None
+                new = _objective(session, at, **fields_)
+            elif kind == "key_result":
+                new = _key_result(session, ref("objective", fields_.pop("objective_ref"), where + ".objective_ref"),
+                                  at, **fields_)
+            else:
+                fields_["key_result_ids"] = [ref("key_result", r, where + ".key_result_refs").id
+                                             for r in fields_.pop("key_result_refs")]
+                new = _initiative(session, at, **fields_)
+            history.add(f"{kind}s", new, f"checkin.{kind}.created", at)
             refs[(kind, item["ref"])] = new
+        history.finish()
         uow.commit()
     return session
 

@@ -1,0 +1,60 @@
+"""The `checkin.key_result.checked_in` event in its wire form, built directly.
+
+The most frequent event (every Check-in, and most of a history import's events). Event.new
+validates a payload by dumping, loading and dumping it again with marshmallow: about 0.3 ms
+a Check-in, and 80 s for the quarter of a 10,000-Key-Result Session. The domain has already
+validated everything the schema checks (status, confidence, milestone values; progress is
+clamped), so this builds the same dict in plain Python. tests/unit/test_checkin_wire.py holds
+it equal to Event.new(...).to_wire() field for field."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from shared.events import LATEST, Event
+
+CHECKED_IN = "checkin.key_result.checked_in"
+CHECKED_IN_VERSION = LATEST[CHECKED_IN]
+
+
+def _id(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def checked_in_payload(entry, key_result) -> dict:
+    """What KeyResultCheckedIn dumps for this Check-in and the Key Result after it."""
+    return {
+        "check_in": {
+            "id": str(entry.id), "key_result_id": str(entry.key_result_id), "value": float(entry.value),
+            "status": entry.status, "confidence": None if entry.confidence is None else int(entry.confidence),
+            "comment": entry.comment, "author_id": _id(entry.author_id), "checked_in_at": _instant(entry.checked_in_at),
+        },
+        "key_result": {
+            "id": str(key_result.id), "objective_id": str(key_result.objective_id),
+            "session_id": str(key_result.session_id), "workspace_id": str(key_result.workspace_id),
+            "title": key_result.title, "owner_id": _id(key_result.owner_id), "kind": key_result.kind,
+            "start_value": float(key_result.start_value), "target_value": float(key_result.target_value),
+            "current_value": float(key_result.current_value), "unit": key_result.unit, "status": key_result.status,
+            "confidence": None if key_result.confidence is None else int(key_result.confidence),
+            "weight": float(key_result.weight), "progress": float(key_result.progress),
+            "version": int(key_result.version), "removed": key_result.removed_at is not None,
+        },
+    }
+
+
+def checked_in_event(entry, key_result, *, actor_id, sequence: int | None = None) -> Event:
+    """The event, its payload already in wire form (what Event.new would have kept)."""
+    return Event(uuid.uuid4(), CHECKED_IN, CHECKED_IN_VERSION, entry.checked_in_at, key_result.workspace_id,
+                 key_result.id, checked_in_payload(entry, key_result), key_result.session_id, sequence, actor_id)
+
+
+def envelope(event: Event) -> dict:
+    """What Event.to_wire() gives for an event whose payload is already in wire form."""
+    return {"event_id": str(event.event_id), "event_type": event.event_type, "event_version": event.event_version,
+            "occurred_at": _instant(event.occurred_at), "workspace_id": str(event.workspace_id),
+            "session_id": _id(event.session_id), "entity_id": str(event.entity_id), "sequence": event.sequence,
+            "actor_id": _id(event.actor_id), "payload": event.payload}
