@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from services.gateway.adapters import orm
@@ -29,6 +29,19 @@ def _with_identity(*columns):
         orm.users.outerjoin(orm.memberships, orm.memberships.c.user_id == orm.users.c.id))
 
 
+def _credential_with_identity(table, key):
+    return _with_identity(*_prefixed(table, "c_")).join(table, table.c.user_id == orm.users.c.id).where(
+        key == bindparam("key"))
+
+
+# Built once: every request runs one of these, and building a statement costs more than running it.
+_ACCESS_IDENTITY = _with_identity(select(orm.revoked_tokens.c.jti).where(
+    orm.revoked_tokens.c.jti == bindparam("jti")).exists().label("revoked")).where(
+    orm.users.c.id == bindparam("user_id"))
+_PAT_IDENTITY = _credential_with_identity(orm.personal_tokens, orm.personal_tokens.c.token_hash)
+_SESSION_IDENTITY = _credential_with_identity(orm.browser_sessions, orm.browser_sessions.c.id_hash)
+
+
 def _identity_of(rows) -> Identity:
     user = User(**_unprefixed(rows[0], orm.users, "user_"))
     return Identity(user, [Membership(r["m_workspace_id"], user.id, r["m_role"], r["m_okr_access"])
@@ -43,23 +56,18 @@ class IdentityRepository:
 
     def access_identity(self, user_id, jti: str) -> tuple[Identity | None, bool]:
         """(the user with their memberships, whether the access token `jti` is revoked)"""
-        revoked = select(orm.revoked_tokens.c.jti).where(orm.revoked_tokens.c.jti == jti).exists()
-        rows = self.db.execute(_with_identity(revoked.label("revoked")).where(orm.users.c.id == user_id)
-                               ).mappings().all()
+        rows = self.db.execute(_ACCESS_IDENTITY, {"user_id": user_id, "jti": jti}).mappings().all()
         return (_identity_of(rows), bool(rows[0]["revoked"])) if rows else (None, False)
 
     def personal_token_identity(self, token_hash: str) -> tuple[PersonalToken | None, Identity | None]:
-        return self._credential_identity(PersonalToken, orm.personal_tokens, orm.personal_tokens.c.token_hash,
-                                         token_hash)
+        return self._credential_identity(PersonalToken, orm.personal_tokens, _PAT_IDENTITY, token_hash)
 
     def browser_session_identity(self, id_hash: str) -> tuple[BrowserSession | None, Identity | None]:
-        return self._credential_identity(BrowserSession, orm.browser_sessions, orm.browser_sessions.c.id_hash,
-                                         id_hash)
+        return self._credential_identity(BrowserSession, orm.browser_sessions, _SESSION_IDENTITY, id_hash)
 
-    def _credential_identity(self, kind, table, key, value):
-        """(the credential whose `key` is `value`, its user with their memberships)"""
-        rows = self.db.execute(_with_identity(*_prefixed(table, "c_")).join(
-            table, table.c.user_id == orm.users.c.id).where(key == value)).mappings().all()
+    def _credential_identity(self, kind, table, query, key):
+        """(the credential the query finds by `key`, its user with their memberships)"""
+        rows = self.db.execute(query, {"key": key}).mappings().all()
         return (kind(**_unprefixed(rows[0], table, "c_")), _identity_of(rows)) if rows else (None, None)
 
     def user_by_email(self, email: str) -> User | None:
