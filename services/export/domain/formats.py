@@ -16,7 +16,6 @@ import csv
 import io
 import itertools
 import json
-import operator
 import re
 import zipfile
 from datetime import datetime
@@ -66,27 +65,26 @@ CHUNK = 2_000  # rows turned into CSV cells at a time: bounded memory, column-wi
 
 
 def csv_chunks(rows, keys):
-    """The rows, a chunk at a time, as tuples of their cells in `keys` order, ready for csv.writer: text guarded
-    against formulas, flags as true/false, lists joined, None left for the writer to leave empty.
+    """The rows (sequences of cells in `keys` order), a chunk at a time, as tuples of their cells
+    ready for csv.writer: text guarded against formulas, flags as true/false, lists joined, None
+    left for the writer to leave empty.
 
-    The work goes column by column over chunks of rows, so that it runs in C (map, join, one regex
-    search per column): a text column is checked with one search over its cells joined, and only a
-    column holding a suspect cell is guarded cell by cell. Per-cell Python would double the time."""
+    The work goes column by column over chunks of rows, so that it runs in C (zip, map, join, one
+    regex search per column): a text column is checked with one search over its cells joined, and
+    only a column holding a suspect cell is guarded cell by cell. Per-cell Python would double the time."""
     kinds = [("flag" if k in FLAG_KEYS else "list" if k in LIST_KEYS else "number" if k in NUMBER_KEYS
               else "text") for k in keys]
-    getters = [operator.itemgetter(k) for k in keys]
     rows = iter(rows)
     while chunk := list(itertools.islice(rows, CHUNK)):
         columns = []
-        for kind, get in zip(kinds, getters):
-            column = list(map(get, chunk))
+        for kind, column in zip(kinds, zip(*chunk)):
             if kind == "flag":
-                column = list(map(FLAG_TEXT.get, column))
+                column = map(FLAG_TEXT.get, column)
             elif kind != "number":
                 if kind == "list":
                     column = list(map(", ".join, column))
                 if SUSPECT.search("\x00" + "\x00".join(filter(None, column))):
-                    column = list(map(neutralise, column))
+                    column = map(neutralise, column)
             columns.append(column)
         yield zip(*columns)
 
@@ -120,7 +118,7 @@ def write_csv_zip(doc: Document, out, on_rows=None) -> None:
         _csv_member(archive, "check_ins.csv", [h for _, h in CHECK_IN_COLUMNS], [k for k, _ in CHECK_IN_COLUMNS],
                     reporting(doc.check_ins, on_rows))
         _csv_member(archive, "metadata.csv", ["Field", "Value"], ["label", "value"],
-                    ({"label": label, "value": _plain(doc.metadata.get(key))} for key, label in METADATA_FIELDS))
+                    ((label, _plain(doc.metadata.get(key))) for key, label in METADATA_FIELDS))
 
 
 def _csv_member(archive: zipfile.ZipFile, name: str, header, keys, rows) -> None:
@@ -194,7 +192,6 @@ def _sheet(workbook, name: str, columns, rows, formats) -> None:
         sheet.set_column(col, col, _WIDTHS.get(key, 13), cell_format)  # cells written plain take it
     sheet.write_row(0, 0, [h for _, h in columns], formats["header"])
     sheet.freeze_panes(1, 0)
-    values_of = operator.itemgetter(*keys)
     percents = [keys.index(k) for k in _PERCENT if k in keys]
     lists = [keys.index(k) for k in _LISTS if k in keys]
     write_row = sheet.write_row
@@ -202,7 +199,7 @@ def _sheet(workbook, name: str, columns, rows, formats) -> None:
     # Each row goes out through write_row as plain values, like raw XlsxWriter: numbers as numbers,
     # text as text (strings_to_formulas and strings_to_urls are off), None as nothing.
     for count, row in enumerate(rows, start=1):
-        values = list(values_of(row))
+        values = list(row)
         for col in percents:
             if values[col] is not None:
                 values[col] /= 100  # the cell holds the fraction; its format shows percent
@@ -234,10 +231,11 @@ def write_json(doc: Document, out, on_rows=None) -> None:
     stream.write(json.dumps({key: doc.metadata.get(key) for key, _ in METADATA_FIELDS}, ensure_ascii=False,
                             default=_default))
     for name, columns, rows in (("items", ITEM_COLUMNS, doc.items), ("check_ins", CHECK_IN_COLUMNS, doc.check_ins)):
+        keys = [key for key, _ in columns]
         stream.write(',\n"%s": [' % name)
         for n, row in enumerate(reporting(rows, on_rows)):
             stream.write(",\n" if n else "\n")
-            stream.write(json.dumps({key: row[key] for key, _ in columns}, ensure_ascii=False, default=_default))
+            stream.write(json.dumps(dict(zip(keys, row)), ensure_ascii=False, default=_default))
         stream.write("\n]")
     stream.write("}\n")
     stream.flush()

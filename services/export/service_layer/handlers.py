@@ -208,7 +208,6 @@ def _build(job: ExportJob, claim: Claim, requester: Principal, snapshots, files,
     progress.stage(FETCHED)
     doc = document.build(view, people=people, workspace_name=workspace_name, generated_at=clock.now(),
                          generated_by=job.requested_by, version=okrsnap_version())
-    del view  # the document holds what the file needs; a large week is not kept twice
     progress.stage(LAID_OUT)
     progress.total_rows = len(doc.items) + len(doc.check_ins)
     name = files.name_for(job.id, job.extension, attempt=claim.attempt)
@@ -232,9 +231,9 @@ def _people(view: dict, job: ExportJob, requester: Principal, identities):
         ids.add(objective.get("owner_id"))
         for kr in objective["key_results"]:
             ids.add(kr.get("owner_id"))
-            ids.update(i.get("owner_id") for i in kr.get("initiatives", []))
-    for check_in in view.get("check_ins", []) + view.get("late_amendments", []):
-        ids.add(check_in.get("author_id"))
+            ids.update(i.get("owner_id") for i in kr.get("initiatives") or ())
+    for key in ("check_ins", "late_amendments"):
+        ids.update(check_in.get("author_id") for check_in in view.get(key) or ())
     answer = identities.people(job.workspace_id, [i for i in ids if i is not None], requester)
     people = {user_id: document.Person(name, email) for user_id, (name, email) in answer["people"].items()}
     return people, answer["workspace"]["name"]

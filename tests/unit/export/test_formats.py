@@ -304,7 +304,8 @@ def test_csv_cells_are_guarded_column_by_column_exactly_like_cell_by_cell(texts,
     the same cells, whatever NULs, blanks or invisible characters the text holds."""
     rows = [{**dict.fromkeys(ITEM_KEYS), **cells, "signals": signals[n], "new": n % 2 == 0, "context": None}
             for n, cells in enumerate(texts)]
-    written = [cell for chunk in formats.csv_chunks(rows, ITEM_KEYS) for cell in chunk]
+    written = [cell for chunk in formats.csv_chunks([tuple(row[k] for k in ITEM_KEYS) for row in rows], ITEM_KEYS)
+               for cell in chunk]
     expected = [tuple(neutralise(", ".join(row[k])) if k == "signals"
                       else formats.FLAG_TEXT.get(row[k]) if k in formats.FLAG_KEYS
                       else neutralise(row[k]) for k in ITEM_KEYS) for row in rows]

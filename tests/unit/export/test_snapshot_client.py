@@ -145,9 +145,62 @@ def test_the_week_view_contract_reads_what_the_snapshot_service_writes(server):
 
     assert loaded["session"]["timezone"] == "Europe/Berlin"
     kr = loaded["objectives"][0]["key_results"][0]
-    assert kr["initiatives"][0]["title"] == "Pilot" and kr["initiatives"][0]["owner_id"] == owner
+    assert kr["initiatives"][0]["title"] == "Pilot" and kr["initiatives"][0]["owner_id"] == str(owner)
     assert kr["delta"]["progress_points"] == 10.0 and kr["signals"] == ["moved"] and kr["confidence"] == 5
-    assert loaded["check_ins"][0]["author_id"] == author and loaded["check_ins"][0]["checked_in_at"] == moment
+    assert loaded["check_ins"][0]["author_id"] == str(author) and loaded["check_ins"][0]["checked_in_at"] == moment
     assert loaded["late_amendments"][0]["late"] is True
     assert loaded["seal"]["previous_hash"] == "b" * 64 and loaded["deltas"]["against"] == "2026-W47"
     assert loaded["deltas"]["removed"][0]["title"] == "Old"
+
+
+def _small_view(**kr_changes) -> dict:
+    kr = {"id": "k1", "title": "ARR", "owner_id": str(uuid.uuid4()), "start_value": 0, "target_value": 10.0,
+          "current_value": 3.5, "unit": "k", "status": "at_risk", "progress": 0.35, "extra": "ignored"}
+    kr.update(kr_changes)
+    return {"session": {"id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()), "name": "Q4"},
+            "week": "2026-W48", "status": "sealed", "owner": "all",
+            "objectives": [{"id": "o1", "title": "Grow", "owner_id": None, "key_results": [kr]}],
+            "check_ins": [{"key_result_id": str(uuid.uuid4()), "value": 3, "status": "at_risk",
+                           "checked_in_at": "2026-11-26T15:04:00+00:00"}]}
+
+
+def test_a_week_view_within_the_contract_is_read_with_its_defaults(server, client):
+    server.body = _small_view()
+
+    view = client.week_view(uuid.uuid4(), "2026-W48", "all", ALICE)
+
+    assert view["late_amendments"] == [] and view["seal"] is None and view["deltas"]["against"] is None
+    assert view["check_ins"][0]["checked_in_at"].utcoffset() is not None
+    assert view["objectives"][0]["key_results"][0]["current_value"] == 3.5
+
+
+@pytest.mark.parametrize("change", [
+    {"start_value": True},  # a flag is not a number
+    {"current_value": "3.5"},
+    {"owner_id": "not-a-member-id"},
+    {"signals": ["moved", 3]},
+    {"initiatives": [{"id": "i1"}]},  # no title
+    {"delta": {"progress_points": "up"}},
+    {"title": None},
+])
+def test_a_week_view_breaking_the_contract_is_rejected(server, client, change):
+    server.body = _small_view(**change)
+
+    with pytest.raises(SnapshotRejected, match="cannot read"):
+        client.week_view(uuid.uuid4(), "2026-W48", "all", ALICE)
+
+
+@pytest.mark.parametrize("breaks", [
+    lambda v: v["check_ins"][0].update(checked_in_at="2026-11-26T15:04:00"),  # no timezone
+    lambda v: v["check_ins"][0].pop("value"),
+    lambda v: v["session"].update(timezone="Mars/Olympus"),
+    lambda v: v.update(status="someday"),
+    lambda v: v["objectives"][0].pop("key_results"),
+])
+def test_a_week_view_with_a_broken_part_is_rejected(server, client, breaks):
+    view = _small_view()
+    breaks(view)
+    server.body = view
+
+    with pytest.raises(SnapshotRejected):
+        client.week_view(uuid.uuid4(), "2026-W48", "all", ALICE)
