@@ -201,6 +201,20 @@ def test_no_query_without_ids_and_none_for_a_workspace_the_requester_lacks():
     assert uow.repo.queries == []
 
 
+def test_a_check_in_by_the_requester_is_named_without_a_query():
+    uow = _uow()
+    me = User(uuid.UUID(ADA), "ada@example.com", "", datetime.now(timezone.utc), "Ada (renamed just now)")
+    check_in = json.dumps({"id": "c", "author_id": ADA, "session": {"workspace_id": WS}}).encode()
+    named = json.loads(handlers.name_people_json(check_in, [WS], uow=uow, requester=me))
+    assert named["author_name"] == "Ada (renamed just now)" and uow.repo.queries == []
+    both = json.dumps({"author_id": ADA, "owner_id": BOB, "workspace_id": WS}).encode()
+    named = json.loads(handlers.name_people_json(both, [WS], uow=uow, requester=me))
+    assert (named["author_name"], named["owner_name"]) == ("Ada (renamed just now)", "bob.b")
+    assert uow.repo.queries == [({uuid.UUID(WS)}, {uuid.UUID(BOB)})]  # only the others are looked up
+    foreign = json.dumps({"author_id": ADA, "workspace_id": OTHER_WS}).encode()
+    assert json.loads(handlers.name_people_json(foreign, [WS], uow=uow, requester=me))["author_name"] is None
+
+
 # -- through the gateway's forwarder (SQLite, a fake upstream) ----------------------------------------
 
 @pytest.fixture

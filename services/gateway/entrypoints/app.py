@@ -595,7 +595,7 @@ def _forwarder(index: int, route: Route):
         if route.names and principal.user_id and 200 <= upstream.status_code < 300 \
                 and upstream.headers.get("Content-Type", "").startswith("application/json"):
             headers.pop("Content-Length", None)
-            return Response(_with_names(upstream, principal), status=upstream.status_code, headers=headers)
+            return Response(_with_names(upstream, principal, user), status=upstream.status_code, headers=headers)
         body = stream_with_context(upstream.iter_content(CHUNK))
         if route.audit and 200 <= upstream.status_code < 300:
             body = _audit_forwarded(route, upstream, user, path_params, body)
@@ -607,14 +607,15 @@ def _forwarder(index: int, route: Route):
     return forward
 
 
-def _with_names(upstream, principal: tokens.Principal) -> bytes:
+def _with_names(upstream, principal: tokens.Principal, requester) -> bytes:
     """The service's JSON answer with owner_name and author_name beside every owner_id and
     author_id (handlers.name_people_json)."""
     try:
         raw = b"".join(upstream.iter_content(CHUNK))
     finally:
         upstream.close()
-    return handlers.name_people_json(raw, principal.workspaces, uow=container().uow()) if raw else raw
+    return handlers.name_people_json(raw, principal.workspaces, uow=container().uow(),
+                                     requester=requester) if raw else raw
 
 
 def _requester_still_reads(upstream) -> bool:

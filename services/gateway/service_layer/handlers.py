@@ -434,9 +434,12 @@ def sign_out_member(identity: Identity, workspace_id, user_id, *, uow, clock=_WA
 
 # -- names in the services' answers ---------------------------------------------------------------
 
-def _names(ids, workspace_ids, answer_workspace: str | None, *, uow) -> dict[str, str]:
+def _names(ids, workspace_ids, answer_workspace: str | None, *, uow, requester: User | None = None
+           ) -> dict[str, str]:
     """{id as written: name} of those ids that are members of the answer's Workspace (where it
-    says which), else of any of `workspace_ids`. One query."""
+    says which), else of any of `workspace_ids`. One query, none when the only id is the
+    `requester`'s (read with this request's credential; a member of each of `workspace_ids`,
+    which are theirs): what a Check-in's answer names."""
     scope = {str(w) for w in workspace_ids}
     if answer_workspace is not None:
         scope &= {answer_workspace}
@@ -448,8 +451,13 @@ def _names(ids, workspace_ids, answer_workspace: str | None, *, uow) -> dict[str
             pass
     if not parsed or not scope:
         return {}
-    with uow.reading() as repo:
-        found = repo.names_among([uuid.UUID(w) for w in scope], set(parsed.values()))
+    wanted, found = set(parsed.values()), {}
+    if requester is not None and requester.id in wanted:
+        found[requester.id] = (requester.display_name, requester.email)
+        wanted.discard(requester.id)
+    if wanted:
+        with uow.reading() as repo:
+            found.update(repo.names_among([uuid.UUID(w) for w in scope], wanted))
     return {raw: name_or_email_local(*found[user_id]) for raw, user_id in parsed.items() if user_id in found}
 
 
@@ -484,9 +492,10 @@ def workspace_people(principal: tokens.Principal, workspace_id, user_ids, *, uow
                        for user_id, (name, email) in sorted(found.items(), key=lambda kv: str(kv[0]))]}
 
 
-def name_people_json(raw: bytes, workspace_ids, *, uow) -> bytes:
+def name_people_json(raw: bytes, workspace_ids, *, uow, requester: User | None = None) -> bytes:
     """name_people on a raw JSON body, without parsing it (what the gateway forwards)."""
-    found = _names(names.ids_in_json(raw), workspace_ids, names.workspace_in_json(raw), uow=uow)
+    found = _names(names.ids_in_json(raw), workspace_ids, names.workspace_in_json(raw), uow=uow,
+                   requester=requester)
     return names.name_json(raw, found)
 
 
