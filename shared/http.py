@@ -217,37 +217,39 @@ PROBE_PATHS = ("/healthz", "/readyz")  # answered without an internal token, on 
 def instrument(app: Flask, service: str) -> None:
     """Per request: the correlation id (the gateway takes X-Request-ID only when trusted, a
     service takes the gateway's), echoed in X-Request-ID, and the HTTP metrics by route
-    template (never the raw path, whose ids would make a series per item)."""
+    template (never the raw path, whose ids would make a series per item). Issue 13 counts
+    per-request CPU: two hooks, the request object fetched once in each, state in the WSGI
+    environ rather than flask.g (bench/http_metrics.py measures what is left)."""
     from time import perf_counter
 
     trust_header = service != "gateway"
+    header = observability.REQUEST_ID_HEADER
 
     @app.before_request
     def _begin():
-        g.okrsnap_started = perf_counter()
+        req = request._get_current_object()
         cid = None
         if trust_header or _trusts_request_id():
-            cid = observability.usable_correlation_id(request.headers.get(observability.REQUEST_ID_HEADER))
-        g.okrsnap_cid = cid or observability.new_correlation_id()
-        g.okrsnap_cid_token = observability.set_correlation_id(g.okrsnap_cid)
+            cid = observability.usable_correlation_id(req.headers.get(header))
+        cid = cid or observability.new_correlation_id()
+        observability.set_correlation_id(cid)
+        req.environ["okrsnap.request"] = (perf_counter(), cid)
 
     @app.after_request
     def _finish(response):
-        started = g.get("okrsnap_started")
-        if started is not None:
-            rule = request.url_rule
+        req = request._get_current_object()
+        begun = req.environ.get("okrsnap.request")
+        if begun is not None:
+            rule = req.url_rule
             route = rule.rule if rule is not None else "unmatched"
-            observability.observe_http(service, route, request.method, response.status_code, perf_counter() - started)
-            if response.status_code == 429:
+            status = response.status_code
+            observability.observe_http(service, route, req.method, status, perf_counter() - begun[0])
+            if status == 429:
                 observability.rate_limit_refused(service, route)
-            response.headers[observability.REQUEST_ID_HEADER] = g.okrsnap_cid
+            response.headers[header] = begun[1]
+            # No teardown hook: the next request of this thread sets its own; until then none.
+            observability.set_correlation_id(None)
         return response
-
-    @app.teardown_request
-    def _end(_exc):
-        token = g.pop("okrsnap_cid_token", None)
-        if token is not None:
-            observability.reset_correlation_id(token)
 
 
 def _trusts_request_id() -> bool:

@@ -20,7 +20,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -40,7 +39,7 @@ def correlation_id() -> str | None:
 
 
 def new_correlation_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unique as uuid4().hex, a few times cheaper
 
 
 def usable_correlation_id(value) -> str | None:
