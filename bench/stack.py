@@ -112,10 +112,21 @@ def cmdline(pid: int) -> str:
 
 # -- PostgreSQL and the broker -------------------------------------------------------------------
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (and SIGINT, which a shell ignores in a background job) raise, so that the `finally`
+    blocks stop the processes and delete the database and broker names a run made."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Database:
     """A fresh database on the local server, dropped (connections and all) on close."""
 
     def __init__(self, prefix: str = "okrsnap_bench"):
+        _exit_on_sigterm()
         self.name = f"{prefix}_{uuid.uuid4().hex[:8]}"
         self.admin = create_engine(make_url(DB_SERVER), isolation_level="AUTOCOMMIT")
         with self.admin.connect() as conn:
@@ -288,7 +299,7 @@ class Stack:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signal.SIGTERM)  # `okrsnap up` stops everything on either
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
