@@ -34,6 +34,7 @@ from services.export.domain.model import (
     normalise_owner_filter,
     unexportable_reason,
 )
+from shared import observability
 from shared.access import NotFound, can_read, ensure_readable
 from shared.events import Event
 from shared.messaging import Unprocessable
@@ -187,6 +188,7 @@ def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None,
 def _build(job: ExportJob, claim: Claim, requester: Principal, snapshots, files, identities, clock,
            progress: ProgressReport, retention: timedelta, written: list[str]) -> Outcome:
     """The slow part, outside any transaction; returns how to settle the job."""
+    started = time.perf_counter()
     try:
         view = snapshots.week_view(job.session_id, job.week, job.owner_filter, requester)
     except SnapshotNotFound:
@@ -216,6 +218,7 @@ def _build(job: ExportJob, claim: Claim, requester: Principal, snapshots, files,
     owner = job.owner_filter if job.owner_filter in OWNER_FILTERS else people_name(people, job.owner_filter)
     title = download_title(doc.metadata["session"], job.week, owner)
     rows = len(doc.items)
+    observability.export_built(job.format, time.perf_counter() - started)
     return lambda j, now: j.finish(now, file_name=name, row_count=rows, title=title, retention=retention)
 
 
