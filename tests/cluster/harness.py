@@ -29,12 +29,6 @@ class ClusterRun(Run):
         self.queue = f"{stack.namespace}.snapshot.events"
         self.events: list[dict] = []
 
-    def leader(self) -> str:
-        return self.cluster.leaders(self.queue)[self.queue]
-
-    def _led_queues(self, node: str) -> int:
-        return sum(1 for leader in self.cluster.leaders(self.stack.namespace).values() if leader == node)
-
     def _new_leader(self, old: str) -> tuple[str, float]:
         """Waits until another node leads the queue; (that node, seconds it took)."""
         started = time.monotonic()
@@ -43,14 +37,16 @@ class ClusterRun(Run):
         return leader, time.monotonic() - started
 
     def take_leader_away(self, *, kill: bool, down_seconds: float) -> None:
-        old = self.leader()
+        # Each rabbitmqctl call boots an Erlang VM (seconds on a busy machine): two calls here.
+        leaders = self.cluster.leaders(self.stack.namespace)
+        old = leaders[self.queue]
         node = self.cluster.node(old)
-        led = self._led_queues(old)
+        led = sum(1 for leader in leaders.values() if leader == old)
         connections = self.cluster.connections()
         how = "SIGKILL" if kill else "rabbitmqctl stop"
         record = self._begin(f"{how} {node.short}, leader of {self.queue.split('.', 1)[1]} and {led} of "
-                             f"{len(self.cluster.leaders(self.stack.namespace))} quorum queues, holding "
-                             f"{connections.get(old, 0)} of okrsnap's {sum(connections.values())} connections")
+                             f"{len(leaders)} quorum queues, holding {connections.get(old, 0)} of okrsnap's "
+                             f"{sum(connections.values())} connections")
         started = time.monotonic()
         if kill:
             self.cluster.kill_node(node)

@@ -194,15 +194,17 @@ class RabbitCluster:
         return {}
 
     def connections(self) -> dict[str, int]:
-        """Client connections per node, cluster-wide."""
+        """Client connections per node, cluster-wide (by the AMQP port each one reached)."""
+        by_port = {node.amqp_port: node.name for node in self.nodes}
         for node in self.live_nodes():
             try:
-                out = self.ctl(node, "list_connections", "node", "--formatter", "json", timeout=30)
+                out = self.ctl(node, "list_connections", "port", "--formatter", "json", timeout=30)
             except (RuntimeError, subprocess.TimeoutExpired):
                 continue
             counts: dict[str, int] = {}
             for connection in json.loads(out):
-                counts[connection["node"]] = counts.get(connection["node"], 0) + 1
+                name = by_port.get(connection["port"], "?")
+                counts[name] = counts.get(name, 0) + 1
             return counts
         return {}
 
