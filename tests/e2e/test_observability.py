@@ -103,6 +103,7 @@ def test_a_check_in_is_counted_everywhere_and_its_correlation_id_followed(observ
     export_worker = scrape(app, "export-worker")
     assert value(export_worker, "okrsnap_events_applied_total", service="export") == 1
     assert value(export_worker, "okrsnap_export_jobs", state="done") == 1
+    assert value(export_worker, "okrsnap_export_build_seconds_count", service="export", format="csv") == 1
 
     # One correlation id: the gateway's request line, the check-in service's, the snapshot worker's.
     logs = app.env["OKRSNAP_DATA_DIR"] + "/logs"
