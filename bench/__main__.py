@@ -40,6 +40,10 @@ def _save(results: dict) -> None:
 
 
 def _revision() -> str:
+    """The commit measured: OKRSNAP_BENCH_REVISION when the run is from an exported tree (`git archive
+    HEAD`, so that other people's uncommitted edits in a shared checkout are not what gets measured)."""
+    if os.environ.get("OKRSNAP_BENCH_REVISION"):
+        return os.environ["OKRSNAP_BENCH_REVISION"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
