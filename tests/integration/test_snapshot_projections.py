@@ -143,3 +143,21 @@ def test_a_sealed_weeks_view_is_rendered_once_for_every_process_and_again_when_i
     with store.database.engine.connect() as conn:  # a few kept per week, not one per reader and filter
         kept = conn.execute(select(func.count()).select_from(orm.rendered_views)).scalar_one()
     assert kept == snapshot.RENDERED_KEPT_PER_WEEK
+
+
+def test_an_event_parked_while_its_session_committed_elsewhere_is_applied_after_the_commit(tmp_path, monkeypatch):
+    created = EVENTS[0]
+    store = _store(tmp_path, [created])
+    check_in = next(e for e in EVENTS if e.event_type == "checkin.key_result.checked_in")
+    lock = SnapshotRepository.lock_sessions
+    calls = []
+
+    def session_not_yet_committed(self, session_ids):  # the other worker's commit, unseen by ours
+        calls.append(1)
+        return {} if len(calls) == 1 else lock(self, session_ids)
+
+    monkeypatch.setattr(SnapshotRepository, "lock_sessions", session_not_yet_committed)
+    assert store.apply(check_in)
+    with store.uow() as uow:
+        assert uow.repo.parked_count() == 0, "applied right after the commit, not left for the sweep"
+        assert uow.repo.processed_among([check_in.event_id]) == {str(check_in.event_id)}

@@ -299,7 +299,7 @@ class SnapshotRepository:
         """When each Key Result last had a Check-in, before a moment."""
         c = orm.check_ins
         rows = self.db.execute(select(c.c.key_result_id, func.max(c.c.checked_in_at)).where(
-            c.c.session_id == session_id, c.c.effective_at < before).group_by(c.c.key_result_id))
+            c.c.session_id == session_id, c.c.effective_at < before).group_by(c.c.key_result_id)).all()
         return {str(kr): at for kr, at in rows}
 
     def check_in_times(self, session_id) -> list[datetime]:

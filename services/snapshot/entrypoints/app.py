@@ -1,6 +1,7 @@
 """The snapshot service's HTTP API (internal: reached through the gateway only)."""
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import threading
@@ -42,8 +43,11 @@ def _compile(schema):
     order = tuple(key for _, key, _, _ in steps)
     reorder = bool(nested) and order[-len(nested):] != tuple(key for _, key, _, _ in nested)
     get_ordered = _getter(order)
+    exact = order if not nested and all(name == key for name, key in plain) else None
 
     def shape(obj: dict, done: dict) -> dict:
+        if exact is not None and tuple(obj) == exact:  # already the schema's shape (a delta)
+            return obj
         memo = (id(obj), id(shape))
         out = done.get(memo)
         if out is not None:
@@ -90,7 +94,7 @@ class RenderedViews:
     (a sealed week's states, each item's newest version), so this only spares re-encoding a view
     read again, and must not grow a process by the size of every week it served."""
 
-    def __init__(self, max_bytes: int = 48 * 1024 * 1024):
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024):
         self.max_bytes, self.size = max_bytes, 0
         self._items, self._lock = OrderedDict(), threading.Lock()
 
@@ -197,7 +201,35 @@ class WeekSnapshot(MethodView):
                 _RENDERED.put(key, body)
             if shared:
                 handlers.keep_rendered(key, body.decode(), uow=c.uow(), clock=c.clock)
+            del view
+            _release_freed_memory()
         return Response(body, mimetype="application/json")
+
+
+def _release_freed_memory() -> None:
+    """Hand the memory a rendered view used back to the system. A 10,000 Key Result view builds
+    over 50,000 dicts, most too large for Python's small-object allocator; glibc keeps what they
+    freed inside the process, which grew a worker by hundreds of megabytes over a few weeks read."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _large_blocks_apart() -> None:
+    """Blocks of a megabyte or more (a rendered view, a week's JSON) in their own mappings, given
+    back when freed: glibc otherwise raises this threshold as such blocks are freed, and a kept
+    view then pins the heap around it, so malloc_trim cannot return what lies below."""
+    if _LIBC is not None:
+        _LIBC.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+
+
+try:
+    _LIBC = ctypes.CDLL("libc.so.6")
+    _LIBC.malloc_trim, _LIBC.mallopt  # noqa: B018 - glibc only
+except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back this way
+    _LIBC = None
 
 
 # A week view builds tens of thousands of dicts (and rendered views are kept): with CPython's
@@ -245,6 +277,7 @@ HEALTH_REFRESH_SECONDS = 15
 
 def create_app(container: Snapshot | None = None):
     gc.set_threshold(*GC_THRESHOLDS)
+    _large_blocks_apart()
     container = container or bootstrap()
     app, api = create_base_app(__name__, title="okrsnap snapshot service", health=PipelineHealth(container))
     app.extensions["okrsnap"] = container

@@ -62,9 +62,9 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
         # ours was open, unseen by both. Whoever looks after the other's commit applies them
         # (rarely anything; the sweep would, later).
         with uow:
-            waiting = uow.repo.parked_for_known_sessions(among=outcome.sessions)
+            waiting = uow.repo.parked_for_known_sessions(among=outcome.seen)
         if waiting:
-            apply_parked(uow=uow, clock=clock, among=outcome.sessions)
+            apply_parked(uow=uow, clock=clock, among=outcome.seen)
     return outcome.fresh
 
 
@@ -72,6 +72,7 @@ def apply_events(events: list[Event], *, uow, clock, parked: bool = False) -> in
 class _Applied:
     fresh: int  # events applied that were not before
     sessions: dict  # the known Sessions among those seen, locked: id -> row
+    seen: set  # every Session of the events, known or not
     race_possible: bool  # parked an event or brought a Session
     parked: int = 0  # events parked by this batch (not counting those parked before)
 
@@ -89,7 +90,8 @@ def _apply(events: list[Event], uow, clock, *, parked: bool) -> _Applied:
             brought = True
     # Every Session seen, locked once in one statement (two workers never wait on each other
     # in a cycle): its events apply one batch at a time, and a week seals under the same lock.
-    sessions = uow.repo.lock_sessions({e.session_id for e in events})
+    seen = {e.session_id for e in events}
+    sessions = uow.repo.lock_sessions(seen)
     applied, parked_now = [], 0
     for event in fresh:
         if event.session_id not in sessions:  # its Session's event is still on its way
@@ -146,7 +148,7 @@ def _apply(events: list[Event], uow, clock, *, parked: bool) -> _Applied:
                 uow.repo.unpark(event.event_id)
     elif sessions:  # events parked for these Sessions before they were known: applied with this batch
         _apply_parked_inside(sessions, uow, clock)
-    return _Applied(len(fresh), sessions, bool(parked_now or brought), 0 if parked else parked_now)
+    return _Applied(len(fresh), sessions, seen, bool(parked_now or brought), 0 if parked else parked_now)
 
 
 def _apply_parked_inside(sessions: dict, uow, clock) -> None:
