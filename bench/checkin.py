@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from flask import Flask, jsonify, request
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -149,6 +150,37 @@ class Backends:
         return total / os.sysconf("SC_CLK_TCK")
 
 
+def raw_ratio(container, check_in, ids, count: int, block: int = 10) -> dict:
+    """The CPU of a Check-in against the raw baseline's, interleaved in blocks in one process:
+    a bare Flask route that parses the same body and inserts and commits one row (the peer
+    pipeline's request half)."""
+    raw = Flask("raw")
+    engine = container.database.engine
+
+    @raw.post("/raw/<uuid:key_result_id>")
+    def raw_check_in(key_result_id):
+        body = request.get_json()
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO check_ins (id, key_result_id, value, status, comment, checked_in_at) "
+                              "VALUES (:id, :k, :value, :status, :comment, now())"),
+                         {"id": uuid.uuid4(), "k": key_result_id, **body})
+        return jsonify(body), 201
+
+    client = raw.test_client()
+    ours = base = 0.0
+    for start in range(0, count, block):
+        cpu = time.process_time()
+        for n in range(start, start + block):
+            check_in(n)
+        ours += time.process_time() - cpu
+        cpu = time.process_time()
+        for n in range(start, start + block):
+            assert client.post(f"/raw/{ids[n % len(ids)]}", json={"value": float(n % 100), "status": "on_track",
+                                                                    "comment": "moved"}).status_code == 201
+        base += time.process_time() - cpu
+    return {"interleaved_cpu_ms": ours * 1000 / count, "raw_cpu_ms": base * 1000 / count, "cpu_ratio": ours / base}
+
+
 def run(key_results: int, weeks: int, check_ins: int) -> dict:
     with database() as url, tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({
@@ -184,7 +216,7 @@ def run(key_results: int, weeks: int, check_ins: int) -> dict:
             wire = Wire(container.database.engine, tmp)
             check_in(0)  # the pool's connection, made before counting
             wire.start()
-            profile = cProfile.Profile() if os.environ.get("OKRSNAP_BENCH_PROFILE") else None
+            profile = cProfile.Profile(time.process_time) if os.environ.get("OKRSNAP_BENCH_PROFILE") else None
             cpu, started = time.process_time(), time.perf_counter()
             if profile:
                 profile.enable()
@@ -198,6 +230,7 @@ def run(key_results: int, weeks: int, check_ins: int) -> dict:
             round_trips = wire.stop()
             out |= {"statements_per_check_in": wire.statements / check_ins,
                     "round_trips_per_check_in": round_trips / check_ins}
+            out |= raw_ratio(container, check_in, ids, check_ins)
         container.database.dispose()
         return out
 

@@ -361,7 +361,7 @@ class SqlRepository:
         self._bulk(orm.initiative_key_results, [
             {"initiative_id": i.id, "key_result_id": k, "position": n}
             for i in initiatives for n, k in enumerate(i.key_result_ids)])
-        self._bulk(orm.check_ins, [_row(orm.check_ins, c) for c in check_ins])
+        self._bulk(orm.check_ins, [c.state() for c in check_ins])  # a Check-in's state is its row
         self._bulk(orm.outbox, [{"event_id": str(e.event_id), "event_type": e.event_type, "body": observability.with_correlation(envelope(e)),
                                  "created_at": e.occurred_at, "attempts": 0} for e in events])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from shared.events import LATEST, Event
 
@@ -21,22 +22,37 @@ def _id(value) -> str | None:
     return None if value is None else str(value)
 
 
+@lru_cache(maxsize=16_384)
+def _text(value: uuid.UUID) -> str:
+    return str(value)
+
+
 def _instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat()
 
 
+@lru_cache(maxsize=16_384)
+def _key_result_ids(key_result_id, objective_id, session_id, workspace_id, owner_id) -> dict:
+    """A Key Result's ids as text: the same for each of its Check-ins (an import's 26 weeks of
+    Check-ins would otherwise format each id 26 times; str(UUID) is the costliest step here)."""
+    return {"id": str(key_result_id), "objective_id": str(objective_id), "session_id": str(session_id),
+            "workspace_id": str(workspace_id), "owner_id": _id(owner_id)}
+
+
 def checked_in_payload(entry, key_result) -> dict:
     """What KeyResultCheckedIn dumps for this Check-in and the Key Result after it."""
+    ids = _key_result_ids(key_result.id, key_result.objective_id, key_result.session_id, key_result.workspace_id,
+                          key_result.owner_id)
     return {
         "check_in": {
-            "id": str(entry.id), "key_result_id": str(entry.key_result_id), "value": float(entry.value),
+            "id": str(entry.id), "key_result_id": ids["id"], "value": float(entry.value),
             "status": entry.status, "confidence": None if entry.confidence is None else int(entry.confidence),
             "comment": entry.comment, "author_id": _id(entry.author_id), "checked_in_at": _instant(entry.checked_in_at),
         },
         "key_result": {
-            "id": str(key_result.id), "objective_id": str(key_result.objective_id),
-            "session_id": str(key_result.session_id), "workspace_id": str(key_result.workspace_id),
-            "title": key_result.title, "owner_id": _id(key_result.owner_id), "kind": key_result.kind,
+            "id": ids["id"], "objective_id": ids["objective_id"], "session_id": ids["session_id"],
+            "workspace_id": ids["workspace_id"], "title": key_result.title, "owner_id": ids["owner_id"],
+            "kind": key_result.kind,
             "start_value": float(key_result.start_value), "target_value": float(key_result.target_value),
             "current_value": float(key_result.current_value), "unit": key_result.unit, "status": key_result.status,
             "confidence": None if key_result.confidence is None else int(key_result.confidence),
@@ -55,6 +71,7 @@ def checked_in_event(entry, key_result, *, actor_id, sequence: int | None = None
 def envelope(event: Event) -> dict:
     """What Event.to_wire() gives for an event whose payload is already in wire form."""
     return {"event_id": str(event.event_id), "event_type": event.event_type, "event_version": event.event_version,
-            "occurred_at": _instant(event.occurred_at), "workspace_id": str(event.workspace_id),
-            "session_id": _id(event.session_id), "entity_id": str(event.entity_id), "sequence": event.sequence,
+            "occurred_at": _instant(event.occurred_at), "workspace_id": _text(event.workspace_id),
+            "session_id": None if event.session_id is None else _text(event.session_id), "entity_id": _text(event.entity_id),
+            "sequence": event.sequence,
             "actor_id": _id(event.actor_id), "payload": event.payload}
