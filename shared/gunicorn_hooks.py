@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from shared.observability import json_logs
@@ -25,8 +26,7 @@ def _json_logging() -> dict:
     quiet = {"level": "INFO", "handlers": ["json"], "propagate": False}
     return {
         "version": 1, "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "shared.observability.JsonFormatter",
-                                "name": os.environ.get("OKRSNAP_SERVICE", "web")}},
+        "formatters": {"json": {"()": "shared.observability.JsonFormatter", "name": _service_in_argv()}},
         "handlers": {"json": handler},
         "root": {"level": os.environ.get("OKRSNAP_LOG_LEVEL", "INFO").upper(), "handlers": ["json"]},
         "loggers": {"gunicorn.error": dict(quiet, qualname="gunicorn.error"),
@@ -34,16 +34,22 @@ def _json_logging() -> dict:
     }
 
 
-if json_logs():  # production (or OKRSNAP_LOG_FORMAT=json): one JSON object per line
-    logconfig_dict = _json_logging()
-
 
 def _service(server) -> str:
+    return _service_named([getattr(server.app, "app_uri", None) or ""])
+
+
+def _service_in_argv() -> str:
+    """Read before gunicorn has parsed its arguments (the log configuration comes with this module)."""
+    return _service_named(sys.argv)
+
+
+def _service_named(args) -> str:
     """checkin for "services.checkin.entrypoints.app:create_app()"; OKRSNAP_SERVICE otherwise."""
-    uri = getattr(server.app, "app_uri", None) or ""
-    parts = uri.split(":", 1)[0].split(".")
-    if len(parts) > 1 and parts[0] == "services":
-        return parts[1]
+    for arg in args:
+        parts = arg.split(":", 1)[0].split(".")
+        if len(parts) > 2 and parts[0] == "services" and parts[2] == "entrypoints":
+            return parts[1]
     return os.environ.get("OKRSNAP_SERVICE", "web")
 
 
@@ -76,3 +82,7 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+if json_logs():  # production (or OKRSNAP_LOG_FORMAT=json): one JSON object per line
+    logconfig_dict = _json_logging()

@@ -240,3 +240,19 @@ def test_gunicorns_master_empties_its_metrics_directory_at_start(tmp_path, monke
     server = SimpleNamespace(app=SimpleNamespace(app_uri="services.checkin.entrypoints.app:create_app()"))
     gunicorn_hooks.on_starting(server)
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(stale.parent) and not stale.exists()
+
+
+def test_gunicorn_logs_json_lines_named_after_its_service_in_production(monkeypatch):
+    import importlib
+    import sys
+
+    from shared import gunicorn_hooks
+
+    monkeypatch.setenv("OKRSNAP_LOG_FORMAT", "json")
+    monkeypatch.setattr(sys, "argv", ["gunicorn", "-c", "x.py", "services.export.entrypoints.app:create_app()"])
+    try:
+        config = importlib.reload(gunicorn_hooks).logconfig_dict
+    finally:
+        vars(gunicorn_hooks).pop("logconfig_dict", None)  # a reload keeps what the module had
+    assert config["formatters"]["json"] == {"()": "shared.observability.JsonFormatter", "name": "export"}
+    assert {"gunicorn.access", "gunicorn.error"} <= set(config["loggers"]) and config["root"]["handlers"] == ["json"]
