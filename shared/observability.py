@@ -369,6 +369,7 @@ def watch_outbox(service: str, session_factory: Callable, outbox) -> None:
                 ("okrsnap_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", labels, age)]
 
     watch(("outbox", service), read)
+    metrics().published.labels(service, "relay")  # a series at 0 from the start: rates and alerts see it
 
 
 def weeks_waiting(session, week_closes, sealed_weeks) -> tuple[int, datetime | None]:
@@ -392,6 +393,7 @@ def watch_weeks_waiting(session_factory: Callable, week_closes, sealed_weeks) ->
                  "closed week", labels, _age(datetime.now(timezone.utc), oldest))]
 
     watch(("weeks",), read)
+    _consumer_series("snapshot")
 
 
 EXPORT_STATES = ("queued", "running", "done", "failed", "cancelled", "expired")  # export.domain.model.STATUSES
@@ -409,6 +411,14 @@ def watch_export_jobs(session_factory: Callable, jobs) -> None:
                 for state in sorted(set(EXPORT_STATES) | set(counts))]
 
     watch(("export_jobs",), read)
+    _consumer_series("export")
+
+
+def _consumer_series(service: str) -> None:
+    """A consumer's counters at 0 from its start, before its first event."""
+    m = metrics()
+    for counter in (m.applied, m.duplicate, m.parked):
+        counter.labels(service, "worker")
 
 
 def queue_depths(settings) -> dict[str, tuple[int | None, int | None]]:

@@ -256,3 +256,31 @@ def test_gunicorn_logs_json_lines_named_after_its_service_in_production(monkeypa
         vars(gunicorn_hooks).pop("logconfig_dict", None)  # a reload keeps what the module had
     assert config["formatters"]["json"] == {"()": "shared.observability.JsonFormatter", "name": "export"}
     assert {"gunicorn.access", "gunicorn.error"} <= set(config["loggers"]) and config["root"]["handlers"] == ["json"]
+
+
+def test_status_names_what_is_down_and_reads_the_pipeline(tmp_path):
+    from click.testing import CliRunner
+
+    from services.cli import main as okrsnap
+    from shared.process import write_heartbeat
+    from tests.helpers import free_port
+
+    env = {"OKRSNAP_ENV": "test", "OKRSNAP_DATA_DIR": str(tmp_path / "var")}
+    env.update({f"OKRSNAP_{s.upper()}_PORT": str(free_port()) for s in ("gateway", "checkin", "snapshot", "export")})
+    assert CliRunner().invoke(okrsnap, ["migrate"], env=env).exit_code == 0
+    (tmp_path / "var" / "run").mkdir()
+    write_heartbeat(str(tmp_path / "var" / "run" / "okrsnap-workers.json"),
+                    {"process": "okrsnap-workers", "pid": os.getpid(), "ready": True, "checks": {},
+                     "metrics": "127.0.0.1:9188"})
+    result = CliRunner().invoke(okrsnap, ["status", "--json"], env=env)
+    assert result.exit_code == 1, result.output  # nothing serves HTTP
+    report = json.loads(result.output)
+    by_name = {p["name"]: p for p in report["processes"]}
+    assert by_name["gateway"]["state"] == "down" and "does not answer" in by_name["gateway"]["reason"]
+    assert by_name["okrsnap-workers"] == {"name": "okrsnap-workers", "state": "running", "ready": True,
+                                          "metrics": "127.0.0.1:9188", "reason": ""}
+    assert report["pipeline"]["outbox.checkin"] == {"unsent": 0, "oldest_seconds": 0.0}
+    assert report["pipeline"]["parked_events"] == 0
+    assert report["pipeline"]["weeks_waiting_to_seal"] == {"count": 0, "oldest_ended_at": None}
+    table = CliRunner().invoke(okrsnap, ["status"], env=env).output
+    assert "okrsnap-workers   running   yes" in table and "outbox.checkin: unsent 0" in table
