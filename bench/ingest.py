@@ -45,10 +45,9 @@ class Okrsnap:
     def client(self) -> requests.Session:
         return self.stack.http()
 
-    def post(self, http: requests.Session, key_result: str, comment: str) -> bool:
-        response = http.post(f"{self.stack.api}/key-results/{key_result}/check-ins", timeout=60,
-                             json={"value": 50.0, "status": "on_track", "confidence": 7, "comment": comment})
-        return response.status_code == 201
+    def post(self, http: requests.Session, key_result: str, comment: str) -> requests.Response:
+        return http.post(f"{self.stack.api}/key-results/{key_result}/check-ins", timeout=60,
+                         json={"value": 50.0, "status": "on_track", "confidence": 7, "comment": comment})
 
     def applied(self) -> int:
         return self.stack.database.query("SELECT count(*) FROM snapshot.check_ins WHERE session_id = %s",
@@ -73,9 +72,8 @@ class Peer:
         return requests.Session()
 
     def post(self, http, key_result, comment):
-        response = http.post(f"{self.peer.base}/checkins", json={"key_result_id": key_result, "value": 50.0,
-                                                                 "comment": comment}, timeout=60)
-        return response if response.status_code == 201 else None
+        return http.post(f"{self.peer.base}/checkins", json={"key_result_id": key_result, "value": 50.0,
+                                                             "comment": comment}, timeout=60)
 
     def applied(self) -> int:
         return self.peer.applied()
@@ -110,8 +108,8 @@ def _load(side, duration: float, rate: float | None = None, probe: bool = False)
                 key_result, owner = rng.choice(side.key_results)
                 comment = f"bench {uuid.uuid4().hex}"
                 response = side.post(http, key_result, comment)
-                if not response:
-                    errors.append(f"post failed on connection {n}")
+                if response.status_code != 201:
+                    errors.append(f"{response.status_code} on connection {n}: {response.text[:200]}")
                     continue
                 accepted[n] += 1
                 if probe and n == 0:  # the probe connection waits for its Check-in to show

@@ -59,6 +59,14 @@ def create_app():
 
     app = Flask("peer")
 
+    @app.errorhandler(Exception)
+    def _reconnect(exc):
+        # A broken connection (the shared server restarting a backend, a full server) would
+        # otherwise fail every later request of this thread: start afresh on the next one.
+        _local.pid = None
+        app.logger.exception("peer request failed")
+        return {"error": repr(exc)}, 503
+
     @app.post("/checkins")
     def post():
         body = request.get_json()
@@ -126,7 +134,7 @@ class PeerStack:
         exchange, queue = _entities(self.namespace)
         with Connection(BROKER) as conn:
             queue(conn.channel()).declare()
-        log = open(os.devnull, "w")  # noqa: SIM115 - the children hold it
+        log = open(f"/tmp/{self.namespace}.log", "w")  # noqa: SIM115 - the children hold it; removed on close
         self.processes.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.web_workers),
              "--threads", str(self.threads), "--log-level", "warning", "bench.peer:create_app()"],
@@ -176,6 +184,11 @@ class PeerStack:
             finally:
                 exchange, queue = _entities(self.namespace)
                 delete_broker_entities(self.namespace, [queue.name], [exchange.name])
+                log = f"/tmp/{self.namespace}.log"
+                if os.path.exists(log) and "Traceback" in open(log).read():
+                    print(f"  the peer logged errors (kept in {log})", flush=True)
+                else:
+                    os.unlink(log)
 
 
 if __name__ == "__main__":
