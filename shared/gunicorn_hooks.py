@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from shared.observability import json_logs
@@ -64,7 +65,11 @@ def on_starting(server) -> None:
     service = _service(server)
     directory = _metrics_root() / service
     shutil.rmtree(directory, ignore_errors=True)  # samples of an earlier run would count again
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:  # a read-only data directory must not keep the service from starting
+        directory = Path(tempfile.mkdtemp(prefix=f"okrsnap-metrics-{service}-"))
+        log.warning("metrics directory not writable (%s); using %s", exc.strerror or exc, directory)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # inherited by every worker
 
 

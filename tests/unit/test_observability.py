@@ -233,7 +233,7 @@ def test_gunicorns_master_empties_its_metrics_directory_at_start(tmp_path, monke
     from shared import gunicorn_hooks
 
     monkeypatch.setenv("OKRSNAP_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "restored-after-the-test")  # on_starting sets it
     stale = tmp_path / "metrics" / "checkin" / "counter_1.db"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"an earlier run")
@@ -284,3 +284,15 @@ def test_status_names_what_is_down_and_reads_the_pipeline(tmp_path):
     assert report["pipeline"]["weeks_waiting_to_seal"] == {"count": 0, "oldest_ended_at": None}
     table = CliRunner().invoke(okrsnap, ["status"], env=env).output
     assert "okrsnap-workers   running   yes" in table and "outbox.checkin: unsent 0" in table
+
+
+def test_a_read_only_data_directory_does_not_stop_gunicorn(tmp_path, monkeypatch):
+    from shared import gunicorn_hooks
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("OKRSNAP_METRICS_DIR", str(blocked))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "restored-after-the-test")  # on_starting sets it
+    gunicorn_hooks.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri="services.export.entrypoints.app:x")))
+    assert os.path.isdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert "okrsnap-metrics-export-" in os.environ["PROMETHEUS_MULTIPROC_DIR"]
