@@ -29,3 +29,13 @@ def test_the_direct_wire_form_is_what_marshmallow_makes(kind, value, confidence,
     assert wire.envelope(fast) | {"event_id": None} == slow.to_wire() | {"event_id": None}
     assert fast.to_wire() == wire.envelope(fast)
     assert decode(wire.envelope(fast)).load_payload()["key_result"]["current_value"] == float(value)
+
+
+def test_a_key_result_created_event_is_what_marshmallow_makes():
+    key_result = KeyResult(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "Revenue", 100, 50, 80,
+                           unit="k€", owner_id=None, confidence=None, weight=0.5)
+    at = datetime(2026, 10, 5, 9, tzinfo=BERLIN)
+    fast = wire.key_result_event("checkin.key_result.created", key_result, at=at, actor_id=None, sequence=3)
+    slow = Event.new("checkin.key_result.created", occurred_at=at, workspace_id=key_result.workspace_id,
+                     session_id=key_result.session_id, entity_id=key_result.id, sequence=3, payload=key_result.state())
+    assert wire.envelope(fast) | {"event_id": None} == slow.to_wire() | {"event_id": None}

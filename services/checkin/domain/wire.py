@@ -1,4 +1,5 @@
-"""The `checkin.key_result.checked_in` event in its wire form, built directly.
+"""The `checkin.key_result.checked_in` event (and the Key Result's own events) in wire form,
+built directly.
 
 The most frequent event (every Check-in, and most of a history import's events). Event.new
 validates a payload by dumping, loading and dumping it again with marshmallow: about 0.3 ms
@@ -39,26 +40,30 @@ def _key_result_ids(key_result_id, objective_id, session_id, workspace_id, owner
             "workspace_id": str(workspace_id), "owner_id": _id(owner_id)}
 
 
-def checked_in_payload(entry, key_result) -> dict:
-    """What KeyResultCheckedIn dumps for this Check-in and the Key Result after it."""
+def key_result_state(key_result) -> dict:
+    """What KeyResultState dumps for this Key Result."""
     ids = _key_result_ids(key_result.id, key_result.objective_id, key_result.session_id, key_result.workspace_id,
                           key_result.owner_id)
+    return ids | {
+        "title": key_result.title, "kind": key_result.kind,
+        "start_value": float(key_result.start_value), "target_value": float(key_result.target_value),
+        "current_value": float(key_result.current_value), "unit": key_result.unit, "status": key_result.status,
+        "confidence": None if key_result.confidence is None else int(key_result.confidence),
+        "weight": float(key_result.weight), "progress": float(key_result.progress),
+        "version": int(key_result.version), "removed": key_result.removed_at is not None,
+    }
+
+
+def checked_in_payload(entry, key_result) -> dict:
+    """What KeyResultCheckedIn dumps for this Check-in and the Key Result after it."""
+    state = key_result_state(key_result)
     return {
         "check_in": {
-            "id": str(entry.id), "key_result_id": ids["id"], "value": float(entry.value),
+            "id": str(entry.id), "key_result_id": state["id"], "value": float(entry.value),
             "status": entry.status, "confidence": None if entry.confidence is None else int(entry.confidence),
             "comment": entry.comment, "author_id": _id(entry.author_id), "checked_in_at": _instant(entry.checked_in_at),
         },
-        "key_result": {
-            "id": ids["id"], "objective_id": ids["objective_id"], "session_id": ids["session_id"],
-            "workspace_id": ids["workspace_id"], "title": key_result.title, "owner_id": ids["owner_id"],
-            "kind": key_result.kind,
-            "start_value": float(key_result.start_value), "target_value": float(key_result.target_value),
-            "current_value": float(key_result.current_value), "unit": key_result.unit, "status": key_result.status,
-            "confidence": None if key_result.confidence is None else int(key_result.confidence),
-            "weight": float(key_result.weight), "progress": float(key_result.progress),
-            "version": int(key_result.version), "removed": key_result.removed_at is not None,
-        },
+        "key_result": state,
     }
 
 
@@ -66,6 +71,12 @@ def checked_in_event(entry, key_result, *, actor_id, sequence: int | None = None
     """The event, its payload already in wire form (what Event.new would have kept)."""
     return Event(uuid.uuid4(), CHECKED_IN, CHECKED_IN_VERSION, entry.checked_in_at, key_result.workspace_id,
                  key_result.id, checked_in_payload(entry, key_result), key_result.session_id, sequence, actor_id)
+
+
+def key_result_event(name: str, key_result, *, at: datetime, actor_id, sequence: int | None = None) -> Event:
+    """An event whose payload is the Key Result's state (`checkin.key_result.created`, ...)."""
+    return Event(uuid.uuid4(), name, LATEST[name], at, key_result.workspace_id, key_result.id,
+                 key_result_state(key_result), key_result.session_id, sequence, actor_id)
 
 
 def envelope(event: Event) -> dict:

@@ -559,6 +559,10 @@ class _History:
 
     def add(self, kind: str, item, name: str, at: datetime) -> None:
         self.items[kind].append(item)
+        if kind == "key_results":  # the most numerous items: their state in wire form directly
+            self.event(wire.key_result_event(name, item, at=at, actor_id=_actor(self.principal),
+                                             sequence=self.next_sequence()))
+            return
         self.event(Event.new(name, occurred_at=at, workspace_id=self.session.workspace_id,
                              session_id=self.session.id, entity_id=item.id, sequence=self.next_sequence(),
                              actor_id=_actor(self.principal), payload=item.state()))
