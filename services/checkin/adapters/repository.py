@@ -87,7 +87,7 @@ def _save_check_in():
     added = insert(c).from_select(
         [col.name for col in c.c], select(*[bindparam(f"c_{col.name}", type_=col.type) for col in c.c])
         .select_from(saved)).cte("added")
-    # Constants as SQL text: an anonymous bound literal in an added CTE is left without its value.
+    # Constants as SQL text, so the statement's parameters are exactly those save_check_in passes.
     body = literal_column("""'{"sequence": '""", Text) + cast(sequence.c.last_sequence, Text) + \
         bindparam("o_body_rest", type_=Text())
     published = insert(out).from_select(
