@@ -241,12 +241,13 @@ GC_THRESHOLDS = (100_000, 50, 100)
 
 class PipelineHealth:
     """/healthz's view of the pipeline: parked events (the oldest), and the dead-letter queue's
-    depth, read by a background thread every HEALTH_REFRESH_SECONDS (a broker that is away must
-    not slow the health check down)."""
+    depth, read by a background thread every HEALTH_REFRESH_SECONDS (a broker or database that
+    is away must not slow the health check down, and /healthz reads no database: issue 14)."""
 
     def __init__(self, container: Snapshot):
         self.container = container
         self.dead_letters: int | None = None
+        self.parked = {"parked_events": None, "oldest_parked_at": None}
         self._lock = threading.Lock()
         self._pid: int | None = None
 
@@ -254,6 +255,10 @@ class PipelineHealth:
         from shared.deadletters import depth
 
         while True:
+            try:
+                self.parked = handlers.pipeline_health(uow=self.container.uow())
+            except Exception:  # noqa: BLE001 - unknown while the database is away
+                self.parked = {"parked_events": None, "oldest_parked_at": None}
             try:
                 self.dead_letters = depth(self.container.settings)
             except Exception:  # noqa: BLE001 - unknown while the broker is away
@@ -265,11 +270,7 @@ class PipelineHealth:
             if self._pid != os.getpid():  # after gunicorn's fork: a thread of this process
                 self._pid = os.getpid()
                 threading.Thread(target=self._refresh, daemon=True).start()
-        try:
-            parked = handlers.pipeline_health(uow=self.container.uow())
-        except Exception:  # noqa: BLE001 - the database is away: say so, stay quick
-            parked = {"parked_events": None, "oldest_parked_at": None}
-        return {**parked, "dead_letters": self.dead_letters}
+        return {**self.parked, "dead_letters": self.dead_letters}
 
 
 HEALTH_REFRESH_SECONDS = 15
