@@ -161,3 +161,30 @@ def test_an_event_parked_while_its_session_committed_elsewhere_is_applied_after_
     with store.uow() as uow:
         assert uow.repo.parked_count() == 0, "applied right after the commit, not left for the sweep"
         assert uow.repo.processed_among([check_in.event_id]) == {str(check_in.event_id)}
+
+
+def test_a_shared_sealed_view_never_shows_a_private_objective_to_whom_it_is_hidden(tmp_path):
+    import dataclasses
+
+    from tests.integration.test_weekly_review import NOW
+
+    store = _store(tmp_path, EVENTS)
+    objective = next(e for e in EVENTS if e.event_type == "checkin.objective.created")
+    store.apply(dataclasses.replace(  # made private today: hidden in every week, sealed ones too
+        objective, event_id=uuid.uuid4(), event_type="checkin.objective.updated", occurred_at=NOW,
+        sequence=max(e.sequence for e in EVENTS) + 1,
+        payload=dict(objective.payload, private=True, visible_to=[], version=objective.payload["version"] + 1)))
+    from services.snapshot.entrypoints.app import create_app
+    from tests.helpers import internal_headers
+
+    app = create_app(store).test_client()
+    path = f"/sessions/{IDS['session']}/snapshots/2026-W44"
+
+    def titles(user, role):
+        view = app.get(path, headers=internal_headers(store.settings, "snapshot", user, {WS: role})).json
+        return [o["title"] for o in view["objectives"]]
+
+    assert titles(uuid.uuid4(), "admin") == ["Grow"]  # rendered first, for everyone who sees everything
+    assert titles(BOB, "member") == []
+    assert titles(ANN, "viewer") == ["Grow"]  # its owner
+    assert titles(BOB, "member") == []  # served again from what was rendered for him

@@ -534,21 +534,20 @@ def week_view_key(principal: Principal, session_id, week_label: str, owner: str,
         session, weeks = _session_and_weeks(uow, principal, session_id)
         week = _week(session, weeks, week_label)
         starts_at, ends_at = week.bounds(session["timezone"])
-        applied = uow.repo.applied_count(session_id)
+        now = clock.now()
+        live = starts_at <= now < ends_at
+        everything = _audience(uow, principal, session) is None
+        applied = uow.repo.applied_count(session_id) if live or not everything else None
         # Who reads it: whoever may see everything of the Session (owners, admins, anyone while no
         # Objective is private) shares one view; anyone else's is their own, rendered again after
         # any event (privacy, owners, parents and canvases may have changed with it).
-        if _audience(uow, principal, session) is None:
-            audience = ("everything",)
-        else:
-            audience = (str(principal.user_id), applied)
+        audience = ("everything",) if everything else (str(principal.user_id), applied)
         common = (str(session_id), week.label, owner, audience, session["version"])
         seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
         if seal is not None:
             late = len(uow.repo.late_amendments(session_id, starts_at, ends_at))
             return ("sealed", *common, seal["content_hash"], late, tuple(uow.repo.saved_weeks(session_id)))
-        now = clock.now()
-        if starts_at <= now < ends_at:
+        if live:
             return ("live", *common, applied, int(now.timestamp() // LIVE_VIEW_SECONDS))
     return None
 
