@@ -14,7 +14,7 @@ from services.gateway.adapters.upstream import Upstream
 from services.gateway.bootstrap import bootstrap
 from services.gateway.entrypoints.app import CSRF_HEADER, SESSION_COOKIE, create_app
 from services.gateway.service_layer import handlers
-from shared import tokens
+from shared import observability, tokens
 from shared.clock import FixedClock, SystemClock
 from tests.conftest import make_settings
 
@@ -180,7 +180,9 @@ def test_spoofed_identity_headers_change_nothing_and_are_never_forwarded(stack):
     response = stack.client.get(stack.sessions_url(), headers={**spoofed, **stack.bearer("member@example.com")})
     assert response.status_code == 200
     _, _, forwarded = stack.container.upstream.calls[-1]
-    assert set(forwarded) <= {"Content-Type", "Accept", "If-Match", "If-None-Match", tokens.INTERNAL_HEADER}
+    # the correlation id the gateway itself sets (shared.observability) is no identity
+    assert set(forwarded) <= {"Content-Type", "Accept", "If-Match", "If-None-Match", tokens.INTERNAL_HEADER,
+                              observability.REQUEST_ID_HEADER}
     claims = tokens.verify(stack.container.settings.internal_secret, forwarded[tokens.INTERNAL_HEADER],
                            typ=tokens.INTERNAL, audience=tokens.internal_audience("checkin"))
     assert claims["sub"] == str(member.id) and claims["ws"] == {str(stack.workspace.id): "viewer"}
