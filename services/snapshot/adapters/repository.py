@@ -353,9 +353,11 @@ class SnapshotRepository:
 def _grouped(rows, *, keep_removed: bool) -> dict[str, list[dict]]:
     """(entity type, state as JSON text) rows as states by type. One decode for all rows: far
     cheaper than decoding each row's JSON on its own."""
-    states = orjson.loads("[" + ",".join(row.state for row in rows) + "]")
+    kinds, texts = zip(*rows) if rows else ((), ())
+    states = orjson.loads("[" + ",".join(texts) + "]")
     out: dict[str, list[dict]] = {"objective": [], "key_result": [], "initiative": []}
-    for row, state in zip(rows, states):
+    add = {kind: out.setdefault(kind, []).append for kind in set(kinds)}
+    for kind, state in zip(kinds, states):
         if keep_removed or not state.get("removed"):
-            out.setdefault(row.entity_type, []).append(state)
+            add[kind](state)
     return out
