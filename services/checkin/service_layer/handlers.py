@@ -548,6 +548,7 @@ class _History:
 
     def __init__(self, repo, session: Session, principal: Principal):
         self.repo, self.session, self.principal = repo, session, principal
+        self.actor = _actor(principal)  # parsed once, not once per event
         self.sequence = 0
         self.items: dict[str, list] = {"objectives": [], "key_results": [], "initiatives": [], "check_ins": []}
         self.events: list[Event] = []
@@ -560,21 +561,21 @@ class _History:
     def add(self, kind: str, item, name: str, at: datetime) -> None:
         self.items[kind].append(item)
         if kind == "key_results":  # the most numerous items: their state in wire form directly
-            self.event(wire.key_result_event(name, item, at=at, actor_id=_actor(self.principal),
+            self.event(wire.key_result_event(name, item, at=at, actor_id=self.actor,
                                              sequence=self.next_sequence()))
             return
         self.event(Event.new(name, occurred_at=at, workspace_id=self.session.workspace_id,
                              session_id=self.session.id, entity_id=item.id, sequence=self.next_sequence(),
-                             actor_id=_actor(self.principal), payload=item.state()))
+                             actor_id=self.actor, payload=item.state()))
 
     def check_in(self, key_result: KeyResult, at: datetime, *, value: float, status: str,
                  confidence: int | None = None, comment: str = "", author_id=None) -> None:
         """`author_id`: who made it (a member, checked by the caller); default the importer."""
         entry = key_result.check_in(value=value, status=status, confidence=confidence, comment=comment,
-                                    author_id=author_id or _actor(self.principal), at=at)
+                                    author_id=author_id or self.actor, at=at)
         key_result.check_ins.clear()  # written with this batch, not with the Key Result
         self.items["check_ins"].append(entry)
-        self.event(wire.checked_in_event(entry, key_result, actor_id=_actor(self.principal),
+        self.event(wire.checked_in_event(entry, key_result, actor_id=self.actor,
                                          sequence=self.next_sequence()))
 
     def event(self, event: Event) -> None:
