@@ -188,3 +188,5 @@ def test_a_shared_sealed_view_never_shows_a_private_objective_to_whom_it_is_hidd
     assert titles(BOB, "member") == []
     assert titles(ANN, "viewer") == ["Grow"]  # its owner
     assert titles(BOB, "member") == []  # served again from what was rendered for him
+    with store.database.engine.connect() as conn:  # only the view everyone who sees everything shares
+        assert conn.execute(select(func.count()).select_from(orm.rendered_views)).scalar_one() == 1

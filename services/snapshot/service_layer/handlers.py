@@ -529,7 +529,7 @@ def week_view_key(principal: Principal, session_id, week_label: str, owner: str,
     A sealed week: the Session's version, its seal, the late amendments listed on it since and
     the saved weeks (its neighbours and baseline). The live week: the events applied so far,
     within a minute (the stale signal moves with the clock). Checks access like the view itself.
-    A key whose first element is "sealed" may be shared by every process (keep_rendered)."""
+    A key whose first element is "sealed" is shared by every process (keep_rendered)."""
     with uow:
         session, weeks = _session_and_weeks(uow, principal, session_id)
         week = _week(session, weeks, week_label)
@@ -546,7 +546,10 @@ def week_view_key(principal: Principal, session_id, week_label: str, owner: str,
         seal = next((s for s in uow.repo.seals(session_id) if s["week"] == week.label), None)
         if seal is not None:
             late = len(uow.repo.late_amendments(session_id, starts_at, ends_at))
-            return ("sealed", *common, seal["content_hash"], late, tuple(uow.repo.saved_weeks(session_id)))
+            # Shared by every process only where one view serves many readers: a reader's own
+            # view of a 10,000 Key Result week is megabytes, and is theirs until the next event.
+            return ("sealed" if everything else "sealed-own", *common, seal["content_hash"], late,
+                    tuple(uow.repo.saved_weeks(session_id)))
         if live:
             return ("live", *common, applied, int(now.timestamp() // LIVE_VIEW_SECONDS))
     return None
