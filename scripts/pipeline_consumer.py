@@ -42,7 +42,10 @@ from shared.settings import Settings  # noqa: E402
 
 DB_SERVER = os.environ.get("OKRSNAP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BROKER = os.environ.get("OKRSNAP_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-PREFETCH = 50
+# The snapshot worker's prefetch unless given; the raw consumer uses the same.
+PREFETCH = int(os.environ.get("PIPELINE_PREFETCH", 0)) or __import__(
+    "services.snapshot.entrypoints.worker", fromlist=["PREFETCH"]).PREFETCH
+BATCH = int(os.environ.get("PIPELINE_BATCH", 0))  # 0: the consumer's own default (half the prefetch)
 
 
 class Everyone:
@@ -193,6 +196,8 @@ def consumer_round(tmp: Path, dbs: Databases, setup, events, *, noop: bool) -> t
         publish_bodies(exchange, bodies, [e.event_type for e in events])
         wait_ready(topology_for(settings).queue_name("snapshot", "events"), len(bodies))
         consumer = store.consumer(prefetch_count=PREFETCH)
+        if BATCH:
+            consumer.batch_size = min(BATCH, consumer.prefetch_count)
         if noop:
             consumer.handle_batch = lambda batch: len(batch)
             consumer.handle = lambda event: True
@@ -352,6 +357,8 @@ def main() -> None:
     parser.add_argument("--krs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=("consumer", "relay", "latency"), action="append")
+    parser.add_argument("--skip", choices=("raw", "noop", "consumer"), action="append", default=[],
+                        help="leave a consumer variant out (e.g. to profile one)")
     parser.add_argument("--latency-events", type=int, default=200)
     parser.add_argument("--latency-gap", type=float, default=0.02, help="mean seconds between Check-ins")
     parser.add_argument("--relay-option", action="append", default=[],
@@ -370,13 +377,18 @@ def main() -> None:
                     from shared.events import EventSigner
                     signer = EventSigner("bench-event-signing-key-0123456789abcdef")
                     bodies = [json.dumps(signer.sign(e.to_wire())).encode() for e in events]
-                    runs["raw"].append(raw_round(bodies, [e.event_type for e in events]))
-                    runs["noop"].append(consumer_round(tmp, dbs, setup, events, noop=True))
-                    runs["consumer"].append(consumer_round(tmp, dbs, setup, events, noop=False))
+                    if "raw" not in args.skip:
+                        runs["raw"].append(raw_round(bodies, [e.event_type for e in events]))
+                    if "noop" not in args.skip:
+                        runs["noop"].append(consumer_round(tmp, dbs, setup, events, noop=True))
+                    if "consumer" not in args.skip:
+                        runs["consumer"].append(consumer_round(tmp, dbs, setup, events, noop=False))
                 n = args.events
                 print(f"consumer: {n} check-in events, {args.krs} KRs, prefetch {PREFETCH}, {args.rounds} rounds "
                       "(median; ratio = median of per-round ratios)")
                 for name, values in runs.items():
+                    if not values or not runs["raw"]:
+                        continue
                     rates = [n / w for w, _ in values]
                     ratios = [(n / w) / (n / rw) for (w, _), (rw, _) in zip(values, runs["raw"])]
                     print(f"  {name:9s} {median(rates):8,.0f} ev/s  ratio {median(ratios):.2f}  "

@@ -240,3 +240,30 @@ def test_the_embedded_broker_runs_on_okrsnaps_transport_which_polls_less_when_qu
     assert slept == [pytest.approx(EmbeddedTransport.IDLE_POLLING - 0.02)]
     assert transport.polling_interval == EmbeddedTransport.IDLE_POLLING
     connection.release()
+
+
+def test_a_raw_message_is_parsed_by_the_consumer_and_what_does_not_parse_is_dead_lettered():
+    import json
+
+    from kombu.exceptions import ContentDisallowed
+
+    calls = []
+    consumer = _consumer(calls.append)
+    good = FakeMessage(body=json.dumps(_wire()).encode())
+    consumer.on_raw_message(good)
+    assert good.outcome == "ack" and len(calls) == 1 and consumer.dead_lettered == []
+    broken = FakeMessage(body=b'{"event_id": ')
+    consumer.on_raw_message(broken)
+    assert broken.outcome == "ack" and consumer.dead_lettered[-1].startswith("undecodable body")
+    huge = FakeMessage(body=b"[" * (messaging.MAX_EVENT_BYTES + 1))  # refused before any parsing
+    consumer.on_raw_message(huge)
+    assert huge.outcome == "ack" and "exceeds the limit" in consumer.dead_lettered[-1]
+    pickled = FakeMessage(body=b"\x80\x04")
+    pickled.content_type = "application/x-python-serialize"
+
+    def refuse():  # what kombu's decode does with a content type outside the accept list
+        raise ContentDisallowed("Refusing to deserialize untrusted content of type pickle")
+
+    pickled.decode = refuse
+    consumer.on_raw_message(pickled)
+    assert pickled.outcome == "ack" and "untrusted content" in consumer.dead_lettered[-1] and len(calls) == 1

@@ -19,6 +19,11 @@ PARKED_MAX_SECONDS = float(os.environ.get("OKRSNAP_PARKED_MAX_SECONDS", 3600))
 # How long after its end an unsealed week may wait on a gap in its Session's sequence before the
 # worker says so in its log (an event lost upstream, or stuck in a dead-letter queue).
 SEAL_GAP_WARN_SECONDS = float(os.environ.get("OKRSNAP_SEAL_GAP_WARN_SECONDS", 900))
+# Unacked deliveries a worker holds; batches are half of it (shared.messaging.EventConsumer). A
+# batch's transaction costs about the same whatever its size, so draining a backlog in batches
+# of 200 instead of 50 roughly halves the cost per event; a quiet queue still closes a batch
+# within 20 ms of its last message.
+PREFETCH = int(os.environ.get("OKRSNAP_SNAPSHOT_PREFETCH", 400))
 
 
 def dead_letter_publisher(container: Snapshot) -> DeadLetterPublisher:
@@ -54,7 +59,7 @@ def run(stop: threading.Event) -> None:
     recover_embedded_deliveries(container.settings, "snapshot", "events", container.database.session,
                                 orm.processed_events)
     observability.watch_weeks_waiting(container.database.session, orm.week_closes, orm.sealed_weeks)
-    consumer = container.consumer()
+    consumer = container.consumer(prefetch_count=PREFETCH)
     threading.Thread(target=lambda: (stop.wait(), setattr(consumer, "should_stop", True)), daemon=True).start()
     threading.Thread(target=sweep, daemon=True).start()
     consumer.run()
