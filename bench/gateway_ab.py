@@ -2,7 +2,7 @@
 in one run (issue 13). Each side is the gateway's Flask app in a process of its own on its own
 PostgreSQL database, forwarding to one stub service in this process (so the service's work is
 never counted): a week view of about 5 MB with owner and author ids (named by the gateway), a
-small GET, and a Check-in POST. Per request: the side's process CPU time (median of blocks,
+small GET, and a Check-in POST (by the owner of its Key Result). Per request: the side's process CPU time (median of blocks,
 blocks of the two sides alternating) and its wall time.
 
     python -m bench.gateway_ab [COMMIT]      (default 6c2a974, before issue 13's gateway work)
@@ -12,6 +12,7 @@ bench/ and only what both trees have.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import statistics
@@ -62,8 +63,12 @@ class _Stub(BaseHTTPRequestHandler):
         self._answer(200, self.bodies["view"] if "/snapshots/" in self.path else self.bodies["small"])
 
     def do_POST(self):  # noqa: N802
+        """A Check-in recorded by the requester on their own Key Result (as the check-in service
+        answers it): the requester is read from the internal token, unverified."""
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self._answer(201, self.bodies["check_in"])
+        claims = self.headers.get("X-Okrsnap-Internal-Token", "..").split(".")[1]
+        requester = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sub"]
+        self._answer(201, self.bodies["check_in"].replace(b"REQUESTER", requester.encode()))
 
     def log_message(self, *args):
         pass
@@ -118,8 +123,9 @@ def run(commit: str = "6c2a974") -> dict:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(before_tree)], input=archive, check=True)
     _Stub.bodies = {"view": week_view(), "small": json.dumps({"months": [], "owner_id": str(uuid.uuid4())}).encode(),
-                    "check_in": json.dumps({"id": str(uuid.uuid4()), "value": 50, "author_id": str(uuid.uuid4()),
-                                            "status": "on_track", "comment": "bench"}).encode()}
+                    "check_in": json.dumps({"check_in": {"id": str(uuid.uuid4()), "value": 50, "author_id": "REQUESTER",
+                                                         "status": "on_track", "comment": "bench"},
+                                            "key_result": {"id": str(uuid.uuid4()), "owner_id": "REQUESTER"}}).encode()}
     stub = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     threading.Thread(target=stub.serve_forever, daemon=True).start()
     service_url = f"http://127.0.0.1:{stub.server_address[1]}"
