@@ -1,7 +1,7 @@
 """Issue 14's signals: metrics (prometheus-client), logs with a correlation id, readiness.
 
 Metrics are served on a port of their own per process (never through the gateway): the address
-comes from settings.metrics_address(). Under gunicorn the workers write their samples into
+comes from shared.settings.metrics_host() and metrics_port(). Under gunicorn the workers write their samples into
 PROMETHEUS_MULTIPROC_DIR and the master serves the sum (shared/gunicorn_hooks.py); relays and
 workers serve their own registry. Gauges that read a database are computed when scraped.
 
