@@ -238,6 +238,18 @@ def test_the_gateway_adds_names_to_json_answers_of_flagged_routes_only(stack):
     assert [o["owner_name"] for o in week.json["objectives"]] == ["Ada Lovelace", "lead"]
     assert week.json["check_ins"][0]["author_name"] is None
 
+    # A week view above BIG_ANSWER is named from the Workspace's members: the same names
+    other, _ = handlers.add_user(handlers.AddUser("eve@example.com", PASSWORD, "Elsewhere", "owner", "Eve"),
+                                 uow=stack.container.uow(), clock=stack.container.clock)
+    big = {"session": {"workspace_id": str(stack.workspace.id)},
+           "objectives": [{"owner_id": str(member.id), "title": "x" * 100}] * 3000
+           + [{"owner_id": str(other.id)}, {"owner_id": None}, {"owner_id": str(stack.owner.id)}]}
+    stack.container.upstream.answer = (200, big)
+    week = stack.client.get(f"{API}/sessions/{uuid.uuid4()}/snapshots/2026-W48", headers=headers)
+    assert len(week.data) > handlers.BIG_ANSWER
+    assert [o["owner_name"] for o in week.json["objectives"][-4:]] == ["Ada Lovelace", None, None, "lead"]
+    stack.container.upstream.answer = (200, copy.deepcopy(answer))
+
     calendar = stack.client.get(f"{API}/sessions/{uuid.uuid4()}/snapshots", headers=headers)
     assert json.loads(calendar.data) == answer  # not flagged: passed on as the service said
 

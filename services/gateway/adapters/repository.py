@@ -114,11 +114,17 @@ class IdentityRepository:
         Workspaces: one query."""
         if not workspace_ids or not user_ids:
             return {}
-        rows = self.db.execute(
-            select(orm.users.c.id, orm.users.c.display_name, orm.users.c.email).distinct()
-            .join(orm.memberships, orm.memberships.c.user_id == orm.users.c.id)
-            .where(orm.memberships.c.workspace_id.in_(list(workspace_ids)), orm.users.c.id.in_(list(user_ids))))
-        return {r.id: (r.display_name, r.email) for r in rows}
+        return self.member_names(workspace_ids, among=user_ids)
+
+    def member_names(self, workspace_ids, *, among=None) -> dict:
+        """{user id: (display name, email)} of every member of these Workspaces (or only those
+        `among` these users): one query."""
+        query = (select(orm.users.c.id, orm.users.c.display_name, orm.users.c.email).distinct()
+                 .join(orm.memberships, orm.memberships.c.user_id == orm.users.c.id)
+                 .where(orm.memberships.c.workspace_id.in_(list(workspace_ids))))
+        if among is not None:
+            query = query.where(orm.users.c.id.in_(list(among)))
+        return {r.id: (r.display_name, r.email) for r in self.db.execute(query)}
 
     def workspace_by_name(self, name: str) -> Workspace | None:
         row = self.db.execute(select(orm.workspaces).where(orm.workspaces.c.name == name)
