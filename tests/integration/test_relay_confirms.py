@@ -49,15 +49,15 @@ def test_a_batch_is_confirmed_together_and_only_what_the_broker_took_is_sent(pg_
         _outbox(container, first)
         assert relay.run_once() == 30  # 30 publishes, one wait for their confirms
 
-        # The queue now takes about one more message and refuses (nacks) the rest; a row with a
-        # routing key nothing is bound to comes back (basic.return).
+        # The queue now takes one more message and refuses (nacks) the rest (a classic queue: a
+        # quorum queue applies its length limit a little late); a row with a routing key nothing
+        # is bound to comes back (basic.return).
         name = topology.queue_name("export", "jobs")
         with broker_connection(pg_settings) as connection:
             channel = connection.channel()
             channel.queue_delete(name)
             Queue(name, topology.exchange("export"), routing_key="export.job.requested", durable=True,
-                  queue_arguments={"x-queue-type": "quorum", "x-overflow": "reject-publish",
-                                   "x-max-length": 1})(channel).declare()
+                  queue_arguments={"x-overflow": "reject-publish", "x-max-length": 1})(channel).declare()
         routed = [_requested() for _ in range(6)]
         nowhere = _requested("export.job.nowhere")
         _outbox(container, [routed[0], nowhere, *routed[1:]])
@@ -66,10 +66,9 @@ def test_a_batch_is_confirmed_together_and_only_what_the_broker_took_is_sent(pg_
         with broker_connection(pg_settings) as connection:
             queued = connection.channel().queue_declare(name, passive=True).message_count
         sent = [e for e in routed if rows[str(e.event_id)][0]]
-        assert sent_now == len(sent) == queued  # sent = what the queue holds, nothing more
+        assert sent_now == len(sent) == queued == 1  # sent = what the queue holds, nothing more
         assert rows[str(routed[0].event_id)] == (True, 1, None)
-        refused = [e for e in routed if e not in sent]
-        assert refused, "the full queue refused some"
+        refused = routed[1:]
         for event in (*refused, nowhere):
             was_sent, attempts, error = rows[str(event.event_id)]
             assert not was_sent and attempts == 1 and "nacked" in error
