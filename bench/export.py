@@ -25,6 +25,7 @@ from pathlib import Path
 import xlsxwriter
 
 from services.export.domain import document, formats
+from bench.weekview import NEWEST
 from services.export.domain.document import CHECK_IN_COLUMNS, ITEM_COLUMNS
 
 OBJECTIVES = 10_000  # each: 5 Key Results, 2 Initiatives under 2 Key Results each = 10 rows
@@ -186,12 +187,11 @@ def report(r: dict) -> str:
 
 # -- through the real stack -------------------------------------------------------------------------
 
-RAW_ROWS = """
-SELECT DISTINCT ON (entity_id) state ->> 'id', entity_type, state ->> 'title', state ->> 'owner_id',
-       state ->> 'start_value', state ->> 'target_value', state ->> 'current_value', state ->> 'unit',
-       state ->> 'progress', state ->> 'status', state ->> 'confidence'
-FROM snapshot.item_versions WHERE session_id = %(s)s AND effective_at < %(ends)s
-ORDER BY entity_id, sequence DESC"""
+RAW_ROWS = f"""
+SELECT state ->> 'id', entity_type, state ->> 'title', state ->> 'owner_id', state ->> 'start_value',
+       state ->> 'target_value', state ->> 'current_value', state ->> 'unit', state ->> 'progress',
+       state ->> 'status', state ->> 'confidence'
+FROM snapshot.item_versions v JOIN ({NEWEST}) newest ON newest.id = v.id"""
 RAW_CHECK_INS = """
 SELECT key_result_id::text, author_id::text, checked_in_at::text, value::text, status, confidence::text, comment,
        id::text

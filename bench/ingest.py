@@ -35,6 +35,7 @@ TARGETS = {"rate": 0.6, "cpu": 2.0, "visible_p99_ms": 250}
 
 class Okrsnap:
     name = "okrsnap"
+    errors = 0  # failed posts: a run with many of them measured something else (the text says how many)
 
     def __init__(self, stack, session_id):
         self.stack, self.session_id = stack, session_id
@@ -64,6 +65,7 @@ class Okrsnap:
 
 class Peer:
     name = "peer"
+    errors = 0
 
     def __init__(self, peer: PeerStack, key_results):
         self.peer, self.key_results = peer, key_results
@@ -131,6 +133,7 @@ def _load(side, duration: float, rate: float | None = None, probe: bool = False)
         thread.join()
     if errors:
         print(f"  {side.name}: {len(errors)} errors, first: {errors[0]}", flush=True)
+    side.errors += len(errors)
     return sum(accepted), time.monotonic() - began, latencies
 
 
@@ -170,7 +173,7 @@ def measure(stack, session_id, key_results: int, *, rounds: int = ROUNDS, durati
         for side in (okrsnap, peer):
             rate = out[side.name]["rate"] / 2
             accepted, seconds, latencies = _load(side, VISIBILITY_SECONDS, rate=rate, probe=True)
-            out[side.name].update(half_rate=rate, offered=accepted / seconds, visible=latencies)
+            out[side.name].update(half_rate=rate, offered=accepted / seconds, visible=latencies, errors=side.errors)
         return out
     finally:
         peer_stack.close()
@@ -209,6 +212,11 @@ def report(results: list[dict]) -> str:
             f"{'met' if cpu_ratio <= TARGETS['cpu'] else 'NOT met'} | {vis(o['visible'])} at {o['offered']:.0f}/s | "
             f"{vis(p['visible'])} at {p['offered']:.0f}/s | p99 <= {TARGETS['visible_p99_ms']} ms: "
             f"{'met' if p99 <= TARGETS['visible_p99_ms'] else 'NOT met'} |")
+    failed = [f"{r[name]['errors']} failed posts for {name} at {r['key_results']:,} KRs" for r in results
+              for name in ("okrsnap", "peer") if r[name].get("errors")]
+    if failed:
+        lines += ["", "Failed posts (counted in neither rate): " + "; ".join(failed) + ". Other work on this machine "
+                  "force-closes broker connections and fills PostgreSQL's connection slots now and then."]
     if len(results) > 1:
         small, large = results[0]["okrsnap"]["cpu_ms"], results[-1]["okrsnap"]["cpu_ms"]
         lines += ["", f"Cost of a Check-in against Session size: {large / small:.2f}x the CPU per Check-in at "

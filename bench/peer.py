@@ -56,11 +56,14 @@ def _thread_state():
 
 def create_app():
     from flask import Flask, abort, request
+    from werkzeug.exceptions import HTTPException
 
     app = Flask("peer")
 
     @app.errorhandler(Exception)
     def _reconnect(exc):
+        if isinstance(exc, HTTPException):
+            return exc
         # A broken connection (the shared server restarting a backend, a full server) would
         # otherwise fail every later request of this thread: start afresh on the next one.
         _local.pid = None
@@ -106,13 +109,23 @@ def consume() -> None:
         db.commit()
         message.ack()
 
-    with Connection(os.environ.get("PEER_BROKER_URL", BROKER)) as conn:
-        with Consumer(conn.channel(), queues=[queue], callbacks=[on_message], accept=["json"], prefetch_count=50):
-            while not stop.is_set():
-                try:
-                    conn.drain_events(timeout=0.5)
-                except TimeoutError:
-                    pass
+    while not stop.is_set():
+        try:
+            with Connection(os.environ.get("PEER_BROKER_URL", BROKER)) as conn:
+                with Consumer(conn.channel(), queues=[queue], callbacks=[on_message], accept=["json"],
+                              prefetch_count=50):
+                    while not stop.is_set():
+                        try:
+                            conn.drain_events(timeout=0.5)
+                        except TimeoutError:
+                            pass
+        except Exception as exc:  # noqa: BLE001 - a forced close (other work on this broker): reconnect
+            print(f"peer consumer reconnects after {exc!r}", flush=True)
+            if db.broken:
+                db = psycopg.connect(os.environ["PEER_DATABASE_URL"])
+            else:
+                db.rollback()
+            stop.wait(0.5)
 
 
 class PeerStack:
