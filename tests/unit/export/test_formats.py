@@ -310,3 +310,41 @@ def test_csv_cells_are_guarded_column_by_column_exactly_like_cell_by_cell(texts,
                       else formats.FLAG_TEXT.get(row[k]) if k in formats.FLAG_KEYS
                       else neutralise(row[k]) for k in ITEM_KEYS) for row in rows]
     assert written == expected
+
+
+def _many(objectives: int) -> dict:
+    """A week of `objectives` Objectives, 5 Key Results each, with Check-ins and Initiatives."""
+    tree, check_ins = [], []
+    for o in range(objectives):
+        krs = [dict(key_result(f"KR {o}.{k}", owner_id=ANA, current=10.0 + k + o % 7 / 10), id=f"k{o}-{k}",
+                    signals=["moved"], initiatives=[{"id": f"i{o}", "title": f"Pilot {o}", "owner_id": BOB}])
+               for k in range(5)]
+        tree.append(dict(objective(f"Objective {o}", owner_id=BOB, key_results=krs), id=f"o{o}"))
+        check_ins.append({"id": str(uuid.uuid4()), "key_result_id": f"k{o}-0", "value": 12.5, "status": "on_track",
+                          "author_id": ANA, "checked_in_at": datetime(2026, 11, 26, 15, tzinfo=timezone.utc)})
+    view = week_view(objectives=tree)
+    view["check_ins"] = check_ins
+    return view
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "json"])
+def test_an_export_holds_no_copy_of_its_rows_beyond_the_week_view(fmt, tmp_path):
+    """Laying out and writing the file adds memory that does not grow with the rows (a few lookups
+    per Key Result aside): the rows are made as the writer takes them, never all held at once."""
+    import gc
+    import tracemalloc
+
+    peaks, rows = [], []
+    for objectives in (100, 1_000):
+        view = _many(objectives)  # what the week view itself takes is not counted
+        gc.collect()
+        tracemalloc.start()
+        doc = build(view)
+        with open(tmp_path / f"export.{fmt}", "wb") as out:
+            formats.write(doc, fmt, out)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        rows.append(len(doc.items) + len(doc.check_ins))
+    per_row = (peaks[1] - peaks[0]) / (rows[1] - rows[0])
+    assert rows[1] == 10 * rows[0] == 12_000
+    assert per_row < 150, f"{per_row:.0f} bytes more per row (rows held as dicts took about 1,000)"
