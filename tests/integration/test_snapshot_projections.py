@@ -163,17 +163,45 @@ def test_an_event_parked_while_its_session_committed_elsewhere_is_applied_after_
         assert uow.repo.processed_among([check_in.event_id]) == {str(check_in.event_id)}
 
 
-def test_a_shared_sealed_view_never_shows_a_private_objective_to_whom_it_is_hidden(tmp_path):
+def _made_private(store):
     import dataclasses
 
     from tests.integration.test_weekly_review import NOW
 
-    store = _store(tmp_path, EVENTS)
     objective = next(e for e in EVENTS if e.event_type == "checkin.objective.created")
     store.apply(dataclasses.replace(  # made private today: hidden in every week, sealed ones too
         objective, event_id=uuid.uuid4(), event_type="checkin.objective.updated", occurred_at=NOW,
         sequence=max(e.sequence for e in EVENTS) + 1,
         payload=dict(objective.payload, private=True, visible_to=[], version=objective.payload["version"] + 1)))
+    return objective.session_id
+
+
+def test_the_migration_flags_private_objectives_already_stored(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from shared.db import make_engine
+    from shared.migrations import upgrade
+
+    store = _store(tmp_path, EVENTS)
+    session_id = _made_private(store)
+    target = store.settings.database_for("snapshot")
+    store.database.dispose()
+    engine = make_engine(target)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(store.MIGRATIONS))
+        config.attributes["connection"], config.attributes["schema"] = connection, target.schema
+        command.downgrade(config, "0007")
+    engine.dispose()
+    upgrade(target, store.MIGRATIONS)
+    with store.uow() as uow:
+        assert uow.repo.has_private_objective(session_id)
+
+
+def test_a_shared_sealed_view_never_shows_a_private_objective_to_whom_it_is_hidden(tmp_path):
+    store = _store(tmp_path, EVENTS)
+    _made_private(store)
     from services.snapshot.entrypoints.app import create_app
     from tests.helpers import internal_headers
 

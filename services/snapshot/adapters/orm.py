@@ -3,6 +3,7 @@ occurred: a week's state is the newest version of each item before the week's en
 grows with change, not with weeks times items."""
 from sqlalchemy import (
                         JSON,
+                        Boolean,
                         Column,
                         Date,
                         Float,
@@ -14,6 +15,7 @@ from sqlalchemy import (
                         Text,
                         UniqueConstraint,
                         Uuid,
+                        false,
 )
 
 from shared.db import UtcDateTime
@@ -124,6 +126,9 @@ item_latest = Table(
     Column("sequence", Integer, nullable=False),
     Column("effective_at", UtcDateTime(), nullable=False),
     Column("state", Text, nullable=False),
+    # A private Objective (its newest version): whether a non-admin's views must be filtered is
+    # answered without reading every Objective (migration 0008).
+    Column("private", Boolean, nullable=False, server_default=false()),
 )
 
 # A sealed week's item states (removed items left out), stored once when it is sealed: the same

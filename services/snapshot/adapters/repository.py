@@ -236,12 +236,14 @@ class SnapshotRepository:
             return
         rows = [{"session_id": v["session_id"], "entity_id": v["entity_id"], "entity_type": v["entity_type"],
                  "sequence": v["sequence"], "effective_at": v["effective_at"],
-                 "state": orjson.dumps(v["state"]).decode()} for v in newest.values()]
+                 "state": orjson.dumps(v["state"]).decode(),
+                 "private": v["entity_type"] == "objective" and bool(v["state"].get("private"))}
+                for v in newest.values()]
         latest = orm.item_latest
         insert = self._insert(latest)
         self.db.execute(insert.on_conflict_do_update(
             index_elements=[latest.c.session_id, latest.c.entity_id],
-            set_={c: insert.excluded[c] for c in ("entity_type", "sequence", "effective_at", "state")},
+            set_={c: insert.excluded[c] for c in ("entity_type", "sequence", "effective_at", "state", "private")},
             where=latest.c.sequence < insert.excluded.sequence), rows)
 
     def live_states(self, session_id, moment: datetime) -> dict[str, list[dict]] | None:
@@ -331,6 +333,12 @@ class SnapshotRepository:
             latest.c.session_id == session_id, *([latest.c.entity_type == entity_type] if entity_type else []))
             .order_by(latest.c.entity_id)).all()
         return _grouped(rows, keep_removed=True)
+
+    def has_private_objective(self, session_id) -> bool:
+        """Whether the newest version of any Objective of the Session (removed ones too) is private."""
+        latest = orm.item_latest
+        return self.db.execute(select(latest.c.entity_id).where(
+            latest.c.session_id == session_id, latest.c.private).limit(1)).first() is not None
 
     def privacy_version(self, session_id) -> int:
         """Grows whenever an Objective or Initiative changes (privacy, owners, canvases live there)."""

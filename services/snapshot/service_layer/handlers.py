@@ -357,12 +357,10 @@ class Audience:
 def _audience(uow, principal: Principal, session: dict) -> Audience | None:
     """None when nothing of the Session is hidden from the principal: an owner or admin, or a
     Session without a private Objective (the Session itself was checked on the way in)."""
-    if principal.role_in(session["workspace_id"]) in access.ADMINS:
+    if principal.role_in(session["workspace_id"]) in access.ADMINS \
+            or not uow.repo.has_private_objective(session["id"]):
         return None
-    objectives = uow.repo.latest_states(session["id"], "objective")["objective"]
-    if not any(o.get("private") for o in objectives):
-        return None
-    return Audience(principal, session, objectives)
+    return Audience(principal, session, uow.repo.latest_states(session["id"], "objective")["objective"])
 
 
 def _only_seen(states: dict, audience: Audience | None) -> dict:
