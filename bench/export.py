@@ -187,11 +187,13 @@ def report(r: dict) -> str:
 
 # -- through the real stack -------------------------------------------------------------------------
 
+# Each newest state parsed once (jsonb), then its fields read: ->> on a json column parses it again
+# for every field.
 RAW_ROWS = f"""
-SELECT state ->> 'id', entity_type, state ->> 'title', state ->> 'owner_id', state ->> 'start_value',
-       state ->> 'target_value', state ->> 'current_value', state ->> 'unit', state ->> 'progress',
-       state ->> 'status', state ->> 'confidence'
-FROM snapshot.item_versions v JOIN ({NEWEST}) newest ON newest.id = v.id"""
+SELECT s ->> 'id', entity_type, s ->> 'title', s ->> 'owner_id', s ->> 'start_value', s ->> 'target_value',
+       s ->> 'current_value', s ->> 'unit', s ->> 'progress', s ->> 'status', s ->> 'confidence'
+FROM (SELECT v.entity_type, v.state::jsonb AS s
+      FROM snapshot.item_versions v JOIN ({NEWEST}) newest ON newest.id = v.id) items"""
 RAW_CHECK_INS = """
 SELECT key_result_id::text, author_id::text, checked_in_at::text, value::text, status, confidence::text, comment,
        id::text
