@@ -169,8 +169,12 @@ def summary(results: dict) -> str:
         growth = (b["import"] / b["key_results"]) / (a["import"] / a["key_results"])
         add("history import linear", f"time per KR {growth:.2f}x at {b['key_results']:,} vs {a['key_results']:,} KRs",
             growth <= 1.5)
+    runs = [f"{part} {int(key):,}: {entry.get('revision', '?')} at {entry.get('measured', '?')}"
+            for part in PARTS for key, entry in sorted(results.get(part, {}).items(), key=lambda kv: kv[0])
+            if key.isdigit()]
     return "\n".join(["## Targets of issue 13 at a glance", "", "| target | measured | verdict |",
-                      "| --- | --- | --- |", *rows, ""])
+                      "| --- | --- | --- |", *rows, "", "Measured on (part, size: commit at time): " + "; ".join(runs)
+                      + ".", ""])
 
 
 def scale_table(results: dict, not_run: list[int]) -> str:
