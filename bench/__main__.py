@@ -170,8 +170,8 @@ def summary(results: dict) -> str:
         add("history import linear", f"time per KR {growth:.2f}x at {b['key_results']:,} vs {a['key_results']:,} KRs",
             growth <= 1.5)
     runs = [f"{part} {int(key):,}: {entry.get('revision', '?')} at {entry.get('measured', '?')}"
-            for part in PARTS for key, entry in sorted(results.get(part, {}).items(), key=lambda kv: kv[0])
-            if key.isdigit()]
+            for part in PARTS if part != "footprint"
+            for key, entry in sorted(results.get(part, {}).items(), key=lambda kv: int(kv[0]))]
     return "\n".join(["## Targets of issue 13 at a glance", "", "| target | measured | verdict |",
                       "| --- | --- | --- |", *rows, "", "Measured on (part, size: commit at time): " + "; ".join(runs)
                       + ".", ""])
@@ -238,13 +238,15 @@ so absolute figures are slow and noisy; the ratios compare runs that saw the sam
         sections += [consumer.report(r) for r in _by_size(results, "consumer")]
     if results.get("export"):
         sections += [export.report_stack(r) for r in _by_size(results, "export")]
+    kept = KEPT
     if results.get("export_writer"):
         sections += [export.report(r) for r in _by_size(results, "export_writer")]
+    else:
+        kept += ("## Exports (",)
     if results.get("memory"):
         sections.append(memory.report(_by_size(results, "memory")))
     if results.get("history"):
         sections.append(history.report(_by_size(results, "history"), [n for n in not_run if n > history.MAX_IMPORT]))
-    kept = KEPT
     if results.get("footprint"):
         sections.append(footprint.section(results["footprint"]["embedded"]))
     else:
