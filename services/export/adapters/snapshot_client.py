@@ -5,8 +5,6 @@ so no request can be steered elsewhere.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import operator
 import uuid
@@ -18,6 +16,7 @@ import requests
 import urllib3
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
+from services.export.adapters.gc_pause import cyclic_gc_paused
 from shared import tokens
 
 log = logging.getLogger(__name__)
@@ -214,7 +213,7 @@ class SnapshotClient:
 
     def week_view(self, session_id: uuid.UUID, week: str, owner: str, principal: tokens.Principal) -> dict:
         path = f"/sessions/{uuid.UUID(str(session_id))}/snapshots/{week}"
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             view = self._get(path, principal, params={"owner": owner})
             try:
                 return week_view_from(view)
@@ -253,20 +252,6 @@ class SnapshotClient:
             return _decode(body)
         except msgspec.DecodeError as exc:
             raise _contract_broken(path, exc) from None
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused():
-    """Parsing a large week makes millions of containers and no cycles: the cyclic GC would walk the
-    growing tree again and again (parsing 40 MB took three times as long). Only whoever paused it
-    resumes it, so concurrent builds never leave it off."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _contract_broken(path: str, exc: Exception) -> SnapshotRejected:

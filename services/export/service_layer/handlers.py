@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Callable
 
+from services.export.adapters.gc_pause import cyclic_gc_paused
 from services.export.adapters.identity import IdentityUnavailable
 from services.export.adapters.snapshot_client import (
     SnapshotNotFound,
@@ -172,8 +173,9 @@ def build_export(claim: Claim, *, uow, clock, snapshots, files, identities=None,
     progress = ProgressReport(claim, uow=uow, clock=clock, interval=report_interval)
     written: list[str] = []
     try:
-        outcome = _build(job, claim, requester, snapshots, files, identities, clock, progress, retention,
-                         written)
+        with cyclic_gc_paused():
+            outcome = _build(job, claim, requester, snapshots, files, identities, clock, progress, retention,
+                             written)
     except BuildAbandoned:
         log.info("export %s attempt %d stopped: cancelled or taken over", job.id, claim.attempt)
         outcome = None
