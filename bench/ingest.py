@@ -191,7 +191,8 @@ def report(results: list[dict]) -> str:
              "the stack plus its database's PostgreSQL backends, from /proc (RabbitMQ not counted, for either). "
              "Visibility: at half the side's sustained rate, a probe posts and polls the week view (okrsnap: the "
              "live week filtered by the Key Result's owner, through the gateway; peer: GET of the row) until the "
-             "Check-in is there.", "",
+             "Check-in is there; each poll is a whole owner-filtered view, so at 10,000 KRs one poll is itself a "
+             "large read and the figure's resolution is one such read.", "",
              "| KRs | okrsnap rate | peer rate | ratio | target | CPU / Check-in okrsnap | peer | ratio | target "
              "| visible p50 / p99 okrsnap | peer | target |",
              "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
