@@ -541,6 +541,10 @@ def readiness(container, *, broker: bool = True) -> tuple[bool, dict[str, str]]:
     target = container.settings.database_for(container.SERVICE)
     database, migrations = check_database(container.database.engine, target.schema, container.MIGRATIONS)
     checks = {"database": database, "migrations": migrations}
+    replica = getattr(container, "replica", None)  # the snapshot service's read replica, when set
+    if replica is not None:
+        reached, replayed = check_database(replica.engine, target.schema, container.MIGRATIONS)
+        checks["replica"] = reached if reached != "ok" else "ok" if replayed == "ok" else f"migrations {replayed}"
     if broker:
         checks["broker"] = check_broker(container.settings)
     return all(v == "ok" for v in checks.values()), checks

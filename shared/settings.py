@@ -58,6 +58,9 @@ class Settings:
     seal_grace_seconds: int = 3600
     week_close_interval: float = 15.0
     service_database_urls: dict[str, str] = field(default_factory=dict)
+    # A streaming replica a service may read from (OKRSNAP_<SERVICE>_READ_DATABASE_URL): today the
+    # snapshot service's week views, calendar, comparisons and trend (docs/scaling.md).
+    service_read_database_urls: dict[str, str] = field(default_factory=dict)
     # Identity and access (the gateway): rate limits are (requests, window seconds).
     redis_url: str | None = None           # shared rate limits across processes; in process without
     login_rate: tuple[int, int] = (10, 60)      # per email, on login, session and accept-invite
@@ -91,9 +94,16 @@ class Settings:
         return not self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
     def database_for(self, service: str) -> DatabaseTarget:
+        return self._target(service, self.service_database_urls.get(service) or self.database_url)
+
+    def read_database_for(self, service: str) -> DatabaseTarget | None:
+        """The replica a service reads from, when one is set: same schema as its primary."""
+        url = self.service_read_database_urls.get(service)
+        return self._target(service, url) if url else None
+
+    def _target(self, service: str, url: str | None) -> DatabaseTarget:
         if service not in SERVICES:
             raise ConfigurationError(f"unknown service {service!r}")
-        url = self.service_database_urls.get(service) or self.database_url
         if url is None:
             return DatabaseTarget(f"sqlite:///{self.data_dir / (service + '.db')}", None)
         if url.startswith("sqlite"):
@@ -145,6 +155,11 @@ class Settings:
                 for name in SERVICES
                 if env.get(f"OKRSNAP_{name.upper()}_DATABASE_URL")
             },
+            service_read_database_urls={
+                name: env[f"OKRSNAP_{name.upper()}_READ_DATABASE_URL"]
+                for name in SERVICES
+                if env.get(f"OKRSNAP_{name.upper()}_READ_DATABASE_URL")
+            },
             redis_url=env.get("OKRSNAP_REDIS_URL") or None,
             login_rate=parse_rate(env, "OKRSNAP_LOGIN_RATE", "10/60"),
             login_ip_rate=parse_rate(env, "OKRSNAP_LOGIN_IP_RATE", "30/60"),
@@ -171,6 +186,7 @@ FILE_VARIABLES = (
     "OKRSNAP_EVENT_SIGNING_KEY", "OKRSNAP_EVENT_SIGNING_KEY_PREVIOUS",
     "OKRSNAP_DATABASE_URL", "OKRSNAP_BROKER_URL", "OKRSNAP_REDIS_URL",
     *(f"OKRSNAP_{service.upper()}_DATABASE_URL" for service in SERVICES),
+    *(f"OKRSNAP_{service.upper()}_READ_DATABASE_URL" for service in SERVICES),
 )
 
 

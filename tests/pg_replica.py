@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,9 +27,11 @@ def _free_port() -> int:
 
 
 class StreamingPair:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path | None = None):
         self.bin = binaries()
-        self.folder = folder
+        # Its own folder under the system's temporary one: pytest's are private to root, and the
+        # postgres user must reach this one.
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="okrsnap-pg-pair-"))
         self.primary_port = _free_port()
         self.replica_port = _free_port()
         self._started: list[Path] = []
@@ -48,7 +51,10 @@ class StreamingPair:
         command = list(args)
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120, **kwargs)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, **kwargs)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(args[:1])} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+        return done
 
     def start(self) -> "StreamingPair":
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -108,7 +114,7 @@ class StreamingPair:
         for data in reversed(self._started):
             try:
                 self._pg_ctl(data, "stop")
-            except subprocess.SubprocessError:
+            except (RuntimeError, subprocess.SubprocessError):
                 pass
         self._started.clear()
         shutil.rmtree(self.folder, ignore_errors=True)

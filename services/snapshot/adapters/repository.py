@@ -334,6 +334,13 @@ class SnapshotRepository:
             .order_by(latest.c.entity_id)).all()
         return _grouped(rows, keep_removed=True)
 
+    def applied_through(self, session_id):
+        """When the newest change this database has applied to the Session counts from (None before
+        any): on a replica, how far its replay has come."""
+        latest = orm.item_latest
+        return self.db.execute(select(func.max(latest.c.effective_at)).where(
+            latest.c.session_id == session_id)).scalar_one()
+
     def has_private_objective(self, session_id) -> bool:
         """Whether the newest version of any Objective of the Session (removed ones too) is private."""
         latest = orm.item_latest

@@ -133,7 +133,7 @@ class SessionInfo(MethodView):
     @snapshots.response(200, schemas.SessionOut)
     def get(self, session_id):
         """The Session as the snapshot service knows it"""
-        return handlers.get_session(current_principal(), session_id, uow=container().uow())
+        return handlers.get_session(current_principal(), session_id, uow=container().read_uow())
 
 
 @snapshots.route("/sessions/<uuid:session_id>/snapshots")
@@ -142,7 +142,7 @@ class SnapshotCalendar(MethodView):
     def get(self, session_id):
         """Every week of the Session by month: current, past, future or no_snapshot, with counts"""
         c = container()
-        return handlers.calendar(current_principal(), session_id, uow=c.uow(), clock=c.clock)
+        return handlers.calendar(current_principal(), session_id, uow=c.read_uow(), clock=c.clock)
 
 
 @snapshots.route("/sessions/<uuid:session_id>/snapshots/compare")
@@ -156,7 +156,7 @@ class SnapshotCompare(MethodView):
         the week whose readings it shows (`from_readings_week`, `to_readings_week`): a week with no
         saved Snapshot had no change, so it shows the readings of the nearest saved week before it."""
         c = container()
-        return handlers.compare(current_principal(), session_id, query["from_"], query["to"], uow=c.uow(),
+        return handlers.compare(current_principal(), session_id, query["from_"], query["to"], uow=c.read_uow(),
                                 clock=c.clock)
 
 
@@ -165,8 +165,8 @@ class SnapshotChain(MethodView):
     @snapshots.response(200, schemas.Chain)
     def get(self, session_id):
         """Recompute the sealed weeks' hash chain and compare it with what was sealed"""
-        handlers.get_session(current_principal(), session_id, uow=container().uow())  # access first
-        return handlers.verify_chain(session_id, uow=container().uow())
+        handlers.get_session(current_principal(), session_id, uow=container().read_uow())  # access first
+        return handlers.verify_chain(session_id, uow=container().read_uow())
 
 
 @snapshots.route("/sessions/<uuid:session_id>/snapshots/trend")
@@ -175,7 +175,7 @@ class SnapshotTrend(MethodView):
     def get(self, session_id):
         """Each Key Result's progress per saved week, for a chart"""
         c = container()
-        return handlers.trend(current_principal(), session_id, uow=c.uow(), clock=c.clock)
+        return handlers.trend(current_principal(), session_id, uow=c.read_uow(), clock=c.clock)
 
 
 @snapshots.route("/sessions/<uuid:session_id>/snapshots/<string:week>")
@@ -186,20 +186,20 @@ class WeekSnapshot(MethodView):
         """The Session as it looked at the end of a week"""
         c = container()
         principal = current_principal()
-        key = handlers.week_view_key(principal, session_id, week, query["owner"], uow=c.uow(), clock=c.clock)
+        key = handlers.week_view_key(principal, session_id, week, query["owner"], uow=c.read_uow(), clock=c.clock)
         body = _RENDERED.get(key) if key else None
         shared = key is not None and key[0] == "sealed"  # rendered once for every process
         if body is None and shared:
-            stored = handlers.rendered_view(key, uow=c.uow())
+            stored = handlers.rendered_view(key, uow=c.read_uow())
             body = stored.encode() if stored is not None else None
             if body is not None:
                 _RENDERED.put(key, body)
         if body is None:
-            view = handlers.week_view(principal, session_id, week, query["owner"], uow=c.uow(), clock=c.clock)
+            view = handlers.week_view(principal, session_id, week, query["owner"], uow=c.read_uow(), clock=c.clock)
             body = render_week_view(view)
             if key:
                 _RENDERED.put(key, body)
-            if shared:
+            if shared:  # on the primary: a replica is read-only
                 handlers.keep_rendered(key, body.decode(), uow=c.uow(), clock=c.clock)
             del view
             _release_freed_memory()

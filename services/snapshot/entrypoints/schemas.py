@@ -133,6 +133,9 @@ class WeekView(Schema):
     deltas = fields.Nested(WeekDeltas)
     signals = fields.Dict(keys=fields.String(), values=fields.Integer(),
                           metadata={"description": "how many shown items carry each review signal"})
+    applied_through = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "when the newest change this reading reflects counts from; null for a sealed week. "
+                       "Read from a replica, it says how far behind the primary the reading may be"})
 
 
 class Seal(Schema):

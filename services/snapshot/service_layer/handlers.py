@@ -475,6 +475,8 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
             "seal": seal,
             "nearest_saved": {"before": before, "after": min((w for w in saved if w > week.label), default=None)},
             "deltas": {"against": None, "new": [], "removed": []}, "signals": summary([]),
+            # A sealed week is complete; any other shows how recent its reading is (a replica lags).
+            "applied_through": None if seal is not None else uow.repo.applied_through(session_id),
         }
         if status in ("no_snapshot", "future"):
             return view
