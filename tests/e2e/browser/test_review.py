@@ -30,6 +30,8 @@ def test_sign_in_through_the_form_leads_to_the_demo_snapshot(open_page, world):
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(rf"/sessions/{world.session_id}/snapshot"))
     expect(page.locator("[data-week-state=live]")).to_be_visible()
+    # How recent the reading is (a replica may lag): the newest change the view reflects.
+    expect(page.locator("[data-week-state=live] .applied-through")).to_contain_text("Shown up to the change of")
     expect(page.locator(".weeks a.week[aria-current=page]")).to_contain_text(world.current_week)
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
