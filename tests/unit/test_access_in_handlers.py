@@ -8,7 +8,7 @@ import pytest
 
 from services.checkin.domain import commands
 from services.checkin.service_layer import handlers
-from services.export.adapters.snapshot_client import WeekView
+from services.export.adapters.snapshot_client import week_view_from
 from services.snapshot.service_layer.handlers import Audience, _only_seen
 from shared.access import AccessDenied, NotFound
 from shared.tokens import Principal
@@ -90,4 +90,4 @@ def test_an_earlier_week_does_not_name_a_hidden_parent():
 def test_a_sealed_week_can_be_exported():
     view = {"session": {"id": str(uuid.uuid4()), "workspace_id": str(WS), "name": "Q4"}, "week": "2026-W41",
             "status": "sealed", "owner": "all", "objectives": []}
-    assert WeekView().load(view)["status"] == "sealed"
+    assert week_view_from(view)["status"] == "sealed"
