@@ -14,6 +14,7 @@ from services.snapshot.adapters import orm
 from services.snapshot.adapters.repository import SnapshotRepository
 from services.snapshot.entrypoints.app import RenderedViews
 from services.snapshot.service_layer import handlers as snapshot
+from shared.tokens import Principal
 from shared.weeks import Week
 from tests.integration.test_weekly_review import ANN, BOB, EVENTS, IDS, WS, _store, _views
 
@@ -63,6 +64,7 @@ def test_views_from_the_stored_projections_equal_views_derived_from_every_versio
         assert uow.repo.live_states(sid, stored["2026-W45"]["ends_at"]) is not None
     monkeypatch.setattr(SnapshotRepository, "projection", lambda self, *a: None)
     monkeypatch.setattr(SnapshotRepository, "live_states", lambda self, *a: None)
+    snapshot._SEALED_STATES.clear()  # else the sealed weeks' states come from this process's copy
     assert _views(store) == stored
 
 
@@ -90,6 +92,21 @@ def test_a_sealed_weeks_stored_states_are_read_only_and_checked_by_verify(tmp_pa
                 conn.execute(text(statement))
             conn.rollback()
     assert snapshot.verify_chain(uuid.UUID(IDS["session"]), uow=store.uow())["valid"]
+
+
+def test_a_sealed_weeks_states_are_decoded_once_per_process(tmp_path, monkeypatch):
+    store = _store(tmp_path, EVENTS)
+    snapshot._SEALED_STATES.clear()
+    reads: list = []
+    projection = SnapshotRepository.projection
+    monkeypatch.setattr(SnapshotRepository, "projection", lambda self, *a: reads.append(a) or projection(self, *a))
+    reader, sid = Principal(str(ANN), {str(WS): "viewer"}), uuid.UUID(IDS["session"])
+    live = lambda: snapshot.week_view(reader, sid, "2026-W45", "all", uow=store.uow(), clock=store.clock)  # noqa: E731
+    first = live()  # the live week, compared against the newest sealed one
+    assert [a[1] for a in reads] == ["2026-W44"] and first["deltas"]["against"] == "2026-W44"
+    reads.clear()
+    assert live() == first
+    assert reads == [], "the sealed baseline is read again"
 
 
 def test_rendered_views_stay_within_their_size():

@@ -37,38 +37,46 @@ def _compile(schema):
     that appears several times (an Initiative under each of its Key Results) is shaped once."""
     steps = [(name, key, _compile(nested) if nested is not None else None, many)
              for name, key, nested, many in _plan(schema) if not schema.fields[name].dump_only]
-    plain = tuple((name, key) for name, key, sub, _ in steps if sub is None)
     nested = tuple((name, key, sub, many) for name, key, sub, many in steps if sub is not None)
-    get_plain, plain_keys = _getter([name for name, _ in plain]), tuple(key for _, key in plain)
     order = tuple(key for _, key, _, _ in steps)
-    reorder = bool(nested) and order[-len(nested):] != tuple(key for _, key, _, _ in nested)
-    get_ordered = _getter(order)
-    exact = order if not nested and all(name == key for name, key in plain) else None
+    get_ordered = _getter([name for name, _, _, _ in steps])
+    exact = order if not nested and all(name == key for name, key, _, _ in steps) else None
+    # Only a dict that can appear more than once (an Initiative under each of its Key Results)
+    # is worth remembering: the lookups cost a 10,000 Key Result week a tenth of its shaping.
+    shared = schema.__class__.__name__ in SHARED_SCHEMAS
 
     def shape(obj: dict, done: dict) -> dict:
         if exact is not None and tuple(obj) == exact:  # already the schema's shape (a delta)
             return obj
-        memo = (id(obj), id(shape))
-        out = done.get(memo)
-        if out is not None:
-            return out
-        try:
-            out = dict(zip(plain_keys, get_plain(obj)))
-            complete = True
+        if shared:
+            memo = (id(obj), id(shape))
+            out = done.get(memo)
+            if out is not None:
+                return out
+        try:  # every field there: one copy in the schema's order, nested ones shaped in place
+            out = dict(zip(order, get_ordered(obj)))
         except KeyError:
-            out, complete = {key: obj[name] for name, key in plain if name in obj}, False
-        for name, key, sub, many in nested:
-            if name in obj:
-                value = obj[name]
-                out[key] = value if value is None else [sub(v, done) for v in value] if many else sub(value, done)
-            else:
-                complete = False
-        if reorder:
-            out = dict(zip(order, get_ordered(out))) if complete else {key: out[key] for key in order if key in out}
-        done[memo] = out
+            out = None
+        if out is not None:
+            for name, key, sub, many in nested:
+                value = out[key]
+                if value is not None:
+                    out[key] = [sub(v, done) for v in value] if many else sub(value, done)
+        else:
+            out = {}
+            for name, key, sub, many in steps:
+                if name in obj:
+                    value = obj[name]
+                    out[key] = value if sub is None or value is None else \
+                        [sub(v, done) for v in value] if many else sub(value, done)
+        if shared:
+            done[memo] = out
         return out
 
     return shape
+
+
+SHARED_SCHEMAS = ("InitiativeOut",)  # shown under several parents: one shaped dict, once
 
 
 def _getter(keys):
