@@ -37,9 +37,9 @@ class ServiceContainer:
     def migrate(self) -> None:
         upgrade(self.settings.database_for(self.SERVICE), self.MIGRATIONS)
 
-    def outbox_relay(self, outbox: Table) -> OutboxRelay:
+    def outbox_relay(self, outbox: Table, **options) -> OutboxRelay:
         return OutboxRelay(
             session_factory=self.database.session, outbox=outbox, producer_name=self.SERVICE,
             connection_factory=lambda: broker_connection(self.settings),
-            topology=topology_for(self.settings), clock=self.clock, signer=event_signer(self.settings),
+            topology=topology_for(self.settings), clock=self.clock, signer=event_signer(self.settings), **options,
         )

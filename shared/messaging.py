@@ -227,8 +227,12 @@ class OutboxRelay:
 
     def __init__(self, *, session_factory: Callable[[], Session], outbox: Table, producer_name: str,
                  connection_factory: Callable[[], Connection], topology: Topology, clock,
-                 signer: EventSigner, batch_size: int = 200):
+                 signer: EventSigner, batch_size: int = 200, notify_channel: str | None = None):
         self.signer = signer
+        # PostgreSQL only: a trigger on the outbox NOTIFYs this channel, so the relay sleeps until
+        # a row is committed instead of polling (empty polls cost ~2 ms CPU each, fifty a second).
+        self.notify_channel = notify_channel
+        self._listener: OutboxListener | None = None
         self.service = producer_name
         self.session_factory = session_factory
         self.outbox = outbox
@@ -341,6 +345,7 @@ class OutboxRelay:
         observability.watch_outbox(self.service, self.session_factory, self.outbox)
         while not stop.is_set():
             beat()
+            listener = self._listen()  # before the round: a row committed meanwhile still wakes it
             try:
                 published = self.run_once()
                 backoff = idle_sleep
@@ -350,14 +355,94 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 stop.wait(backoff)
                 continue
-            if published:
+            if published >= self.batch_size:
+                continue  # more may be waiting
+            if listener is not None:
+                # Woken by the commit of a new row; the timeout is only a safety net (a row the
+                # trigger missed, stop requests), so the relay costs nothing while nothing comes.
+                if not self._wait_for_rows(listener, stop, max_idle_sleep):
+                    continue
+                idle = idle_sleep
+            elif published:
                 idle, last_published = idle_sleep, time.monotonic()
             elif time.monotonic() - last_published < busy_for:
                 stop.wait(busy_poll)
             else:
                 stop.wait(idle)
                 idle = min(idle * 2, max_idle_sleep)
+        self._close_listener()
         self.close()
+
+    def _listen(self) -> "OutboxListener | None":
+        if self.notify_channel is None:
+            return None
+        if self._listener is None:
+            try:
+                self._listener = OutboxListener.open(self.session_factory, self.notify_channel)
+            except Exception:  # noqa: BLE001 - polling still works; the next round tries again
+                log.warning("listening for outbox rows failed; polling instead", exc_info=True)
+                return None
+            if self._listener is None:  # not PostgreSQL: poll
+                self.notify_channel = None
+        return self._listener
+
+    def _wait_for_rows(self, listener: "OutboxListener", stop: threading.Event, timeout: float) -> bool:
+        """True when woken (or timed out); False when the listener failed and was dropped."""
+        try:
+            end = time.monotonic() + timeout
+            while not stop.is_set() and not listener.wait(min(0.5, end - time.monotonic())):
+                if time.monotonic() >= end:
+                    break  # slices of at most 0.5 s: a stop request is seen that soon
+            return True
+        except Exception:  # noqa: BLE001 - reconnect on the next round
+            log.warning("the outbox listener failed; reconnecting", exc_info=True)
+            self._close_listener()
+            stop.wait(0.1)
+            return False
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+
+class OutboxListener:
+    """A PostgreSQL connection LISTENing to an outbox's channel, kept out of the pool (it sits in
+    autocommit for the relay's life)."""
+
+    def __init__(self, raw, channel: str):
+        self.raw, self.channel = raw, channel
+        self.connection = raw.dbapi_connection
+
+    @classmethod
+    def open(cls, session_factory: Callable[[], Session], channel: str) -> "OutboxListener | None":
+        with session_factory() as session:
+            engine = session.get_bind()
+        if engine.dialect.name != "postgresql":
+            return None
+        raw = engine.raw_connection()
+        try:
+            raw.dbapi_connection.autocommit = True
+            raw.dbapi_connection.execute(f'LISTEN "{channel}"')
+        except Exception:
+            raw.invalidate()
+            raise
+        return cls(raw, channel)
+
+    def wait(self, timeout: float) -> bool:
+        """True at the first notification (taking any others already there with it), False
+        after `timeout` seconds without one."""
+        if not list(self.connection.notifies(timeout=max(0.0, timeout), stop_after=1)):
+            return False
+        for _ in self.connection.notifies(timeout=0):  # several commits: one round serves all
+            pass
+        return True
+
+    def close(self) -> None:
+        try:
+            self.raw.invalidate()  # never back to the pool in autocommit with a LISTEN on it
+        except Exception:  # noqa: BLE001 - it is gone either way
+            log.debug("closing the outbox listener failed", exc_info=True)
 
 
 # --- the consumer -----------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from shared.container import ServiceContainer
 from shared.messaging import OutboxRelay
 from shared.settings import Settings
 
+OUTBOX_CHANNEL = "okrsnap_outbox_checkin"  # NOTIFYed by the outbox's trigger (migration 0003)
+
 
 @dataclass
 class Checkin(ServiceContainer):
@@ -27,7 +29,7 @@ class Checkin(ServiceContainer):
             self.members = GatewayDirectory(self.settings.service_urls["gateway"], self.settings.internal_secret)
 
     def relay(self) -> OutboxRelay:
-        return self.outbox_relay(orm.outbox)
+        return self.outbox_relay(orm.outbox, notify_channel=OUTBOX_CHANNEL)
 
 
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> Checkin:

@@ -205,3 +205,35 @@ def test_relay_and_consumer_recover_when_the_broker_drops_their_connections(serv
         finally:
             stop.set()
             runner.join(10)
+
+
+def test_relay_sleeps_until_a_commit_notifies_it_and_survives_losing_its_listener(services, pg_settings):
+    """With a fallback poll far beyond the test's waits, only the outbox trigger's NOTIFY can wake
+    the relay; after its listening connection is killed, it listens again and is woken again."""
+    import threading
+
+    from sqlalchemy import text
+
+    checkin, _ = services
+    workspace_id, user_id = uuid.uuid4(), uuid.uuid4()
+    _seed(checkin, pg_settings, workspace_id, user_id)
+    relay = checkin.relay()
+    stop = threading.Event()
+    runner = threading.Thread(target=relay.run_forever, args=(stop,),
+                              kwargs={"idle_sleep": 600, "max_idle_sleep": 600, "busy_for": 0}, daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: _unsent(checkin) == 0, timeout=10, message="the first round")
+        wait_until(lambda: relay._listener is not None, timeout=10, message="the relay to listen")
+        _seed(checkin, pg_settings, workspace_id, user_id)
+        wait_until(lambda: _unsent(checkin) == 0, timeout=10, message="the relay woken by NOTIFY")
+        with checkin.database.session() as db:
+            killed = db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE query LIKE 'LISTEN %' AND datname = current_database()")).all()
+        assert killed, "the relay had no listening connection"
+        _seed(checkin, pg_settings, workspace_id, user_id)
+        wait_until(lambda: _unsent(checkin) == 0, timeout=10, message="the relay listening again")
+    finally:
+        stop.set()
+        runner.join(10)
+    assert not runner.is_alive()
