@@ -16,11 +16,21 @@ def deltas(previous: dict[str, list[dict]] | None, current: dict[str, list[dict]
     new or removed since `previous` (None: there is nothing to compare against)."""
     before = {kr["id"]: kr for kr in (previous or {}).get("key_result", [])}
     per_key_result = {}
+    unchanged: dict = {}  # one delta dict per kind of zero: most Key Results did not change
     for kr in current.get("key_result", []):
         old = before.get(kr["id"])
         if old is None:
             per_key_result[kr["id"]] = {"new": previous is not None, "progress_points": None, "value": None,
                                         "status_from": None, "status_to": kr["status"]}
+        elif old == kr:  # the same state: the arithmetic below gives zeros of the values' types
+            zero = (type(kr["progress"]), type(kr["current_value"]), kr["status"])
+            delta = unchanged.get(zero)
+            if delta is None:
+                delta = unchanged[zero] = {
+                    "new": False, "progress_points": round((kr["progress"] - old["progress"]) * 100, 2),
+                    "value": round(kr["current_value"] - old["current_value"], 6),
+                    "status_from": old["status"], "status_to": kr["status"]}
+            per_key_result[kr["id"]] = delta
         else:
             per_key_result[kr["id"]] = {
                 "new": False, "progress_points": round((kr["progress"] - old["progress"]) * 100, 2),
@@ -47,7 +57,8 @@ def owned_changes(changes: dict, owner) -> dict:
 
 
 def key_result_signals(kr: dict, delta: dict | None, last_check_in: datetime | None, as_of: datetime,
-                       cadence: str) -> list[str]:
+                       cadence: str, stale_before: datetime | None = None) -> list[str]:
+    """`stale_before`: stale_cutoff(as_of, cadence), when computed once for many Key Results."""
     signals = []
     if delta and not delta["new"] and delta["status_from"] not in (None, delta["status_to"]):
         signals.append("status_changed")
@@ -55,12 +66,18 @@ def key_result_signals(kr: dict, delta: dict | None, last_check_in: datetime | N
         signals.append("moved")
     if kr["status"] in TROUBLE:
         signals.append(kr["status"])
-    allowed = timedelta(days=CADENCE_DAYS.get(cadence, 7))
-    if last_check_in is None or as_of - last_check_in > allowed:
+    if stale_before is None:
+        stale_before = stale_cutoff(as_of, cadence)
+    if last_check_in is None or last_check_in < stale_before:
         signals.append("stale")
     if kr.get("owner_id") is None:
         signals.append("unassigned")
     return signals
+
+
+def stale_cutoff(as_of: datetime, cadence: str) -> datetime:
+    """A Key Result whose last Check-in came before this is stale (more than the cadence ago)."""
+    return as_of - timedelta(days=CADENCE_DAYS.get(cadence, 7))
 
 
 def initiative_signals(initiative: dict, moved_key_results: set) -> list[str]:

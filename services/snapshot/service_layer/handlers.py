@@ -17,6 +17,7 @@ from services.snapshot.domain.review import (
     key_result_signals,
     moved_late,
     owned_changes,
+    stale_cutoff,
     summary,
 )
 from services.snapshot.domain.seal import SealedWeek, content_hash
@@ -526,6 +527,7 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
         last_check_ins = uow.repo.last_check_ins(session_id, ends_at)
         changes = deltas(previous, states)
         as_of = min(now, ends_at)
+        stale_before = stale_cutoff(as_of, session["checkin_cadence"])
         tree = build_tree(states["objective"], states["key_result"], states["initiative"], OwnerFilter(owner))
         moved = {kr_id for kr_id, d in changes["key_results"].items() if d["progress_points"]}
         shown_signals, with_signals = [], {}  # an Initiative under several Key Results: one dict, shared
@@ -536,7 +538,7 @@ def week_view(principal: Principal, session_id, week_label: str, owner: str, *, 
                     kr["signals"] = []
                 else:
                     kr["signals"] = key_result_signals(kr, kr["delta"], last_check_ins.get(kr["id"]), as_of,
-                                                       session["checkin_cadence"])
+                                                       session["checkin_cadence"], stale_before)
                     shown_signals.append(kr["signals"])
                 connected = []
                 for initiative in kr["initiatives"]:
