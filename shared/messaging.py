@@ -335,11 +335,13 @@ class OutboxRelay:
             session.close()
 
     def run_forever(self, stop: threading.Event, idle_sleep: float = 0.1, max_idle_sleep: float = 0.5,
-                    busy_poll: float = 0.02, busy_for: float = 10.0) -> None:
+                    busy_poll: float = 0.02, busy_for: float = 10.0, gather: float = 0.01) -> None:
         """Publishes until `stop`. While events came in the last `busy_for` seconds an empty
         outbox is looked at again every `busy_poll` seconds (under load a Check-in waits at most
         that long for the relay, which is part of its way into the week view); once quiet, after
-        idle_sleep, then less and less often up to max_idle_sleep (an idle instance stays quiet)."""
+        idle_sleep, then less and less often up to max_idle_sleep (an idle instance stays quiet).
+        With a notify_channel (PostgreSQL) it instead sleeps until a commit NOTIFYs it, at most
+        max_idle_sleep, and while rows flow waits `gather` seconds more to publish them together."""
         backoff = idle = idle_sleep
         last_published = -busy_for
         observability.watch_outbox(self.service, self.session_factory, self.outbox)
@@ -362,7 +364,10 @@ class OutboxRelay:
                 # trigger missed, stop requests), so the relay costs nothing while nothing comes.
                 if not self._wait_for_rows(listener, stop, max_idle_sleep):
                     continue
-                idle = idle_sleep
+                if published:
+                    # Rows are flowing: let a few more commits come so one round (a SELECT, the
+                    # confirms, an UPDATE, a commit) serves several; a first row goes at once.
+                    stop.wait(gather)
             elif published:
                 idle, last_published = idle_sleep, time.monotonic()
             elif time.monotonic() - last_published < busy_for:
