@@ -314,16 +314,16 @@ class SnapshotRepository:
         c = orm.check_ins
         rows = self.db.execute(select(c).where(
             c.c.session_id == session_id, c.c.effective_at >= start, c.c.effective_at < end,
-        ).order_by(c.c.checked_in_at.desc(), c.c.id)).mappings()
-        return [dict(r) | {"late": r["effective_at"] > r["checked_in_at"]} for r in rows]
+        ).order_by(c.c.checked_in_at.desc(), c.c.id))
+        return [r | {"late": r["effective_at"] > r["checked_in_at"]} for r in _dicts(rows)]
 
     def late_amendments(self, session_id, start: datetime, end: datetime) -> list[dict]:
         """Check-ins made in [start, end) that arrived after that week was closed."""
         c = orm.check_ins
         rows = self.db.execute(select(c).where(
             c.c.session_id == session_id, c.c.checked_in_at >= start, c.c.checked_in_at < end,
-            c.c.effective_at >= end).order_by(c.c.checked_in_at.desc(), c.c.id)).mappings()
-        return [dict(r) | {"late": True} for r in rows]
+            c.c.effective_at >= end).order_by(c.c.checked_in_at.desc(), c.c.id))
+        return [r | {"late": True} for r in _dicts(rows)]
 
     # who may see what (the newest privacy of every item, whatever week is read)
     def latest_states(self, session_id, entity_type: str | None = None) -> dict[str, list[dict]]:
@@ -363,6 +363,13 @@ class SnapshotRepository:
         c = orm.check_ins
         return [(str(k), at) for k, at in self.db.execute(select(c.c.key_result_id, c.c.effective_at).where(
             c.c.session_id == session_id))]
+
+
+def _dicts(result) -> list[dict]:
+    """A result's rows as dicts: zipped with its column names, several times cheaper per row than
+    going through RowMapping (a 10,000 Key Result week has thousands of Check-ins)."""
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row)) for row in result]
 
 
 def _grouped(rows, *, keep_removed: bool) -> dict[str, list[dict]]:
