@@ -83,6 +83,24 @@ def test_the_live_projection_is_the_newest_version_of_every_item(tmp_path):
         assert uow.repo.live_states(sid, Week.parse("2026-W43", "monday").bounds("UTC")[1]) is None
 
 
+def test_the_live_projection_on_postgresql_is_the_newest_version_of_every_item(tmp_path, database_url):
+    from services.snapshot.bootstrap import bootstrap
+    from shared.clock import FixedClock
+    from tests.conftest import make_settings
+    from tests.integration.test_weekly_review import NOW
+
+    store = bootstrap(make_settings(tmp_path, OKRSNAP_DATABASE_URL=database_url), clock=FixedClock(NOW))
+    store.migrate()
+    store.apply_batch(EVENTS)
+    sid = uuid.UUID(IDS["session"])
+    end = Week.parse("2026-W45", "monday").bounds("UTC")[1]
+    with store.uow() as uow:  # the states joined by the server, in the order of the rows read one by one
+        assert uow.repo.live_states(sid, end) == {kind: sorted(items, key=lambda i: uuid.UUID(i["id"]))
+                                                  for kind, items in uow.repo.states_as_of(sid, end).items()}
+        assert len(uow.repo.live_states(sid, end)["key_result"]) == 2  # the removed one left out
+    store.database.engine.dispose()
+
+
 def test_a_sealed_weeks_stored_states_are_read_only_and_checked_by_verify(tmp_path):
     store = _store(tmp_path, EVENTS)
     with store.database.engine.connect() as conn:
