@@ -98,6 +98,8 @@ def test_the_live_projection_on_postgresql_is_the_newest_version_of_every_item(t
         assert uow.repo.live_states(sid, end) == {kind: sorted(items, key=lambda i: uuid.UUID(i["id"]))
                                                   for kind, items in uow.repo.states_as_of(sid, end).items()}
         assert len(uow.repo.live_states(sid, end)["key_result"]) == 2  # the removed one left out
+        # Key Result ids written by the server as text: the same strings as the states' ids.
+        assert list(uow.repo.last_check_ins(sid, end)) == [IDS["kr1"]]
     store.database.engine.dispose()
 
 

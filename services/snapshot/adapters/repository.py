@@ -311,9 +311,12 @@ class SnapshotRepository:
     def last_check_ins(self, session_id, before: datetime) -> dict:
         """When each Key Result last had a Check-in, before a moment."""
         c = orm.check_ins
-        rows = self.db.execute(select(c.c.key_result_id, func.max(c.c.checked_in_at)).where(
+        postgresql = self.db.get_bind().dialect.name == "postgresql"
+        # PostgreSQL writes a uuid as text the way str(UUID) does: 10,000 ids need no UUID objects.
+        key_result = cast(c.c.key_result_id, Text) if postgresql else c.c.key_result_id
+        rows = self.db.execute(select(key_result, func.max(c.c.checked_in_at)).where(
             c.c.session_id == session_id, c.c.effective_at < before).group_by(c.c.key_result_id)).all()
-        return {str(kr): at for kr, at in rows}
+        return dict(rows) if postgresql else {str(kr): at for kr, at in rows}
 
     def check_in_times(self, session_id) -> list[datetime]:
         """When each Check-in counts."""
