@@ -414,14 +414,28 @@ class Steps:
 
     def __init__(self, total: int):
         self.total, self.number = total, 0
+        self._open = self._interrupted = False
 
     def run(self, text: str, action, done=lambda result: "done"):
         self.number += 1
-        click.echo(f"[{self.number}/{self.total}] {text} ... ", nl=False)
+        line = f"[{self.number}/{self.total}] {text} ... "
+        click.echo(line, nl=False)
+        self._open, self._interrupted = True, False
         started = time.monotonic()
-        result = action()
-        click.echo(f"{done(result)} ({time.monotonic() - started:.1f} s)")
+        try:
+            result = action()
+        finally:
+            self._open = False
+        # A note in between took the step's line: its end goes on a line of its own, named again.
+        click.echo(f"{line if self._interrupted else ''}{done(result)} ({time.monotonic() - started:.1f} s)")
         return result
+
+    def note(self, text: str) -> None:
+        """A line said while a step runs (below it, never glued to its `...`)."""
+        if self._open and not self._interrupted:
+            click.echo("")
+        self._interrupted = self._interrupted or self._open
+        click.echo(text)
 
 
 @main.command()
@@ -543,7 +557,7 @@ def _run(settings: Settings, steps: Steps, web_workers: int, verbose: bool, no_d
     steps.run(f"Starting {len(specs)} processes{where}", supervisor.start_all)
     try:
         def still_waiting(names, seconds):
-            click.echo(f"      still starting after {seconds:.0f} s: {', '.join(names)} "
+            steps.note(f"      still starting after {seconds:.0f} s: {', '.join(names)} "
                        "(a first start on a busy machine takes a while)")
 
         steps.run("Waiting for the services to answer",

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from services.snapshot.adapters import orm
 from services.snapshot.bootstrap import bootstrap as snapshot_bootstrap
+from services.snapshot.entrypoints import app as app_module
 from services.snapshot.entrypoints.app import create_app
 from shared.clock import FixedClock
 from tests import pg_replica
@@ -72,6 +73,7 @@ def test_views_are_read_from_the_replica_and_say_how_far_it_has_come(pair, tmp_p
     assert lagging["applied_through"] == before["applied_through"]
 
     # A sealed week rendered from the lagging replica is kept on the primary, for every process.
+    app_module._RENDERED.clear()  # earlier tests read this Session's weeks (the same ids) in this process
     with store.uow() as uow:
         kept_before = uow.session.execute(select(func.count()).select_from(orm.rendered_views)).scalar_one()
     sealed = client.get(f"/sessions/{sid}/snapshots/2026-W43", headers=headers)

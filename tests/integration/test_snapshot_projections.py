@@ -156,6 +156,7 @@ def test_a_sealed_weeks_view_is_rendered_once_for_every_process_and_again_when_i
     store = _store(tmp_path, EVENTS)
     get = _client(store)
     path = f"/sessions/{IDS['session']}/snapshots/2026-W43"
+    app_module._RENDERED.clear()  # earlier tests read this Session's weeks (the same ids) in this process
     first = get(path)
     assert first.status_code == 200 and first.json["status"] == "sealed"
     app_module._RENDERED.clear()  # another process: nothing in its memory

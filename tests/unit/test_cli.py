@@ -115,3 +115,15 @@ def test_set_password_list_and_remove(runner, tmp_path):
     assert "bob@example.com" not in listed and "ada@example.com" in listed and "1 account(s)" in listed
     assert "No account for nobody@example.com" in one_line_error(
         run(runner, "user", "set-password", "nobody@example.com", "--password", OTHER))
+
+
+def test_a_note_during_a_step_goes_below_it_and_the_step_ends_named_again(capsys):
+    steps = cli.Steps(2)
+    steps.run("Preparing", lambda: None)
+    steps.run("Waiting for the services to answer", lambda: (steps.note("  still starting: gateway"),
+                                                              steps.note("  still starting: export")))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[1/2] Preparing ... done (")
+    assert lines[1:3] == ["[2/2] Waiting for the services to answer ... ", "  still starting: gateway"]
+    assert lines[3] == "  still starting: export"
+    assert lines[4].startswith("[2/2] Waiting for the services to answer ... done (")
