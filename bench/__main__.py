@@ -144,7 +144,7 @@ def summary(results: dict) -> str:
     for r in _by_size(results, "consumer"):
         add(f"consumer >= 0.5x raw kombu ({r['events']:,} events, quorum)",
             f"{r['okrsnap']:.0f}/s vs {r['raw']:.0f}/s = {r['okrsnap'] / r['raw']:.2f}x", r["okrsnap"] / r["raw"] >= 0.5)
-        add("consumer: one transaction per batch", f"{r['commits']:.1f} per batch of 50", r["commits"] <= 1.2)
+        add("consumer: one transaction per batch", f"{r['commits']:.1f} per batch of {r.get('batch', 50)}", r["commits"] <= 1.2)
     for r in _by_size(results, "export"):
         for fmt in ("csv", "xlsx"):
             e = r[fmt]
